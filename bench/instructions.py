@@ -26,6 +26,10 @@ HERE = Path(__file__).resolve().parent
 TARGETS: dict[str, tuple[int | None, int | None]] = {
     "decode CurrentDemandReq": (116_000, 331_102),
     "decode CurrentDemandReq, cold caches": (None, 331_102),
+    "decode CurrentDemandReq, values changing": (80_000, 171_000),
+    "decode DC_ChargeLoopReq, values changing": (None, None),
+    "encode CurrentDemandRes, new values": (50_000, None),
+    "encode DC_ChargeLoopRes, new values": (50_000, None),
     "encode CurrentDemandReq": (107_000, 195_913),
     "decode CurrentDemandRes": (None, 409_492),
     "encode CurrentDemandRes": (None, 254_565),
@@ -34,8 +38,10 @@ TARGETS: dict[str, tuple[int | None, int | None]] = {
     "encode CertificateInstallationRes": (None, 435_159),
     "decode+core+encode": (200_000, 586_923),
     "-20 DC_ChargeLoop decode+core+encode": (200_000, None),
-    "decode+core+encode, values changing": (None, None),
-    "-20 DC_ChargeLoop, values changing": (None, None),
+    "decode+core+encode, values changing": (200_000, None),
+    "-20 DC_ChargeLoop, values changing": (200_000, None),
+    "core, values changing": (60_000, None),
+    "-20 DC_ChargeLoop core, values changing": (None, None),
     "decode 64 kB": (None, 1_006_674_592),
     "decode 4 kB dense (largest inline)": (None, None),
     "decode 60 kB dense (in a thread)": (None, None),
@@ -74,6 +80,107 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             if type(getattr(body, f.name)) is exi.iso2.PhysicalValue
         }
         return exi.message(dataclasses.replace(body, **pvs))
+
+    def changing(build: Callable[[int], Any], schema: str) -> Callable[[], Callable[[], Any]]:
+        """Decoding 1,000 prepared messages in turn whose values all differ (every
+        PhysicalValue / RationalNumber, the SoC, times): no value cache finds one."""
+
+        def setup() -> Callable[[], Any]:
+            streams = [codec.encode(build(i)) for i in range(1000)]
+            turn = iter(range(10**9))
+            return lambda: codec.decode(streams[next(turn) % 1000], schema)
+
+        return setup
+
+    def new_values(build: Callable[[int], Any]) -> Callable[[], Callable[[], Any]]:
+        """Encoding 1,000 prepared responses in turn, each a new object whose measured
+        values differ (present voltage and current, the meter reading); what the core
+        keeps between responses (status, limits, EVSEID) is the same object."""
+
+        def setup() -> Callable[[], Any]:
+            msgs = [build(i) for i in range(1000)]
+            turn = iter(range(10**9))
+            return lambda: codec.encode(msgs[next(turn) % 1000])
+
+        return setup
+
+    def vary(value: Any, i: int, salt: int = 0) -> Any:
+        """``value`` with every PhysicalValue / RationalNumber value, SoC and remaining
+        time in it set from ``i`` (each field a different number)."""
+        import dataclasses
+
+        if not dataclasses.is_dataclass(value):
+            return value
+        name = type(value).__name__
+        if name in ("PhysicalValue", "RationalNumber"):
+            return dataclasses.replace(value, value=100 + (i * 13 + salt * 101) % 20000)
+        changes = {}
+        for n, f in enumerate(dataclasses.fields(value)):
+            x = getattr(value, f.name)
+            if dataclasses.is_dataclass(x):
+                changes[f.name] = vary(x, i, salt * 16 + n + 1)
+            elif type(x) is int and ("soc" in f.name or "remaining" in f.name):
+                changes[f.name] = (i + n) % 101
+            elif f.name == "time_stamp":
+                changes[f.name] = 1_700_000_000 + i
+        return dataclasses.replace(value, **changes)
+
+    def cdreq_changing(i: int) -> Any:
+        import exi
+
+        return exi.message(vary(exi.fill(exi.iso2.CurrentDemandReq), i))
+
+    def clreq_changing(i: int) -> Any:
+        import exi
+
+        sch = {"CLReqControlMode": "Scheduled_DC_CLReqControlMode"}
+        return vary(exi.fill(exi.iso20_dc.DC_ChargeLoopReq, prefer=sch, mod=exi.iso20_dc), i)
+
+    cdres_base: list[Any] = []
+
+    def cdres_new(i: int) -> Any:
+        import dataclasses
+
+        import exi
+
+        if not cdres_base:
+            body = exi.fill(exi.iso2.CurrentDemandRes)
+            header = exi.iso2.MessageHeader(session_id=bytes.fromhex("0102030405060708"))
+            cdres_base.extend((body, header))
+        body, header = cdres_base
+        pv = exi.iso2.PhysicalValue
+        new = dataclasses.replace(
+            body,
+            evse_present_voltage=pv(multiplier=-1, unit=exi.iso2.UnitSymbol.V, value=3500 + i),
+            evse_present_current=pv(multiplier=-1, unit=exi.iso2.UnitSymbol.A, value=100 + i),
+            meter_info=dataclasses.replace(body.meter_info, meter_reading=10_000 + i),
+        )
+        return exi.iso2.V2G_Message(header=header, body=exi.iso2.Body(body_element=new))
+
+    clres_base: list[Any] = []
+
+    def clres_new(i: int) -> Any:
+        import dataclasses
+
+        import exi
+
+        dcm = exi.iso20_dc
+        if not clres_base:
+            res = {"CLResControlMode": "Scheduled_DC_CLResControlMode"}
+            clres_base.append(
+                dataclasses.replace(
+                    exi.fill(dcm.DC_ChargeLoopRes, prefer=res, mod=dcm), receipt=None
+                )
+            )
+        (body,) = clres_base
+        rn = dcm.RationalNumber
+        return dataclasses.replace(
+            body,
+            header=dataclasses.replace(body.header, time_stamp=1_700_000_000 + i),
+            evse_present_voltage=rn(exponent=-1, value=3500 + i),
+            evse_present_current=rn(exponent=-1, value=100 + i),
+            meter_info=dataclasses.replace(body.meter_info, charged_energy_reading_wh=10_000 + i),
+        )
 
     def cdres() -> Any:
         import exi
@@ -125,14 +232,18 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
 
         return setup
 
-    def loop(index: int, vary: bool = False) -> Callable[[], Callable[[], Any]]:
+    def loop(
+        index: int, vary: bool = False, core_only: bool = False
+    ) -> Callable[[], Callable[[], Any]]:
         """decode + core + encode of one charge-loop request (bench/session.py's cases:
         0 = ISO 15118-2 CurrentDemandReq, 1 = ISO 15118-20 DC_ChargeLoopReq).
 
         ``vary``: every call a different request (the EV's target current and present
         voltage) and different measured values (the EVSE's present voltage, current and
         meter reading), from 1,000 prepared ones in turn: no cache finds a whole
-        message or response, only the parts that stay (limits, status, header)."""
+        message or response, only the parts that stay (limits, status, header).
+        ``core_only``: the requests are decoded beforehand and the response is not
+        encoded: the session core's share alone."""
 
         def setup() -> Callable[[], Any]:
             import dataclasses
@@ -140,7 +251,11 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             import session as bench_session  # bench/session.py
 
             from secc.core.actions import SendResponse
+            from secc.core.construct import builder
             from secc.core.events import RequestReceived
+
+            # as the V2G server makes it (secc.aio.v2g_server._received)
+            received = builder(RequestReceived, "message", "schema", "violations")
 
             sess, data, schema = bench_session.charging_session(bench_session.CASES[index])
             assert sess.deadline is not None
@@ -149,7 +264,7 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
             if not vary:
 
                 def whole() -> bytes:
-                    acts = sess.handle(RequestReceived(codec.decode(data, name), schema), now)
+                    acts = sess.handle(received(codec.decode(data, name), schema, ()), now)
                     res = next(a for a in acts if isinstance(a, SendResponse))
                     return codec.encode(res.message)
 
@@ -179,13 +294,22 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
                     present_current=10.0 + i % 83,
                     energy_wh=float(i),
                 )
-                inputs.append((codec.encode(req), status))
+                req_data = codec.encode(req)
+                inputs.append((codec.decode(req_data, name) if core_only else req_data, status))
             turn = iter(range(10**9))
+
+            def core() -> Any:
+                req, status = inputs[next(turn) % 1000]
+                ctx.status = status
+                return sess.handle(received(req, schema, ()), now)
+
+            if core_only:
+                return core
 
             def varying() -> bytes:
                 req_data, status = inputs[next(turn) % 1000]
                 ctx.status = status
-                acts = sess.handle(RequestReceived(codec.decode(req_data, name), schema), now)
+                acts = sess.handle(received(codec.decode(req_data, name), schema, ()), now)
                 res = next(a for a in acts if isinstance(a, SendResponse))
                 return codec.encode(res.message)
 
@@ -208,6 +332,10 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "decode CurrentDemandReq": dec(cdreq),
         "decode CurrentDemandReq, cold caches": cold(cdreq_distinct),
         "encode CurrentDemandReq": enc(cdreq),
+        "decode CurrentDemandReq, values changing": changing(cdreq_changing, "iso2"),
+        "decode DC_ChargeLoopReq, values changing": changing(clreq_changing, "iso20-dc"),
+        "encode CurrentDemandRes, new values": new_values(cdres_new),
+        "encode DC_ChargeLoopRes, new values": new_values(clres_new),
         "decode CurrentDemandRes": dec(cdres),
         "encode CurrentDemandRes": enc(cdres),
         "decode SessionSetupReq": dec(setup_req),
@@ -217,6 +345,8 @@ def _workloads() -> dict[str, Callable[[], Callable[[], Any]]]:
         "-20 DC_ChargeLoop decode+core+encode": loop(1),
         "decode+core+encode, values changing": loop(0, vary=True),
         "-20 DC_ChargeLoop, values changing": loop(1, vary=True),
+        "core, values changing": loop(0, vary=True, core_only=True),
+        "-20 DC_ChargeLoop core, values changing": loop(1, vary=True, core_only=True),
         "decode 64 kB": big,
         "decode 4 kB dense (largest inline)": dense(4096),
         "decode 60 kB dense (in a thread)": dense(60_000),
@@ -306,11 +436,12 @@ def station_count(loops: int, use_tls: bool, directory: Path, use_uvloop: bool =
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 600
-        while not (directory / "ports.json").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the station did not start under callgrind")
+        ports = directory / "ports.json"
+        while not (ports.exists() and ports.read_text().strip().endswith("]")):
+            if proc.poll() is not None or time.monotonic() > deadline:  # (written, not
+                raise RuntimeError("the station did not start under callgrind")  # half)
             time.sleep(0.2)
-        (port,) = json.loads((directory / "ports.json").read_text())
+        (port,) = json.loads(ports.read_text())
         ctx = None
         if use_tls:
             from secc.aio.ev_client import tls_client_context

@@ -31,6 +31,7 @@ soon as the header is complete, before any payload byte is kept.  Pure module: n
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -105,23 +106,37 @@ class Frame:
     payload: bytes
 
 
+_HEADER = struct.Struct(">BBHI")  # version, inverse version, payload type, length
+
+
+def _frame(payload_type: int, payload: bytes) -> Frame:
+    """A :class:`Frame` without the frozen dataclass's ``__init__`` (one per message)."""
+    frame = object.__new__(Frame)
+    _set_type(frame, payload_type)
+    _set_payload(frame, payload)
+    return frame
+
+
+_set_type = getattr(Frame, "payload_type").__set__  # noqa: B009 - the slot's descriptor
+_set_payload = getattr(Frame, "payload").__set__  # noqa: B009
+
+
 def encode_header(payload_type: int, length: int) -> bytes:
     """The 8-byte V2GTP header for a payload of ``length`` bytes."""
     if not 0 <= payload_type <= 0xFFFF:
         raise ValueError(f"payload type {payload_type:#x} does not fit 16 bits")
     if not 0 <= length <= MAX_LENGTH_FIELD:
         raise ValueError(f"payload length {length} does not fit 32 bits")
-    return (
-        bytes((VERSION, INVERSE_VERSION))
-        + payload_type.to_bytes(2, "big")
-        + length.to_bytes(4, "big")
-    )
+    return _HEADER.pack(VERSION, INVERSE_VERSION, payload_type, length)
 
 
 def encode_frame(payload: bytes, payload_type: int = PayloadType.EXI) -> bytes:
     """Header and payload as one buffer (write it with one write: some EVCCs read each
     message with a single read)."""
-    return encode_header(payload_type, len(payload)) + bytes(payload)
+    length = len(payload)
+    if 0 <= payload_type <= 0xFFFF and length <= MAX_LENGTH_FIELD:  # (one pack, no checks
+        return _HEADER.pack(VERSION, INVERSE_VERSION, payload_type, length) + payload  # again)
+    return encode_header(payload_type, length) + bytes(payload)
 
 
 def _check_prefix(data: bytes | bytearray | memoryview, allowed: frozenset[int]) -> None:
@@ -210,6 +225,8 @@ class Framer:
     def allow(self, allowed_types: Iterable[int]) -> None:
         """Change the payload types accepted from the next header on (e.g. after the
         appHandshake selected ISO 15118-20)."""
+        if allowed_types is self._allowed:
+            return  # (the same set again: the reader passes it before every read)
         self._allowed = frozenset(int(t) for t in allowed_types)
 
     @property
@@ -228,6 +245,18 @@ class Framer:
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         if self._error is not None:
             raise self._error
+        if self._expected is None and not self._buffer and len(data) >= HEADER_LENGTH:
+            # the usual read: exactly one whole, valid message (else the general path
+            # below, which also names the check that failed)
+            version, inverse, ptype, length = _HEADER.unpack_from(data)
+            if (
+                version == VERSION
+                and inverse == INVERSE_VERSION
+                and ptype in self._allowed
+                and length <= self._max_payload
+                and len(data) == HEADER_LENGTH + length
+            ):
+                return [_frame(ptype, bytes(data[HEADER_LENGTH:]))]
         frames: list[Frame] = []
         view = memoryview(data)
         pos = 0
@@ -249,7 +278,7 @@ class Framer:
                 pos += take
                 if len(self._buffer) < self._expected:
                     break
-                frames.append(Frame(self._ptype, bytes(self._buffer)))
+                frames.append(_frame(self._ptype, bytes(self._buffer)))
                 self._buffer.clear()
                 self._expected = None
                 if pos == len(view):

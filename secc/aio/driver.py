@@ -205,8 +205,8 @@ class SessionDriver:
         if error is not None:
             await self._refuse(conn, error, conn.last_payload)
             return
-        evcc_id = session_setup_evcc_id(event)
-        if evcc_id is not None and not self.claimed:
+        evcc_id = None if self.claimed else session_setup_evcc_id(event)
+        if evcc_id is not None:
             self.evcc_id = evcc_id
             if not self.host.claim(self, evcc_id):  # type: ignore[attr-defined]
                 why = "another EV's session is running on this EVSE"

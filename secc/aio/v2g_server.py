@@ -65,6 +65,7 @@ from secc.aio.clienthello import (
 )
 from secc.aio.logbudget import BudgetedLog, LogBudget
 from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
+from secc.core.construct import builder
 from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
 
@@ -113,6 +114,8 @@ READ_SIZE = 65536
 # ScheduleExchangeReq / PowerDeliveryReq with schedules of up to 1024 entries (beyond
 # 64 kB at the schemas' bounds, bench/request_bound.py).  Dense 4 kB: about 8 ms here.
 INLINE_DECODE_MAX = 4096
+# RequestReceived per request, without the frozen dataclass's keyword __init__
+_received = builder(RequestReceived, "message", "schema", "violations", "element")
 _EXI_ONLY = frozenset({int(PayloadType.EXI)})
 _ISO20_TYPES = frozenset(
     int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
@@ -666,5 +669,5 @@ class V2GServer:
         if schema is Schema.APPHAND:
             conn._last_sap_request = message
         await handler.request_received(
-            conn, RequestReceived(message, schema, violations, root.local)
+            conn, _received(message, schema, violations, root.local)
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from secc import codec
 from secc.core.actions import Action, EndReason
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
+from secc.core.construct import Builders
 from secc.core.events import AuthorizationResult, EvseStatus, ScheduleOffer, Schema
 
 if TYPE_CHECKING:
@@ -127,8 +128,24 @@ class Context:
     # the (MeterID, ChargedEnergyReadingWh) readings sent while it was due: the EV must
     # confirm one of them
     metering_offered: set[tuple[str, int]] = field(default_factory=set)
-    # the last charge-loop response and what it was made of (iso2.dc.loop_body)
-    loop_memo: tuple[Any, Any] | None = None
+    # the last charge-loop response and what it was made of: (class, builders of its
+    # field names, values, response) (loop_built)
+    loop_memo: tuple[type, Builders, tuple[Any, ...], Any] | None = None
+    # the loop's limits as sent, made once per change of what they depend on
+    # (iso2.dc: (PhysicalValue class, max power, PhysicalValues))
+    limits_memo: tuple[Any, ...] | None = None
+    # the last DC_EVSEStatus and its key (dc_evse_status)
+    status_memo: tuple[Any, Any] | None = None
+    # the present values as sent, per status report: (EvseStatus, class, PhysicalValues)
+    present_memo: tuple[Any, ...] | None = None
+    # the last power module target: (voltage, current, (SetDcTarget,)) (iso2.dc._target)
+    target_memo: tuple[float, float, tuple[Action, ...]] | None = None
+    # the last MeterInfo and what it was made of (iso2.power.meter_info)
+    meter_memo: tuple[Any, ...] | None = None
+    # session time of the event being handled (SeccSession.handle sets it)
+    now: float = 0.0
+    # (session time, utc_now() as a POSIX timestamp) of the last wall-clock read
+    clock_sync: tuple[float, float] | None = None
 
     def new_session_id(self) -> bytes:
         """A fresh 8-byte SessionID: never all zeros, never the paused session's."""
@@ -137,6 +154,19 @@ class Context:
         while sid == bytes(8) or (paused is not None and sid == paused.session_id):
             sid = self.random_bytes(8)
         return sid
+
+    def unix_seconds(self) -> int:
+        """The wall clock's whole POSIX seconds at :attr:`now`, for the time stamps of
+        loop responses (the -20 header, MeterInfo): ``utc_now`` is read at most once per
+        second of session time and carried forward by the session clock in between, not
+        read for every loop message (a datetime costs as much as the rest of a response)."""
+        now = self.now
+        sync = self.clock_sync
+        if sync is not None and 0.0 <= now - sync[0] < 1.0:
+            return int(sync[1] + (now - sync[0]))
+        stamp = self.utc_now().timestamp()
+        self.clock_sync = (now, stamp)
+        return int(stamp)
 
     @property
     def mod(self) -> Any:
@@ -214,16 +244,21 @@ class Context:
         )
 
     def dc_evse_status(self, *, isolation: bool = True) -> Any:
-        mod = self.mod
+        mod = _MODULES[self.schema]
         key = (
-            mod,
+            mod.DC_EVSEStatus,
             self.config.notification_max_delay,
             self.stop_requested is not None,
             self.renegotiation_requested and self.charging,
             self.isolation_requested and not self.isolation_valid,
             self.status.isolation if isolation else None,
         )
+        memo = self.status_memo
+        if memo is not None and memo[0] == key:  # (the loop: the same as last time)
+            return memo[1]
         hit = _DC_STATUS.get(key)
+        if hit is not None:
+            self.status_memo = (key, hit)
         if hit is not None:  # frozen: the same status object again (no churn, and the
             return hit  # encoder finds its bits by identity)
         code = mod.DC_EVSEStatusCode
@@ -242,20 +277,40 @@ class Context:
         if len(_DC_STATUS) >= 256:
             _DC_STATUS.clear()
         _DC_STATUS[key] = status
+        self.status_memo = (key, status)
         return status
 
 
 def loop_response(ctx: Context, cls: type, fields: dict[str, Any]) -> Any:
     """The loop response ``cls(**fields)``: the last one again when none of its fields
-    changed (they are frozen values, compared by identity first), so the charging loop
-    builds no response object and the encoder finds its bits by identity."""
-    key = (cls, *fields.values())
+    changed (see :func:`loop_built`)."""
+    names = tuple(fields)
+    builders = _BUILDERS_BY_NAMES.get(names)
+    if builders is None:
+        builders = _BUILDERS_BY_NAMES[names] = Builders(*names)
+    return loop_built(ctx, builders, cls, tuple(fields.values()))
+
+
+_BUILDERS_BY_NAMES: dict[tuple[str, ...], Builders] = {}
+
+
+def loop_built(ctx: Context, builders: Builders, cls: type, values: tuple[Any, ...]) -> Any:
+    """The loop response ``cls`` with the fields ``builders.names`` set to ``values``
+    (the others default): the last one again when none of them changed (they are frozen
+    values, compared by identity first), so an unchanged charging loop builds no
+    response object and the encoder finds its bits by identity; else built directly
+    (:mod:`secc.core.construct`), as the loop does with every value changing."""
     memo = ctx.loop_memo
-    if memo is not None and memo[0] == key:
-        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
-        return memo[1]  # by identity next time
-    body = cls(**fields)
-    ctx.loop_memo = (key, body)
+    if (
+        memo is not None
+        and memo[0] is cls
+        and memo[2] == values
+        and (memo[1] is builders or memo[1].names == builders.names)
+    ):
+        ctx.loop_memo = (cls, builders, values, memo[3])  # equal parts that are other
+        return memo[3]  # objects: compare by identity next time
+    body = builders[cls](*values)
+    ctx.loop_memo = (cls, builders, values, body)
     return body
 
 
@@ -288,6 +343,7 @@ _MODULES: dict[Schema, Any] = _Modules()
 _PV_CACHE: dict[tuple[int, float, str], Any] = {}
 _DC_STATUS: dict[tuple[Any, ...], Any] = {}
 _PV_CACHE_LIMIT = 4096
+_PV = Builders("multiplier", "unit", "value")
 
 
 def scale_int16(value: float, max_exponent: int) -> tuple[int, int]:
@@ -309,13 +365,18 @@ def scale_int16(value: float, max_exponent: int) -> tuple[int, int]:
 def physical_value(mod: Any, value: float, unit: str) -> Any:
     """A PhysicalValue with the smallest multiplier that fits ``value`` in an int16.
 
-    Cached: PhysicalValues are frozen, and the same limits are sent in every loop."""
+    Cached: PhysicalValues are frozen, and the same limits are sent in every loop; a
+    whole number that fits (most measured values) is built without the search."""
     key = (id(mod), value, unit)
     hit = _PV_CACHE.get(key)
     if hit is not None:
         return hit
-    multiplier, scaled = scale_int16(value, 3)
-    pv = mod.PhysicalValue(multiplier=multiplier, unit=mod.UnitSymbol[unit], value=scaled)
+    scaled = int(value) if -32768 < value < 32768 else None
+    if scaled is not None and scaled == value:
+        multiplier = 0
+    else:
+        multiplier, scaled = scale_int16(value, 3)
+    pv = _PV[mod.PhysicalValue](multiplier, mod.UnitSymbol._member_map_[unit], scaled)
     if len(_PV_CACHE) >= _PV_CACHE_LIMIT:
         _PV_CACHE.clear()
     _PV_CACHE[key] = pv

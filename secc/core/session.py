@@ -52,6 +52,7 @@ from secc.core.actions import (
     StopDcOutput,
 )
 from secc.core.config import PausedSession, ScheduleEntry, SessionConfig
+from secc.core.construct import Builders, builder
 from secc.core.context import Context, Reply, State
 from secc.core.events import (
     AuthorizationResult,
@@ -104,6 +105,10 @@ SETUP_TIMER = "V2G_SECC_CommunicationSetup_Performance_Time"
 CERTIFICATE_TIMER = pnc.CERTIFICATE_TIMER
 STOP_TIMER = "StopCharging_Grace"
 NO_SESSION = b"\x00"
+_DEBUG = logging.DEBUG
+_build_send = builder(SendResponse, "message", "schema", "name")
+_MESSAGE = Builders("header", "body")
+_BODY = Builders("body_element")
 _BEFORE_SESSION = frozenset({State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP}) | ISO20_BEFORE_SESSION
 
 
@@ -163,9 +168,14 @@ class SeccSession:
     def handle(self, event: Event | ChargingScheduleUpdate, now: float) -> list[Action]:
         if self._state is State.ENDED:
             return []
-        due = self._due(now)
-        if due is not None:
-            return self._on_timer(due, now)
+        self._ctx.now = now
+        timers = self._timers
+        if timers and min(timers.values()) <= now:
+            due = self._due(now)
+            if due is not None:
+                return self._on_timer(due, now)
+        if type(event) is RequestReceived:  # the common case first
+            return self._on_request(event, now)
         ctx = self._ctx
         match event:
             case RequestReceived():
@@ -234,7 +244,7 @@ class SeccSession:
                 body, header = msg.body.body_element, msg.header
             name = type(body).__name__
             handler = handler_for(schema, self._state, name) if schema is ctx.schema else None
-        if log.isEnabledFor(logging.DEBUG):  # (no adapter call per loop message)
+        if log.isEnabledFor(_DEBUG):  # (no adapter call per loop message)
             self.log.debug("%s in %s", name, self._state.value)
         # values outside their XSD facets that fit the EXI representation (a car's 4 in
         # MaxNumberOfPhasesInUse): logged and accepted, as the deployed codecs accept
@@ -242,15 +252,17 @@ class SeccSession:
         # as 3) and refuse the unusable ones with their own codes (a SAScheduleTupleID
         # of 256 was never offered: FAILED_TariffSelectionInvalid); a value a response
         # would echo stops at the strict encoder
-        for violation in event.violations:
-            self.log.warning("%s: accepted a value outside its XSD facet: %s", name, violation)
+        if event.violations:
+            for violation in event.violations:
+                self.log.warning("%s: accepted a value outside its XSD facet: %s", name, violation)
         try:
             if handler is None:
                 raise SequenceError(f"{name} is not expected in state {self._state}")
             if (
                 header is not None
-                and self._state not in _BEFORE_SESSION
+                and header.session_id != ctx.session_id
                 and bytes(header.session_id) != ctx.session_id
+                and self._state not in _BEFORE_SESSION
             ):
                 raise UnknownSession(f"SessionID {bytes(header.session_id).hex()}")
             ctx.header = header
@@ -263,32 +275,37 @@ class SeccSession:
 
     def _apply(self, reply: Reply, schema: Schema, now: float) -> list[Action]:
         actions: list[Action] = list(reply.actions)
+        state = self._state
         if (
-            self._state in _BEFORE_SESSION
+            state in _BEFORE_SESSION
             and reply.state not in _BEFORE_SESSION
             and reply.state is not State.ENDED
         ):
             self._timers.pop(SETUP_TIMER, None)
-        if self._state is State.WAIT_HANDSHAKE and self._ctx.schema is Schema.ISO20_COMMON:
+        if state is State.WAIT_HANDSHAKE and self._ctx.schema is Schema.ISO20_COMMON:
             self._iso20 = True
         self._state = reply.state
-        if not self._ctx.contactors_closed:
-            self._timers.pop(STOP_TIMER, None)  # the EV stopped in time
-        response: list[Action] = [self._send(reply.body, schema)] if reply.body is not None else []
-        if reply.end is not None:
-            return actions + self._end(reply.end, "", response)
-        if response:
-            timers = self.config.timers
-            seconds = timers.sequence_timeout
-            if self._iso20 and type(reply.body).__name__ in ISO20_LOOP_RESPONSES:
-                seconds = timers.charge_loop_sequence_timeout
-            self._timers[SEQUENCE_TIMER] = now + seconds
-        else:
-            self._timers.pop(SEQUENCE_TIMER, None)
+        timers = self._timers
+        if STOP_TIMER in timers and not self._ctx.contactors_closed:
+            del timers[STOP_TIMER]  # the EV stopped in time
+        body = reply.body
+        if body is None:
+            timers.pop(SEQUENCE_TIMER, None)
+            if reply.end is not None:
+                return actions + self._end(reply.end, "")
             if reply.wait is not None:
                 name, seconds = reply.wait
-                self._timers[name] = now + seconds
-        return actions + response
+                timers[name] = now + seconds
+            return actions
+        response = self._send(body, schema)
+        if reply.end is not None:
+            return actions + self._end(reply.end, "", [response])
+        seconds = self.config.timers.sequence_timeout
+        if self._iso20 and type(body).__name__ in ISO20_LOOP_RESPONSES:
+            seconds = self.config.timers.charge_loop_sequence_timeout
+        timers[SEQUENCE_TIMER] = now + seconds
+        actions.append(response)
+        return actions
 
     def _send(self, body: Any, schema: Schema) -> SendResponse:
         if schema is Schema.APPHAND:
@@ -296,15 +313,16 @@ class SeccSession:
         last_body, message, send = self._sent
         if self._iso20:  # a root element with its header, in the schema of its own set
             if body is not last_body:
-                module_schema = SCHEMA_OF_MODULE[type(body).__module__]
-                send = SendResponse(body, module_schema, type(body).__name__)
+                cls = type(body)
+                send = _build_send(body, SCHEMA_OF_MODULE[cls.__module__], cls.__name__)
                 self._sent = (body, None, send)
             return send  # type: ignore[no-any-return]
+        session_id = self._ctx.session_id
         if (
             body is last_body
             and message is not None
             and send.schema is schema
-            and message.header.session_id == self._ctx.session_id
+            and message.header.session_id == session_id
         ):
             return send  # type: ignore[no-any-return]
         mod = self._ctx.mod
@@ -312,13 +330,13 @@ class SeccSession:
         if (
             header is None
             or type(header) is not mod.MessageHeader
-            or header.session_id != self._ctx.session_id
+            or header.session_id != session_id
         ):
-            header = mod.MessageHeader(session_id=self._ctx.session_id)
-        message = mod.V2G_Message(header=header, body=mod.Body(body_element=body))
-        send = SendResponse(message, schema, type(body).__name__)
+            header = mod.MessageHeader(session_id=session_id)
+        message = _MESSAGE[mod.V2G_Message](header, _BODY[mod.Body](body))
+        send = _build_send(message, schema, type(body).__name__)
         self._sent = (body, message, send)
-        return send
+        return send  # type: ignore[no-any-return]
 
     def _fail(self, schema: Schema, request: str, err: PeerError) -> list[Action]:
         """The minimal FAILED response (when the request type has one), then the end.

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
@@ -149,12 +149,21 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
         _p = 'VersionNumberMajor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -166,12 +175,21 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
         _p = 'VersionNumberMinor'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -235,12 +253,13 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AppProtocol)
-    _S_AppProtocol_0(o, f0)
-    _S_AppProtocol_1(o, f1)
-    _S_AppProtocol_2(o, f2)
-    _S_AppProtocol_3(o, f3)
-    _S_AppProtocol_4(o, f4)
+    o = _B_AppProtocol()
+    o.protocol_namespace = f0
+    o.version_number_major = f1
+    o.version_number_minor = f2
+    o.schema_id = f3
+    o.priority = f4
+    o.__class__ = AppProtocol
     return o
 
 _DT_supportedAppProtocolReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
@@ -294,8 +313,9 @@ def _d_supportedAppProtocolReq(r: BitReader) -> supportedAppProtocolReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(supportedAppProtocolReq)
-    _S_supportedAppProtocolReq_0(o, tuple(f0))
+    o = _B_supportedAppProtocolReq()
+    o.app_protocol = tuple(f0)
+    o.__class__ = supportedAppProtocolReq
     return o
 
 _DT_supportedAppProtocolRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -403,9 +423,10 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(supportedAppProtocolRes)
-    _S_supportedAppProtocolRes_0(o, f0)
-    _S_supportedAppProtocolRes_1(o, f1)
+    o = _B_supportedAppProtocolRes()
+    o.response_code = f0
+    o.schema_id = f1
+    o.__class__ = supportedAppProtocolRes
     return o
 
 
@@ -447,9 +468,10 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
             a0 = (_x >> 14) & 0x3
             a1 = (_x >> 2) & 0xff
             if a0 < 3:
-                o = _new(supportedAppProtocolRes)
-                _S_supportedAppProtocolRes_0(o, _V_ResponseCode[a0])
-                _S_supportedAppProtocolRes_1(o, a1)
+                o = _B_supportedAppProtocolRes()
+                o.response_code = _V_ResponseCode[a0]
+                o.schema_id = a1
+                o.__class__ = supportedAppProtocolRes
                 if len(_C_supportedAppProtocolRes) >= 256: _C_supportedAppProtocolRes.clear()
                 _C_supportedAppProtocolRes[_k] = o
                 return o
@@ -465,15 +487,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     supportedAppProtocolRes: _EC_supportedAppProtocolRes,
 }
 
-_new = object.__new__
-_S_AppProtocol_0 = AppProtocol.protocol_namespace.__set__
-_S_AppProtocol_1 = AppProtocol.version_number_major.__set__
-_S_AppProtocol_2 = AppProtocol.version_number_minor.__set__
-_S_AppProtocol_3 = AppProtocol.schema_id.__set__
-_S_AppProtocol_4 = AppProtocol.priority.__set__
-_S_supportedAppProtocolReq_0 = supportedAppProtocolReq.app_protocol.__set__
-_S_supportedAppProtocolRes_0 = supportedAppProtocolRes.response_code.__set__
-_S_supportedAppProtocolRes_1 = supportedAppProtocolRes.schema_id.__set__
+builders(globals(), (AppProtocol, supportedAppProtocolReq, supportedAppProtocolRes,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     AppProtocol: (FieldInfo('protocol_namespace', 'elem', '', 'ProtocolNamespace', False, False, 1, ('elem', (('', 'ProtocolNamespace', ('str', None, 100)),))), FieldInfo('version_number_major', 'elem', '', 'VersionNumberMajor', False, False, 1, ('elem', (('', 'VersionNumberMajor', ('int', 0, 4294967295)),))), FieldInfo('version_number_minor', 'elem', '', 'VersionNumberMinor', False, False, 1, ('elem', (('', 'VersionNumberMinor', ('int', 0, 4294967295)),))), FieldInfo('schema_id', 'elem', '', 'SchemaID', False, False, 1, ('elem', (('', 'SchemaID', ('int', 0, 255)),))), FieldInfo('priority', 'elem', '', 'Priority', False, False, 1, ('elem', (('', 'Priority', ('int', 1, 20)),))),),
@@ -595,12 +609,21 @@ def _es_f5(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f5(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'VersionNumberMajor', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -612,12 +635,21 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'VersionNumberMinor', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 FRAGMENT: tuple[RootInfo, ...] = (RootInfo('', 'AppProtocol', AppProtocol, _e_AppProtocol, _d_AppProtocol, None), RootInfo('', 'Priority', None, _es_f1, _ds_f1, ('int', 1, 20)), RootInfo('', 'ProtocolNamespace', None, _es_f2, _ds_f2, ('str', None, 100)), RootInfo('', 'ResponseCode', None, _es_f3, _ds_f3, ('enum', ResponseCode)), RootInfo('', 'SchemaID', None, _es_f4, _ds_f4, ('int', 0, 255)), RootInfo('', 'VersionNumberMajor', None, _es_f5, _ds_f5, ('int', 0, 4294967295)), RootInfo('', 'VersionNumberMinor', None, _es_f6, _ds_f6, ('int', 0, 4294967295)), RootInfo('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolReq', supportedAppProtocolReq, _e_supportedAppProtocolReq, _d_supportedAppProtocolReq, None), RootInfo('urn:iso:15118:2:2010:AppProtocol', 'supportedAppProtocolRes', supportedAppProtocolRes, _e_supportedAppProtocolRes, _d_supportedAppProtocolRes, None),)

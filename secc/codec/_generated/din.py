@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1039,8 +1039,9 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionSetupReq)
-    _S_SessionSetupReq_0(o, f0)
+    o = _B_SessionSetupReq()
+    o.evccid = f0
+    o.__class__ = SessionSetupReq
     return o
 
 _DT_BodyBase = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -1188,12 +1189,21 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         _p = 'DateTimeNow'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1207,10 +1217,11 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionSetupRes)
-    _S_SessionSetupRes_0(o, f0)
-    _S_SessionSetupRes_1(o, f1)
-    _S_SessionSetupRes_2(o, f2)
+    o = _B_SessionSetupRes()
+    o.response_code = f0
+    o.evseid = f1
+    o.date_time_now = f2
+    o.__class__ = SessionSetupRes
     return o
 
 _DT_ServiceDiscoveryReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-1, 0, 0), (-2, 1, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1317,9 +1328,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDiscoveryReq)
-    _S_ServiceDiscoveryReq_0(o, f0)
-    _S_ServiceDiscoveryReq_1(o, f1)
+    o = _B_ServiceDiscoveryReq()
+    o.service_scope = f0
+    o.service_category = f1
+    o.__class__ = ServiceDiscoveryReq
     return o
 
 _DT_ServiceDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -1460,11 +1472,12 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDiscoveryRes)
-    _S_ServiceDiscoveryRes_0(o, f0)
-    _S_ServiceDiscoveryRes_1(o, f1)
-    _S_ServiceDiscoveryRes_2(o, f2)
-    _S_ServiceDiscoveryRes_3(o, f3)
+    o = _B_ServiceDiscoveryRes()
+    o.response_code = f0
+    o.payment_options = f1
+    o.charge_service = f2
+    o.service_list = f3
+    o.__class__ = ServiceDiscoveryRes
     return o
 
 _DT_PaymentOptions = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -1532,8 +1545,9 @@ def _d_PaymentOptions(r: BitReader) -> PaymentOptions:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PaymentOptions)
-    _S_PaymentOptions_0(o, tuple(f0))
+    o = _B_PaymentOptions()
+    o.payment_option = tuple(f0)
+    o.__class__ = PaymentOptions
     return o
 
 _DT_ServiceCharge = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1659,10 +1673,11 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceCharge)
-    _S_ServiceCharge_0(o, f0)
-    _S_ServiceCharge_1(o, f1)
-    _S_ServiceCharge_2(o, f2)
+    o = _B_ServiceCharge()
+    o.service_tag = f0
+    o.free_service = f1
+    o.energy_transfer_type = f2
+    o.__class__ = ServiceCharge
     return o
 
 _DT_Service = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1750,9 +1765,10 @@ def _d_Service(r: BitReader) -> Service:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Service)
-    _S_Service_0(o, f0)
-    _S_Service_1(o, f1)
+    o = _B_Service()
+    o.service_tag = f0
+    o.free_service = f1
+    o.__class__ = Service
     return o
 
 _DT_ServiceTag = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -1840,12 +1856,21 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1919,11 +1944,12 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceTag)
-    _S_ServiceTag_0(o, f0)
-    _S_ServiceTag_1(o, f1)
-    _S_ServiceTag_2(o, f2)
-    _S_ServiceTag_3(o, f3)
+    o = _B_ServiceTag()
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    o.__class__ = ServiceTag
     return o
 
 _DT_ServiceTagList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -1976,8 +2002,9 @@ def _d_ServiceTagList(r: BitReader) -> ServiceTagList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceTagList)
-    _S_ServiceTagList_0(o, tuple(f0))
+    o = _B_ServiceTagList()
+    o.service = tuple(f0)
+    o.__class__ = ServiceTagList
     return o
 
 _DT_ServiceDetailReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -2019,12 +2046,21 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2038,8 +2074,9 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDetailReq)
-    _S_ServiceDetailReq_0(o, f0)
+    o = _B_ServiceDetailReq()
+    o.service_id = f0
+    o.__class__ = ServiceDetailReq
     return o
 
 
@@ -2099,8 +2136,9 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
                 _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
             if _t == 0 and _q <= r.end and _v <= 65535:
                 r.pos = _q
-                o = _new(ServiceDetailReq)
-                _S_ServiceDetailReq_0(o, _v)
+                o = _B_ServiceDetailReq()
+                o.service_id = _v
+                o.__class__ = ServiceDetailReq
                 if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
                 _C_ServiceDetailReq[_k] = o
                 return o
@@ -2200,12 +2238,21 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         _p = 'ServiceID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -2231,10 +2278,11 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDetailRes)
-    _S_ServiceDetailRes_0(o, f0)
-    _S_ServiceDetailRes_1(o, f1)
-    _S_ServiceDetailRes_2(o, f2)
+    o = _B_ServiceDetailRes()
+    o.response_code = f0
+    o.service_id = f1
+    o.service_parameter_list = f2
+    o.__class__ = ServiceDetailRes
     return o
 
 _DT_ServiceParameterList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -2287,8 +2335,9 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceParameterList)
-    _S_ServiceParameterList_0(o, tuple(f0))
+    o = _B_ServiceParameterList()
+    o.parameter_set = tuple(f0)
+    o.__class__ = ServiceParameterList
     return o
 
 _DT_ParameterSet = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -2342,12 +2391,21 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2369,9 +2427,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ParameterSet)
-    _S_ParameterSet_0(o, f0)
-    _S_ParameterSet_1(o, tuple(f1))
+    o = _B_ParameterSet()
+    o.parameter_set_id = f0
+    o.parameter = tuple(f1)
+    o.__class__ = ParameterSet
     return o
 
 _DT_Parameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 3, ((1, 0, 2), (-2, 0, 0))), (3, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -2579,12 +2638,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'shortValue'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2596,12 +2664,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'intValue'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2643,15 +2720,16 @@ def _d_Parameter(r: BitReader) -> Parameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Parameter)
-    _S_Parameter_0(o, f0)
-    _S_Parameter_1(o, f1)
-    _S_Parameter_2(o, f2)
-    _S_Parameter_3(o, f3)
-    _S_Parameter_4(o, f4)
-    _S_Parameter_5(o, f5)
-    _S_Parameter_6(o, f6)
-    _S_Parameter_7(o, f7)
+    o = _B_Parameter()
+    o.name = f0
+    o.value_type = f1
+    o.bool_value = f2
+    o.byte_value = f3
+    o.short_value = f4
+    o.int_value = f5
+    o.physical_value = f6
+    o.string_value = f7
+    o.__class__ = Parameter
     return o
 
 _DT_PhysicalValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2768,12 +2846,21 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
         _p = 'Value'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2787,10 +2874,11 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PhysicalValue)
-    _S_PhysicalValue_0(o, f0)
-    _S_PhysicalValue_1(o, f1)
-    _S_PhysicalValue_2(o, f2)
+    o = _B_PhysicalValue()
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    o.__class__ = PhysicalValue
     return o
 
 
@@ -2856,10 +2944,11 @@ def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
             if _x & 1: _v = -_v - 1
             if a0 <= 6 and a1 < 10 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
                 r.pos = _q
-                o = _new(PhysicalValue)
-                _S_PhysicalValue_0(o, a0 + -3)
-                _S_PhysicalValue_1(o, _V_UnitSymbol[a1])
-                _S_PhysicalValue_2(o, _v)
+                o = _B_PhysicalValue()
+                o.multiplier = a0 + -3
+                o.unit = _V_UnitSymbol[a1]
+                o.value = _v
+                o.__class__ = PhysicalValue
                 if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
                 _C_PhysicalValue[_k] = o
                 return o
@@ -2956,9 +3045,10 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServicePaymentSelectionReq)
-    _S_ServicePaymentSelectionReq_0(o, f0)
-    _S_ServicePaymentSelectionReq_1(o, f1)
+    o = _B_ServicePaymentSelectionReq()
+    o.selected_payment_option = f0
+    o.selected_service_list = f1
+    o.__class__ = ServicePaymentSelectionReq
     return o
 
 _DT_SelectedServiceList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -3011,8 +3101,9 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SelectedServiceList)
-    _S_SelectedServiceList_0(o, tuple(f0))
+    o = _B_SelectedServiceList()
+    o.selected_service = tuple(f0)
+    o.__class__ = SelectedServiceList
     return o
 
 _DT_SelectedService = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3069,12 +3160,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3086,12 +3186,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ParameterSetID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3105,9 +3214,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SelectedService)
-    _S_SelectedService_0(o, f0)
-    _S_SelectedService_1(o, f1)
+    o = _B_SelectedService()
+    o.service_id = f0
+    o.parameter_set_id = f1
+    o.__class__ = SelectedService
     return o
 
 _DT_ServicePaymentSelectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -3178,8 +3288,9 @@ def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServicePaymentSelectionRes)
-    _S_ServicePaymentSelectionRes_0(o, f0)
+    o = _B_ServicePaymentSelectionRes()
+    o.response_code = f0
+    o.__class__ = ServicePaymentSelectionRes
     return o
 
 
@@ -3219,8 +3330,9 @@ def _d_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
-                o = _new(ServicePaymentSelectionRes)
-                _S_ServicePaymentSelectionRes_0(o, _V_ResponseCode[a0])
+                o = _B_ServicePaymentSelectionRes()
+                o.response_code = _V_ResponseCode[a0]
+                o.__class__ = ServicePaymentSelectionRes
                 if len(_C_ServicePaymentSelectionRes) >= 256: _C_ServicePaymentSelectionRes.clear()
                 _C_ServicePaymentSelectionRes[_k] = o
                 return o
@@ -3313,9 +3425,10 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PaymentDetailsReq)
-    _S_PaymentDetailsReq_0(o, f0)
-    _S_PaymentDetailsReq_1(o, f1)
+    o = _B_PaymentDetailsReq()
+    o.contract_id = f0
+    o.contract_signature_cert_chain = f1
+    o.__class__ = PaymentDetailsReq
     return o
 
 _DT_CertificateChain = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3406,9 +3519,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateChain)
-    _S_CertificateChain_0(o, f0)
-    _S_CertificateChain_1(o, f1)
+    o = _B_CertificateChain()
+    o.certificate = f0
+    o.sub_certificates = f1
+    o.__class__ = CertificateChain
     return o
 
 _DT_SubCertificates = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -3471,8 +3585,9 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SubCertificates)
-    _S_SubCertificates_0(o, tuple(f0))
+    o = _B_SubCertificates()
+    o.certificate = tuple(f0)
+    o.__class__ = SubCertificates
     return o
 
 _DT_PaymentDetailsRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -3583,12 +3698,21 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
         _p = 'DateTimeNow'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3602,10 +3726,11 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PaymentDetailsRes)
-    _S_PaymentDetailsRes_0(o, f0)
-    _S_PaymentDetailsRes_1(o, f1)
-    _S_PaymentDetailsRes_2(o, f2)
+    o = _B_PaymentDetailsRes()
+    o.response_code = f0
+    o.gen_challenge = f1
+    o.date_time_now = f2
+    o.__class__ = PaymentDetailsRes
     return o
 
 _DT_ContractAuthenticationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-1, 0, 0), (-2, 1, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3696,9 +3821,10 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ContractAuthenticationReq)
-    _S_ContractAuthenticationReq_0(o, f0)
-    _S_ContractAuthenticationReq_1(o, f1)
+    o = _B_ContractAuthenticationReq()
+    o.id = f0
+    o.gen_challenge = f1
+    o.__class__ = ContractAuthenticationReq
     return o
 
 _DT_ContractAuthenticationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3805,9 +3931,10 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ContractAuthenticationRes)
-    _S_ContractAuthenticationRes_0(o, f0)
-    _S_ContractAuthenticationRes_1(o, f1)
+    o = _B_ContractAuthenticationRes()
+    o.response_code = f0
+    o.evse_processing = f1
+    o.__class__ = ContractAuthenticationRes
     return o
 
 
@@ -3850,9 +3977,10 @@ def _d_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
             a0 = (_x >> 6) & 0x1f
             a1 = (_x >> 2) & 0x1
             if a0 < 23:
-                o = _new(ContractAuthenticationRes)
-                _S_ContractAuthenticationRes_0(o, _V_ResponseCode[a0])
-                _S_ContractAuthenticationRes_1(o, _V_EVSEProcessing[a1])
+                o = _B_ContractAuthenticationRes()
+                o.response_code = _V_ResponseCode[a0]
+                o.evse_processing = _V_EVSEProcessing[a1]
+                o.__class__ = ContractAuthenticationRes
                 if len(_C_ContractAuthenticationRes) >= 256: _C_ContractAuthenticationRes.clear()
                 _C_ContractAuthenticationRes[_k] = o
                 return o
@@ -3958,9 +4086,10 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryReq)
-    _S_ChargeParameterDiscoveryReq_0(o, f0)
-    _S_ChargeParameterDiscoveryReq_1(o, f1)
+    o = _B_ChargeParameterDiscoveryReq()
+    o.ev_requested_energy_transfer_type = f0
+    o.ev_charge_parameter = f1
+    o.__class__ = ChargeParameterDiscoveryReq
     return o
 
 _DT_EVChargeParameter = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -4155,11 +4284,12 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryRes)
-    _S_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_ChargeParameterDiscoveryRes_1(o, f1)
-    _S_ChargeParameterDiscoveryRes_2(o, f2)
-    _S_ChargeParameterDiscoveryRes_3(o, f3)
+    o = _B_ChargeParameterDiscoveryRes()
+    o.response_code = f0
+    o.evse_processing = f1
+    o.sa_schedules = f2
+    o.evse_charge_parameter = f3
+    o.__class__ = ChargeParameterDiscoveryRes
     return o
 
 _DT_SASchedules = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -4342,10 +4472,11 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerDeliveryReq)
-    _S_PowerDeliveryReq_0(o, f0)
-    _S_PowerDeliveryReq_1(o, f1)
-    _S_PowerDeliveryReq_2(o, f2)
+    o = _B_PowerDeliveryReq()
+    o.ready_to_charge_state = f0
+    o.charging_profile = f1
+    o.ev_power_delivery_parameter = f2
+    o.__class__ = PowerDeliveryReq
     return o
 
 _DT_ChargingProfile = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -4399,12 +4530,21 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4426,9 +4566,10 @@ def _d_ChargingProfile(r: BitReader) -> ChargingProfile:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargingProfile)
-    _S_ChargingProfile_0(o, f0)
-    _S_ChargingProfile_1(o, tuple(f1))
+    o = _B_ChargingProfile()
+    o.sa_schedule_tuple_id = f0
+    o.profile_entry = tuple(f1)
+    o.__class__ = ChargingProfile
     return o
 
 _DT_ProfileEntry = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4481,12 +4622,21 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4498,12 +4648,21 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         _p = 'ChargingProfileEntryMaxPower'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4517,9 +4676,10 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ProfileEntry)
-    _S_ProfileEntry_0(o, f0)
-    _S_ProfileEntry_1(o, f1)
+    o = _B_ProfileEntry()
+    o.charging_profile_entry_start = f0
+    o.charging_profile_entry_max_power = f1
+    o.__class__ = ProfileEntry
     return o
 
 _DT_EVPowerDeliveryParameter = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -4651,9 +4811,10 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerDeliveryRes)
-    _S_PowerDeliveryRes_0(o, f0)
-    _S_PowerDeliveryRes_1(o, f1)
+    o = _B_PowerDeliveryRes()
+    o.response_code = f0
+    o.evse_status = f1
+    o.__class__ = PowerDeliveryRes
     return o
 
 _DT_EVSEStatus = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -4896,12 +5057,21 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4975,14 +5145,15 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargingStatusRes)
-    _S_ChargingStatusRes_0(o, f0)
-    _S_ChargingStatusRes_1(o, f1)
-    _S_ChargingStatusRes_2(o, f2)
-    _S_ChargingStatusRes_3(o, f3)
-    _S_ChargingStatusRes_4(o, f4)
-    _S_ChargingStatusRes_5(o, f5)
-    _S_ChargingStatusRes_6(o, f6)
+    o = _B_ChargingStatusRes()
+    o.response_code = f0
+    o.evseid = f1
+    o.sa_schedule_tuple_id = f2
+    o.evse_max_current = f3
+    o.meter_info = f4
+    o.receipt_required = f5
+    o.ac_evse_status = f6
+    o.__class__ = ChargingStatusRes
     return o
 
 _EC_ChargingStatusRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -5157,12 +5328,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -5174,12 +5354,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'TMeter'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5193,12 +5382,13 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeterInfo)
-    _S_MeterInfo_0(o, f0)
-    _S_MeterInfo_1(o, f1)
-    _S_MeterInfo_2(o, f2)
-    _S_MeterInfo_3(o, f3)
-    _S_MeterInfo_4(o, f4)
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.meter_reading = f1
+    o.sig_meter_reading = f2
+    o.meter_status = f3
+    o.t_meter = f4
+    o.__class__ = MeterInfo
     return o
 
 _EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -5340,12 +5530,21 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5387,11 +5586,12 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_EVSEStatus)
-    _S_AC_EVSEStatus_0(o, f0)
-    _S_AC_EVSEStatus_1(o, f1)
-    _S_AC_EVSEStatus_2(o, f2)
-    _S_AC_EVSEStatus_3(o, f3)
+    o = _B_AC_EVSEStatus()
+    o.power_switch_closed = f0
+    o.rcd = f1
+    o.notification_max_delay = f2
+    o.evse_notification = f3
+    o.__class__ = AC_EVSEStatus
     return o
 
 _EC_AC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -5523,12 +5723,21 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
         _p = 'SAScheduleTupleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5554,11 +5763,12 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeteringReceiptReq)
-    _S_MeteringReceiptReq_0(o, f0)
-    _S_MeteringReceiptReq_1(o, f1)
-    _S_MeteringReceiptReq_2(o, f2)
-    _S_MeteringReceiptReq_3(o, f3)
+    o = _B_MeteringReceiptReq()
+    o.id = f0
+    o.session_id = f1
+    o.sa_schedule_tuple_id = f2
+    o.meter_info = f3
+    o.__class__ = MeteringReceiptReq
     return o
 
 _DT_MeteringReceiptRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -5651,9 +5861,10 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeteringReceiptRes)
-    _S_MeteringReceiptRes_0(o, f0)
-    _S_MeteringReceiptRes_1(o, f1)
+    o = _B_MeteringReceiptRes()
+    o.response_code = f0
+    o.ac_evse_status = f1
+    o.__class__ = MeteringReceiptRes
     return o
 
 _DT_SessionStop = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -5756,8 +5967,9 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionStopRes)
-    _S_SessionStopRes_0(o, f0)
+    o = _B_SessionStopRes()
+    o.response_code = f0
+    o.__class__ = SessionStopRes
     return o
 
 
@@ -5797,8 +6009,9 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
         if _x & 0x183 == 0x0:
             a0 = (_x >> 2) & 0x1f
             if a0 < 23:
-                o = _new(SessionStopRes)
-                _S_SessionStopRes_0(o, _V_ResponseCode[a0])
+                o = _B_SessionStopRes()
+                o.response_code = _V_ResponseCode[a0]
+                o.__class__ = SessionStopRes
                 if len(_C_SessionStopRes) >= 256: _C_SessionStopRes.clear()
                 _C_SessionStopRes[_k] = o
                 return o
@@ -5968,12 +6181,13 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateUpdateReq)
-    _S_CertificateUpdateReq_0(o, f0)
-    _S_CertificateUpdateReq_1(o, f1)
-    _S_CertificateUpdateReq_2(o, f2)
-    _S_CertificateUpdateReq_3(o, f3)
-    _S_CertificateUpdateReq_4(o, f4)
+    o = _B_CertificateUpdateReq()
+    o.id = f0
+    o.contract_signature_cert_chain = f1
+    o.contract_id = f2
+    o.list_of_root_certificate_i_ds = f3
+    o.dh_params = f4
+    o.__class__ = CertificateUpdateReq
     return o
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -6036,8 +6250,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ListOfRootCertificateIDs)
-    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    o = _B_ListOfRootCertificateIDs()
+    o.root_certificate_id = tuple(f0)
+    o.__class__ = ListOfRootCertificateIDs
     return o
 
 _DT_CertificateUpdateRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -6257,12 +6472,21 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
         _p = 'RetryCounter'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6276,14 +6500,15 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateUpdateRes)
-    _S_CertificateUpdateRes_0(o, f0)
-    _S_CertificateUpdateRes_1(o, f1)
-    _S_CertificateUpdateRes_2(o, f2)
-    _S_CertificateUpdateRes_3(o, f3)
-    _S_CertificateUpdateRes_4(o, f4)
-    _S_CertificateUpdateRes_5(o, f5)
-    _S_CertificateUpdateRes_6(o, f6)
+    o = _B_CertificateUpdateRes()
+    o.id = f0
+    o.response_code = f1
+    o.contract_signature_cert_chain = f2
+    o.contract_signature_encrypted_private_key = f3
+    o.dh_params = f4
+    o.contract_id = f5
+    o.retry_counter = f6
+    o.__class__ = CertificateUpdateRes
     return o
 
 _DT_CertificateInstallationReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -6425,11 +6650,12 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateInstallationReq)
-    _S_CertificateInstallationReq_0(o, f0)
-    _S_CertificateInstallationReq_1(o, f1)
-    _S_CertificateInstallationReq_2(o, f2)
-    _S_CertificateInstallationReq_3(o, f3)
+    o = _B_CertificateInstallationReq()
+    o.id = f0
+    o.oem_provisioning_cert = f1
+    o.list_of_root_certificate_i_ds = f2
+    o.dh_params = f3
+    o.__class__ = CertificateInstallationReq
     return o
 
 _DT_CertificateInstallationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -6640,13 +6866,14 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateInstallationRes)
-    _S_CertificateInstallationRes_0(o, f0)
-    _S_CertificateInstallationRes_1(o, f1)
-    _S_CertificateInstallationRes_2(o, f2)
-    _S_CertificateInstallationRes_3(o, f3)
-    _S_CertificateInstallationRes_4(o, f4)
-    _S_CertificateInstallationRes_5(o, f5)
+    o = _B_CertificateInstallationRes()
+    o.id = f0
+    o.response_code = f1
+    o.contract_signature_cert_chain = f2
+    o.contract_signature_encrypted_private_key = f3
+    o.dh_params = f4
+    o.contract_id = f5
+    o.__class__ = CertificateInstallationRes
     return o
 
 _DT_CableCheckReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -6701,8 +6928,9 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CableCheckReq)
-    _S_CableCheckReq_0(o, f0)
+    o = _B_CableCheckReq()
+    o.dc_ev_status = f0
+    o.__class__ = CableCheckReq
     return o
 
 _DT_DC_EVStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -6912,12 +7140,13 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_EVStatus)
-    _S_DC_EVStatus_0(o, f0)
-    _S_DC_EVStatus_1(o, f1)
-    _S_DC_EVStatus_2(o, f2)
-    _S_DC_EVStatus_3(o, f3)
-    _S_DC_EVStatus_4(o, f4)
+    o = _B_DC_EVStatus()
+    o.ev_ready = f0
+    o.ev_cabin_conditioning = f1
+    o.evress_conditioning = f2
+    o.ev_error_code = f3
+    o.evresssoc = f4
+    o.__class__ = DC_EVStatus
     return o
 
 
@@ -6965,12 +7194,13 @@ def _d_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             a3 = (_x >> 12) & 0xf
             a4 = (_x >> 2) & 0x7f
             if a3 < 12 and a4 <= 100:
-                o = _new(DC_EVStatus)
-                _S_DC_EVStatus_0(o, a0 == 1)
-                _S_DC_EVStatus_1(o, a1 == 1)
-                _S_DC_EVStatus_2(o, a2 == 1)
-                _S_DC_EVStatus_3(o, _V_DC_EVErrorCode[a3])
-                _S_DC_EVStatus_4(o, a4)
+                o = _B_DC_EVStatus()
+                o.ev_ready = a0 == 1
+                o.ev_cabin_conditioning = a1 == 1
+                o.evress_conditioning = a2 == 1
+                o.ev_error_code = _V_DC_EVErrorCode[a3]
+                o.evresssoc = a4
+                o.__class__ = DC_EVStatus
                 if len(_C_DC_EVStatus) >= 256: _C_DC_EVStatus.clear()
                 _C_DC_EVStatus[_k] = o
                 return o
@@ -7137,10 +7367,11 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CableCheckRes)
-    _S_CableCheckRes_0(o, f0)
-    _S_CableCheckRes_1(o, f1)
-    _S_CableCheckRes_2(o, f2)
+    o = _B_CableCheckRes()
+    o.response_code = f0
+    o.dc_evse_status = f1
+    o.evse_processing = f2
+    o.__class__ = CableCheckRes
     return o
 
 _DT_DC_EVSEStatus = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -7268,12 +7499,21 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7315,11 +7555,12 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_EVSEStatus)
-    _S_DC_EVSEStatus_0(o, f0)
-    _S_DC_EVSEStatus_1(o, f1)
-    _S_DC_EVSEStatus_2(o, f2)
-    _S_DC_EVSEStatus_3(o, f3)
+    o = _B_DC_EVSEStatus()
+    o.evse_isolation_status = f0
+    o.evse_status_code = f1
+    o.notification_max_delay = f2
+    o.evse_notification = f3
+    o.__class__ = DC_EVSEStatus
     return o
 
 _EC_DC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -7442,10 +7683,11 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PreChargeReq)
-    _S_PreChargeReq_0(o, f0)
-    _S_PreChargeReq_1(o, f1)
-    _S_PreChargeReq_2(o, f2)
+    o = _B_PreChargeReq()
+    o.dc_ev_status = f0
+    o.ev_target_voltage = f1
+    o.ev_target_current = f2
+    o.__class__ = PreChargeReq
     return o
 
 _DT_PreChargeRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -7560,10 +7802,11 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PreChargeRes)
-    _S_PreChargeRes_0(o, f0)
-    _S_PreChargeRes_1(o, f1)
-    _S_PreChargeRes_2(o, f2)
+    o = _B_PreChargeRes()
+    o.response_code = f0
+    o.dc_evse_status = f1
+    o.evse_present_voltage = f2
+    o.__class__ = PreChargeRes
     return o
 
 _DT_CurrentDemandReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0))), (2, 2, ((5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (2, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -7853,17 +8096,18 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CurrentDemandReq)
-    _S_CurrentDemandReq_0(o, f0)
-    _S_CurrentDemandReq_1(o, f1)
-    _S_CurrentDemandReq_2(o, f2)
-    _S_CurrentDemandReq_3(o, f3)
-    _S_CurrentDemandReq_4(o, f4)
-    _S_CurrentDemandReq_5(o, f5)
-    _S_CurrentDemandReq_6(o, f6)
-    _S_CurrentDemandReq_7(o, f7)
-    _S_CurrentDemandReq_8(o, f8)
-    _S_CurrentDemandReq_9(o, f9)
+    o = _B_CurrentDemandReq()
+    o.dc_ev_status = f0
+    o.ev_target_current = f1
+    o.ev_maximum_voltage_limit = f2
+    o.ev_maximum_current_limit = f3
+    o.ev_maximum_power_limit = f4
+    o.bulk_charging_complete = f5
+    o.charging_complete = f6
+    o.remaining_time_to_full_soc = f7
+    o.remaining_time_to_bulk_soc = f8
+    o.ev_target_voltage = f9
+    o.__class__ = CurrentDemandReq
     return o
 
 _DT_CurrentDemandRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -8172,17 +8416,18 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CurrentDemandRes)
-    _S_CurrentDemandRes_0(o, f0)
-    _S_CurrentDemandRes_1(o, f1)
-    _S_CurrentDemandRes_2(o, f2)
-    _S_CurrentDemandRes_3(o, f3)
-    _S_CurrentDemandRes_4(o, f4)
-    _S_CurrentDemandRes_5(o, f5)
-    _S_CurrentDemandRes_6(o, f6)
-    _S_CurrentDemandRes_7(o, f7)
-    _S_CurrentDemandRes_8(o, f8)
-    _S_CurrentDemandRes_9(o, f9)
+    o = _B_CurrentDemandRes()
+    o.response_code = f0
+    o.dc_evse_status = f1
+    o.evse_present_voltage = f2
+    o.evse_present_current = f3
+    o.evse_current_limit_achieved = f4
+    o.evse_voltage_limit_achieved = f5
+    o.evse_power_limit_achieved = f6
+    o.evse_maximum_voltage_limit = f7
+    o.evse_maximum_current_limit = f8
+    o.evse_maximum_power_limit = f9
+    o.__class__ = CurrentDemandRes
     return o
 
 _EC_CurrentDemandRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -8261,8 +8506,9 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(WeldingDetectionReq)
-    _S_WeldingDetectionReq_0(o, f0)
+    o = _B_WeldingDetectionReq()
+    o.dc_ev_status = f0
+    o.__class__ = WeldingDetectionReq
     return o
 
 _DT_WeldingDetectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -8377,10 +8623,11 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(WeldingDetectionRes)
-    _S_WeldingDetectionRes_0(o, f0)
-    _S_WeldingDetectionRes_1(o, f1)
-    _S_WeldingDetectionRes_2(o, f2)
+    o = _B_WeldingDetectionRes()
+    o.response_code = f0
+    o.dc_evse_status = f1
+    o.evse_present_voltage = f2
+    o.__class__ = WeldingDetectionRes
     return o
 
 _DT_SAScheduleList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -8433,8 +8680,9 @@ def _d_SAScheduleList(r: BitReader) -> SAScheduleList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SAScheduleList)
-    _S_SAScheduleList_0(o, tuple(f0))
+    o = _B_SAScheduleList()
+    o.sa_schedule_tuple = tuple(f0)
+    o.__class__ = SAScheduleList
     return o
 
 _DT_SAScheduleTuple = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -8500,12 +8748,21 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
         _p = 'SAScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8543,10 +8800,11 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SAScheduleTuple)
-    _S_SAScheduleTuple_0(o, f0)
-    _S_SAScheduleTuple_1(o, f1)
-    _S_SAScheduleTuple_2(o, f2)
+    o = _B_SAScheduleTuple()
+    o.sa_schedule_tuple_id = f0
+    o.p_max_schedule = f1
+    o.sales_tariff = f2
+    o.__class__ = SAScheduleTuple
     return o
 
 _DT_PMaxSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -8600,12 +8858,21 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
         _p = 'PMaxScheduleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8627,9 +8894,10 @@ def _d_PMaxSchedule(r: BitReader) -> PMaxSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PMaxSchedule)
-    _S_PMaxSchedule_0(o, f0)
-    _S_PMaxSchedule_1(o, tuple(f1))
+    o = _B_PMaxSchedule()
+    o.p_max_schedule_id = f0
+    o.p_max_schedule_entry = tuple(f1)
+    o.__class__ = PMaxSchedule
     return o
 
 _DT_PMaxScheduleEntry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -8700,12 +8968,21 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
         _p = 'PMax'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8719,9 +8996,10 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PMaxScheduleEntry)
-    _S_PMaxScheduleEntry_0(o, f0)
-    _S_PMaxScheduleEntry_1(o, f1)
+    o = _B_PMaxScheduleEntry()
+    o.time_interval = f0
+    o.p_max = f1
+    o.__class__ = PMaxScheduleEntry
     return o
 
 _DT_Entry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -8783,8 +9061,9 @@ def _d_Entry(r: BitReader) -> Entry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Entry)
-    _S_Entry_0(o, f0)
+    o = _B_Entry()
+    o.time_interval = f0
+    o.__class__ = Entry
     return o
 
 _DT_Interval = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -8918,12 +9197,21 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
         _p = 'SalesTariffID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8986,12 +9274,13 @@ def _d_SalesTariff(r: BitReader) -> SalesTariff:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SalesTariff)
-    _S_SalesTariff_0(o, f0)
-    _S_SalesTariff_1(o, f1)
-    _S_SalesTariff_2(o, f2)
-    _S_SalesTariff_3(o, f3)
-    _S_SalesTariff_4(o, tuple(f4))
+    o = _B_SalesTariff()
+    o.id = f0
+    o.sales_tariff_id = f1
+    o.sales_tariff_description = f2
+    o.num_e_price_levels = f3
+    o.sales_tariff_entry = tuple(f4)
+    o.__class__ = SalesTariff
     return o
 
 _DT_SalesTariffEntry = ((2, 3, ((0, 0, 1), (0, 1, 1), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 4), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))),)
@@ -9103,10 +9392,11 @@ def _d_SalesTariffEntry(r: BitReader) -> SalesTariffEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SalesTariffEntry)
-    _S_SalesTariffEntry_0(o, f0)
-    _S_SalesTariffEntry_1(o, f1)
-    _S_SalesTariffEntry_2(o, tuple(f2))
+    o = _B_SalesTariffEntry()
+    o.time_interval = f0
+    o.e_price_level = f1
+    o.consumption_cost = tuple(f2)
+    o.__class__ = SalesTariffEntry
     return o
 
 _DT_ConsumptionCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -9160,12 +9450,21 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
         _p = 'startValue'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9186,9 +9485,10 @@ def _d_ConsumptionCost(r: BitReader) -> ConsumptionCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ConsumptionCost)
-    _S_ConsumptionCost_0(o, f0)
-    _S_ConsumptionCost_1(o, tuple(f1))
+    o = _B_ConsumptionCost()
+    o.start_value = f0
+    o.cost = tuple(f1)
+    o.__class__ = ConsumptionCost
     return o
 
 _DT_Cost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -9281,12 +9581,21 @@ def _d_Cost(r: BitReader) -> Cost:
         _p = 'amount'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9326,10 +9635,11 @@ def _d_Cost(r: BitReader) -> Cost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Cost)
-    _S_Cost_0(o, f0)
-    _S_Cost_1(o, f1)
-    _S_Cost_2(o, f2)
+    o = _B_Cost()
+    o.cost_kind = f0
+    o.amount = f1
+    o.amount_multiplier = f2
+    o.__class__ = Cost
     return o
 
 _DT_RelativeTimeInterval = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -9386,12 +9696,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'start'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9403,12 +9722,21 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         _p = 'duration'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9422,9 +9750,10 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RelativeTimeInterval)
-    _S_RelativeTimeInterval_0(o, f0)
-    _S_RelativeTimeInterval_1(o, f1)
+    o = _B_RelativeTimeInterval()
+    o.start = f0
+    o.duration = f1
+    o.__class__ = RelativeTimeInterval
     return o
 
 _DT_AC_EVChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -9506,12 +9835,21 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9573,12 +9911,13 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_EVChargeParameter)
-    _S_AC_EVChargeParameter_0(o, f0)
-    _S_AC_EVChargeParameter_1(o, f1)
-    _S_AC_EVChargeParameter_2(o, f2)
-    _S_AC_EVChargeParameter_3(o, f3)
-    _S_AC_EVChargeParameter_4(o, f4)
+    o = _B_AC_EVChargeParameter()
+    o.departure_time = f0
+    o.e_amount = f1
+    o.ev_max_voltage = f2
+    o.ev_max_current = f3
+    o.ev_min_current = f4
+    o.__class__ = AC_EVChargeParameter
     return o
 
 _DT_DC_EVChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -9826,15 +10165,16 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_EVChargeParameter)
-    _S_DC_EVChargeParameter_0(o, f0)
-    _S_DC_EVChargeParameter_1(o, f1)
-    _S_DC_EVChargeParameter_2(o, f2)
-    _S_DC_EVChargeParameter_3(o, f3)
-    _S_DC_EVChargeParameter_4(o, f4)
-    _S_DC_EVChargeParameter_5(o, f5)
-    _S_DC_EVChargeParameter_6(o, f6)
-    _S_DC_EVChargeParameter_7(o, f7)
+    o = _B_DC_EVChargeParameter()
+    o.dc_ev_status = f0
+    o.ev_maximum_current_limit = f1
+    o.ev_maximum_power_limit = f2
+    o.ev_maximum_voltage_limit = f3
+    o.ev_energy_capacity = f4
+    o.ev_energy_request = f5
+    o.full_soc = f6
+    o.bulk_soc = f7
+    o.__class__ = DC_EVChargeParameter
     return o
 
 _DT_AC_EVSEChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -9955,11 +10295,12 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_EVSEChargeParameter)
-    _S_AC_EVSEChargeParameter_0(o, f0)
-    _S_AC_EVSEChargeParameter_1(o, f1)
-    _S_AC_EVSEChargeParameter_2(o, f2)
-    _S_AC_EVSEChargeParameter_3(o, f3)
+    o = _B_AC_EVSEChargeParameter()
+    o.ac_evse_status = f0
+    o.evse_max_voltage = f1
+    o.evse_max_current = f2
+    o.evse_min_current = f3
+    o.__class__ = AC_EVSEChargeParameter
     return o
 
 _DT_DC_EVSEChargeParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 7), (7, 0, 8), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (2, 1, ((8, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
@@ -10196,16 +10537,17 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_EVSEChargeParameter)
-    _S_DC_EVSEChargeParameter_0(o, f0)
-    _S_DC_EVSEChargeParameter_1(o, f1)
-    _S_DC_EVSEChargeParameter_2(o, f2)
-    _S_DC_EVSEChargeParameter_3(o, f3)
-    _S_DC_EVSEChargeParameter_4(o, f4)
-    _S_DC_EVSEChargeParameter_5(o, f5)
-    _S_DC_EVSEChargeParameter_6(o, f6)
-    _S_DC_EVSEChargeParameter_7(o, f7)
-    _S_DC_EVSEChargeParameter_8(o, f8)
+    o = _B_DC_EVSEChargeParameter()
+    o.dc_evse_status = f0
+    o.evse_maximum_current_limit = f1
+    o.evse_maximum_power_limit = f2
+    o.evse_maximum_voltage_limit = f3
+    o.evse_minimum_current_limit = f4
+    o.evse_minimum_voltage_limit = f5
+    o.evse_current_regulation_tolerance = f6
+    o.evse_peak_current_ripple = f7
+    o.evse_energy_to_be_delivered = f8
+    o.__class__ = DC_EVSEChargeParameter
     return o
 
 _DT_DC_EVPowerDeliveryParameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -10328,10 +10670,11 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_EVPowerDeliveryParameter)
-    _S_DC_EVPowerDeliveryParameter_0(o, f0)
-    _S_DC_EVPowerDeliveryParameter_1(o, f1)
-    _S_DC_EVPowerDeliveryParameter_2(o, f2)
+    o = _B_DC_EVPowerDeliveryParameter()
+    o.dc_ev_status = f0
+    o.bulk_charging_complete = f1
+    o.charging_complete = f2
+    o.__class__ = DC_EVPowerDeliveryParameter
     return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -10445,10 +10788,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MessageHeader)
-    _S_MessageHeader_0(o, f0)
-    _S_MessageHeader_1(o, f1)
-    _S_MessageHeader_2(o, f2)
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.notification = f1
+    o.signature = f2
+    o.__class__ = MessageHeader
     return o
 
 _EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -10579,9 +10923,10 @@ def _d_Notification(r: BitReader) -> Notification:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Notification)
-    _S_Notification_0(o, f0)
-    _S_Notification_1(o, f1)
+    o = _B_Notification()
+    o.fault_code = f0
+    o.fault_msg = f1
+    o.__class__ = Notification
     return o
 
 _DT_Body = ((6, 3, ((0, 0, 1), (0, 1, 1), (0, 2, 1), (0, 3, 1), (0, 4, 1), (0, 5, 1), (0, 6, 1), (0, 7, 1), (0, 8, 1), (0, 9, 1), (0, 10, 1), (0, 11, 1), (0, 12, 1), (0, 13, 1), (0, 14, 1), (0, 15, 1), (0, 16, 1), (0, 17, 1), (0, 18, 1), (0, 19, 1), (0, 20, 1), (0, 21, 1), (0, 22, 1), (0, 23, 1), (0, 24, 1), (0, 25, 1), (0, 26, 1), (0, 27, 1), (0, 28, 1), (0, 29, 1), (0, 30, 1), (0, 31, 1), (0, 32, 1), (0, 33, 1), (0, 34, 1), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -10645,8 +10990,9 @@ def _d_Body(r: BitReader) -> Body:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Body)
-    _S_Body_0(o, f0)
+    o = _B_Body()
+    o.body_element = f0
+    o.__class__ = Body
     return o
 
 _EC_Body: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -10747,9 +11093,10 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2G_Message)
-    _S_V2G_Message_0(o, f0)
-    _S_V2G_Message_1(o, f1)
+    o = _B_V2G_Message()
+    o.header = f0
+    o.body = f1
+    o.__class__ = V2G_Message
     return o
 
 _EC_V2G_Message: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -10824,229 +11171,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     V2G_Message: _EC_V2G_Message,
 }
 
-_new = object.__new__
-_S_SessionSetupReq_0 = SessionSetupReq.evccid.__set__
-_S_SessionSetupRes_0 = SessionSetupRes.response_code.__set__
-_S_SessionSetupRes_1 = SessionSetupRes.evseid.__set__
-_S_SessionSetupRes_2 = SessionSetupRes.date_time_now.__set__
-_S_ServiceDiscoveryReq_0 = ServiceDiscoveryReq.service_scope.__set__
-_S_ServiceDiscoveryReq_1 = ServiceDiscoveryReq.service_category.__set__
-_S_ServiceDiscoveryRes_0 = ServiceDiscoveryRes.response_code.__set__
-_S_ServiceDiscoveryRes_1 = ServiceDiscoveryRes.payment_options.__set__
-_S_ServiceDiscoveryRes_2 = ServiceDiscoveryRes.charge_service.__set__
-_S_ServiceDiscoveryRes_3 = ServiceDiscoveryRes.service_list.__set__
-_S_PaymentOptions_0 = PaymentOptions.payment_option.__set__
-_S_ServiceCharge_0 = ServiceCharge.service_tag.__set__
-_S_ServiceCharge_1 = ServiceCharge.free_service.__set__
-_S_ServiceCharge_2 = ServiceCharge.energy_transfer_type.__set__
-_S_Service_0 = Service.service_tag.__set__
-_S_Service_1 = Service.free_service.__set__
-_S_ServiceTag_0 = ServiceTag.service_id.__set__
-_S_ServiceTag_1 = ServiceTag.service_name.__set__
-_S_ServiceTag_2 = ServiceTag.service_category.__set__
-_S_ServiceTag_3 = ServiceTag.service_scope.__set__
-_S_ServiceTagList_0 = ServiceTagList.service.__set__
-_S_ServiceDetailReq_0 = ServiceDetailReq.service_id.__set__
-_S_ServiceDetailRes_0 = ServiceDetailRes.response_code.__set__
-_S_ServiceDetailRes_1 = ServiceDetailRes.service_id.__set__
-_S_ServiceDetailRes_2 = ServiceDetailRes.service_parameter_list.__set__
-_S_ServiceParameterList_0 = ServiceParameterList.parameter_set.__set__
-_S_ParameterSet_0 = ParameterSet.parameter_set_id.__set__
-_S_ParameterSet_1 = ParameterSet.parameter.__set__
-_S_Parameter_0 = Parameter.name.__set__
-_S_Parameter_1 = Parameter.value_type.__set__
-_S_Parameter_2 = Parameter.bool_value.__set__
-_S_Parameter_3 = Parameter.byte_value.__set__
-_S_Parameter_4 = Parameter.short_value.__set__
-_S_Parameter_5 = Parameter.int_value.__set__
-_S_Parameter_6 = Parameter.physical_value.__set__
-_S_Parameter_7 = Parameter.string_value.__set__
-_S_PhysicalValue_0 = PhysicalValue.multiplier.__set__
-_S_PhysicalValue_1 = PhysicalValue.unit.__set__
-_S_PhysicalValue_2 = PhysicalValue.value.__set__
-_S_ServicePaymentSelectionReq_0 = ServicePaymentSelectionReq.selected_payment_option.__set__
-_S_ServicePaymentSelectionReq_1 = ServicePaymentSelectionReq.selected_service_list.__set__
-_S_SelectedServiceList_0 = SelectedServiceList.selected_service.__set__
-_S_SelectedService_0 = SelectedService.service_id.__set__
-_S_SelectedService_1 = SelectedService.parameter_set_id.__set__
-_S_ServicePaymentSelectionRes_0 = ServicePaymentSelectionRes.response_code.__set__
-_S_PaymentDetailsReq_0 = PaymentDetailsReq.contract_id.__set__
-_S_PaymentDetailsReq_1 = PaymentDetailsReq.contract_signature_cert_chain.__set__
-_S_CertificateChain_0 = CertificateChain.certificate.__set__
-_S_CertificateChain_1 = CertificateChain.sub_certificates.__set__
-_S_SubCertificates_0 = SubCertificates.certificate.__set__
-_S_PaymentDetailsRes_0 = PaymentDetailsRes.response_code.__set__
-_S_PaymentDetailsRes_1 = PaymentDetailsRes.gen_challenge.__set__
-_S_PaymentDetailsRes_2 = PaymentDetailsRes.date_time_now.__set__
-_S_ContractAuthenticationReq_0 = ContractAuthenticationReq.id.__set__
-_S_ContractAuthenticationReq_1 = ContractAuthenticationReq.gen_challenge.__set__
-_S_ContractAuthenticationRes_0 = ContractAuthenticationRes.response_code.__set__
-_S_ContractAuthenticationRes_1 = ContractAuthenticationRes.evse_processing.__set__
-_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type.__set__
-_S_ChargeParameterDiscoveryReq_1 = ChargeParameterDiscoveryReq.ev_charge_parameter.__set__
-_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.response_code.__set__
-_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.evse_processing.__set__
-_S_ChargeParameterDiscoveryRes_2 = ChargeParameterDiscoveryRes.sa_schedules.__set__
-_S_ChargeParameterDiscoveryRes_3 = ChargeParameterDiscoveryRes.evse_charge_parameter.__set__
-_S_PowerDeliveryReq_0 = PowerDeliveryReq.ready_to_charge_state.__set__
-_S_PowerDeliveryReq_1 = PowerDeliveryReq.charging_profile.__set__
-_S_PowerDeliveryReq_2 = PowerDeliveryReq.ev_power_delivery_parameter.__set__
-_S_ChargingProfile_0 = ChargingProfile.sa_schedule_tuple_id.__set__
-_S_ChargingProfile_1 = ChargingProfile.profile_entry.__set__
-_S_ProfileEntry_0 = ProfileEntry.charging_profile_entry_start.__set__
-_S_ProfileEntry_1 = ProfileEntry.charging_profile_entry_max_power.__set__
-_S_PowerDeliveryRes_0 = PowerDeliveryRes.response_code.__set__
-_S_PowerDeliveryRes_1 = PowerDeliveryRes.evse_status.__set__
-_S_ChargingStatusRes_0 = ChargingStatusRes.response_code.__set__
-_S_ChargingStatusRes_1 = ChargingStatusRes.evseid.__set__
-_S_ChargingStatusRes_2 = ChargingStatusRes.sa_schedule_tuple_id.__set__
-_S_ChargingStatusRes_3 = ChargingStatusRes.evse_max_current.__set__
-_S_ChargingStatusRes_4 = ChargingStatusRes.meter_info.__set__
-_S_ChargingStatusRes_5 = ChargingStatusRes.receipt_required.__set__
-_S_ChargingStatusRes_6 = ChargingStatusRes.ac_evse_status.__set__
-_S_MeterInfo_0 = MeterInfo.meter_id.__set__
-_S_MeterInfo_1 = MeterInfo.meter_reading.__set__
-_S_MeterInfo_2 = MeterInfo.sig_meter_reading.__set__
-_S_MeterInfo_3 = MeterInfo.meter_status.__set__
-_S_MeterInfo_4 = MeterInfo.t_meter.__set__
-_S_AC_EVSEStatus_0 = AC_EVSEStatus.power_switch_closed.__set__
-_S_AC_EVSEStatus_1 = AC_EVSEStatus.rcd.__set__
-_S_AC_EVSEStatus_2 = AC_EVSEStatus.notification_max_delay.__set__
-_S_AC_EVSEStatus_3 = AC_EVSEStatus.evse_notification.__set__
-_S_MeteringReceiptReq_0 = MeteringReceiptReq.id.__set__
-_S_MeteringReceiptReq_1 = MeteringReceiptReq.session_id.__set__
-_S_MeteringReceiptReq_2 = MeteringReceiptReq.sa_schedule_tuple_id.__set__
-_S_MeteringReceiptReq_3 = MeteringReceiptReq.meter_info.__set__
-_S_MeteringReceiptRes_0 = MeteringReceiptRes.response_code.__set__
-_S_MeteringReceiptRes_1 = MeteringReceiptRes.ac_evse_status.__set__
-_S_SessionStopRes_0 = SessionStopRes.response_code.__set__
-_S_CertificateUpdateReq_0 = CertificateUpdateReq.id.__set__
-_S_CertificateUpdateReq_1 = CertificateUpdateReq.contract_signature_cert_chain.__set__
-_S_CertificateUpdateReq_2 = CertificateUpdateReq.contract_id.__set__
-_S_CertificateUpdateReq_3 = CertificateUpdateReq.list_of_root_certificate_i_ds.__set__
-_S_CertificateUpdateReq_4 = CertificateUpdateReq.dh_params.__set__
-_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
-_S_CertificateUpdateRes_0 = CertificateUpdateRes.id.__set__
-_S_CertificateUpdateRes_1 = CertificateUpdateRes.response_code.__set__
-_S_CertificateUpdateRes_2 = CertificateUpdateRes.contract_signature_cert_chain.__set__
-_S_CertificateUpdateRes_3 = CertificateUpdateRes.contract_signature_encrypted_private_key.__set__
-_S_CertificateUpdateRes_4 = CertificateUpdateRes.dh_params.__set__
-_S_CertificateUpdateRes_5 = CertificateUpdateRes.contract_id.__set__
-_S_CertificateUpdateRes_6 = CertificateUpdateRes.retry_counter.__set__
-_S_CertificateInstallationReq_0 = CertificateInstallationReq.id.__set__
-_S_CertificateInstallationReq_1 = CertificateInstallationReq.oem_provisioning_cert.__set__
-_S_CertificateInstallationReq_2 = CertificateInstallationReq.list_of_root_certificate_i_ds.__set__
-_S_CertificateInstallationReq_3 = CertificateInstallationReq.dh_params.__set__
-_S_CertificateInstallationRes_0 = CertificateInstallationRes.id.__set__
-_S_CertificateInstallationRes_1 = CertificateInstallationRes.response_code.__set__
-_S_CertificateInstallationRes_2 = CertificateInstallationRes.contract_signature_cert_chain.__set__
-_S_CertificateInstallationRes_3 = CertificateInstallationRes.contract_signature_encrypted_private_key.__set__
-_S_CertificateInstallationRes_4 = CertificateInstallationRes.dh_params.__set__
-_S_CertificateInstallationRes_5 = CertificateInstallationRes.contract_id.__set__
-_S_CableCheckReq_0 = CableCheckReq.dc_ev_status.__set__
-_S_DC_EVStatus_0 = DC_EVStatus.ev_ready.__set__
-_S_DC_EVStatus_1 = DC_EVStatus.ev_cabin_conditioning.__set__
-_S_DC_EVStatus_2 = DC_EVStatus.evress_conditioning.__set__
-_S_DC_EVStatus_3 = DC_EVStatus.ev_error_code.__set__
-_S_DC_EVStatus_4 = DC_EVStatus.evresssoc.__set__
-_S_CableCheckRes_0 = CableCheckRes.response_code.__set__
-_S_CableCheckRes_1 = CableCheckRes.dc_evse_status.__set__
-_S_CableCheckRes_2 = CableCheckRes.evse_processing.__set__
-_S_DC_EVSEStatus_0 = DC_EVSEStatus.evse_isolation_status.__set__
-_S_DC_EVSEStatus_1 = DC_EVSEStatus.evse_status_code.__set__
-_S_DC_EVSEStatus_2 = DC_EVSEStatus.notification_max_delay.__set__
-_S_DC_EVSEStatus_3 = DC_EVSEStatus.evse_notification.__set__
-_S_PreChargeReq_0 = PreChargeReq.dc_ev_status.__set__
-_S_PreChargeReq_1 = PreChargeReq.ev_target_voltage.__set__
-_S_PreChargeReq_2 = PreChargeReq.ev_target_current.__set__
-_S_PreChargeRes_0 = PreChargeRes.response_code.__set__
-_S_PreChargeRes_1 = PreChargeRes.dc_evse_status.__set__
-_S_PreChargeRes_2 = PreChargeRes.evse_present_voltage.__set__
-_S_CurrentDemandReq_0 = CurrentDemandReq.dc_ev_status.__set__
-_S_CurrentDemandReq_1 = CurrentDemandReq.ev_target_current.__set__
-_S_CurrentDemandReq_2 = CurrentDemandReq.ev_maximum_voltage_limit.__set__
-_S_CurrentDemandReq_3 = CurrentDemandReq.ev_maximum_current_limit.__set__
-_S_CurrentDemandReq_4 = CurrentDemandReq.ev_maximum_power_limit.__set__
-_S_CurrentDemandReq_5 = CurrentDemandReq.bulk_charging_complete.__set__
-_S_CurrentDemandReq_6 = CurrentDemandReq.charging_complete.__set__
-_S_CurrentDemandReq_7 = CurrentDemandReq.remaining_time_to_full_soc.__set__
-_S_CurrentDemandReq_8 = CurrentDemandReq.remaining_time_to_bulk_soc.__set__
-_S_CurrentDemandReq_9 = CurrentDemandReq.ev_target_voltage.__set__
-_S_CurrentDemandRes_0 = CurrentDemandRes.response_code.__set__
-_S_CurrentDemandRes_1 = CurrentDemandRes.dc_evse_status.__set__
-_S_CurrentDemandRes_2 = CurrentDemandRes.evse_present_voltage.__set__
-_S_CurrentDemandRes_3 = CurrentDemandRes.evse_present_current.__set__
-_S_CurrentDemandRes_4 = CurrentDemandRes.evse_current_limit_achieved.__set__
-_S_CurrentDemandRes_5 = CurrentDemandRes.evse_voltage_limit_achieved.__set__
-_S_CurrentDemandRes_6 = CurrentDemandRes.evse_power_limit_achieved.__set__
-_S_CurrentDemandRes_7 = CurrentDemandRes.evse_maximum_voltage_limit.__set__
-_S_CurrentDemandRes_8 = CurrentDemandRes.evse_maximum_current_limit.__set__
-_S_CurrentDemandRes_9 = CurrentDemandRes.evse_maximum_power_limit.__set__
-_S_WeldingDetectionReq_0 = WeldingDetectionReq.dc_ev_status.__set__
-_S_WeldingDetectionRes_0 = WeldingDetectionRes.response_code.__set__
-_S_WeldingDetectionRes_1 = WeldingDetectionRes.dc_evse_status.__set__
-_S_WeldingDetectionRes_2 = WeldingDetectionRes.evse_present_voltage.__set__
-_S_SAScheduleList_0 = SAScheduleList.sa_schedule_tuple.__set__
-_S_SAScheduleTuple_0 = SAScheduleTuple.sa_schedule_tuple_id.__set__
-_S_SAScheduleTuple_1 = SAScheduleTuple.p_max_schedule.__set__
-_S_SAScheduleTuple_2 = SAScheduleTuple.sales_tariff.__set__
-_S_PMaxSchedule_0 = PMaxSchedule.p_max_schedule_id.__set__
-_S_PMaxSchedule_1 = PMaxSchedule.p_max_schedule_entry.__set__
-_S_PMaxScheduleEntry_0 = PMaxScheduleEntry.time_interval.__set__
-_S_PMaxScheduleEntry_1 = PMaxScheduleEntry.p_max.__set__
-_S_Entry_0 = Entry.time_interval.__set__
-_S_SalesTariff_0 = SalesTariff.id.__set__
-_S_SalesTariff_1 = SalesTariff.sales_tariff_id.__set__
-_S_SalesTariff_2 = SalesTariff.sales_tariff_description.__set__
-_S_SalesTariff_3 = SalesTariff.num_e_price_levels.__set__
-_S_SalesTariff_4 = SalesTariff.sales_tariff_entry.__set__
-_S_SalesTariffEntry_0 = SalesTariffEntry.time_interval.__set__
-_S_SalesTariffEntry_1 = SalesTariffEntry.e_price_level.__set__
-_S_SalesTariffEntry_2 = SalesTariffEntry.consumption_cost.__set__
-_S_ConsumptionCost_0 = ConsumptionCost.start_value.__set__
-_S_ConsumptionCost_1 = ConsumptionCost.cost.__set__
-_S_Cost_0 = Cost.cost_kind.__set__
-_S_Cost_1 = Cost.amount.__set__
-_S_Cost_2 = Cost.amount_multiplier.__set__
-_S_RelativeTimeInterval_0 = RelativeTimeInterval.start.__set__
-_S_RelativeTimeInterval_1 = RelativeTimeInterval.duration.__set__
-_S_AC_EVChargeParameter_0 = AC_EVChargeParameter.departure_time.__set__
-_S_AC_EVChargeParameter_1 = AC_EVChargeParameter.e_amount.__set__
-_S_AC_EVChargeParameter_2 = AC_EVChargeParameter.ev_max_voltage.__set__
-_S_AC_EVChargeParameter_3 = AC_EVChargeParameter.ev_max_current.__set__
-_S_AC_EVChargeParameter_4 = AC_EVChargeParameter.ev_min_current.__set__
-_S_DC_EVChargeParameter_0 = DC_EVChargeParameter.dc_ev_status.__set__
-_S_DC_EVChargeParameter_1 = DC_EVChargeParameter.ev_maximum_current_limit.__set__
-_S_DC_EVChargeParameter_2 = DC_EVChargeParameter.ev_maximum_power_limit.__set__
-_S_DC_EVChargeParameter_3 = DC_EVChargeParameter.ev_maximum_voltage_limit.__set__
-_S_DC_EVChargeParameter_4 = DC_EVChargeParameter.ev_energy_capacity.__set__
-_S_DC_EVChargeParameter_5 = DC_EVChargeParameter.ev_energy_request.__set__
-_S_DC_EVChargeParameter_6 = DC_EVChargeParameter.full_soc.__set__
-_S_DC_EVChargeParameter_7 = DC_EVChargeParameter.bulk_soc.__set__
-_S_AC_EVSEChargeParameter_0 = AC_EVSEChargeParameter.ac_evse_status.__set__
-_S_AC_EVSEChargeParameter_1 = AC_EVSEChargeParameter.evse_max_voltage.__set__
-_S_AC_EVSEChargeParameter_2 = AC_EVSEChargeParameter.evse_max_current.__set__
-_S_AC_EVSEChargeParameter_3 = AC_EVSEChargeParameter.evse_min_current.__set__
-_S_DC_EVSEChargeParameter_0 = DC_EVSEChargeParameter.dc_evse_status.__set__
-_S_DC_EVSEChargeParameter_1 = DC_EVSEChargeParameter.evse_maximum_current_limit.__set__
-_S_DC_EVSEChargeParameter_2 = DC_EVSEChargeParameter.evse_maximum_power_limit.__set__
-_S_DC_EVSEChargeParameter_3 = DC_EVSEChargeParameter.evse_maximum_voltage_limit.__set__
-_S_DC_EVSEChargeParameter_4 = DC_EVSEChargeParameter.evse_minimum_current_limit.__set__
-_S_DC_EVSEChargeParameter_5 = DC_EVSEChargeParameter.evse_minimum_voltage_limit.__set__
-_S_DC_EVSEChargeParameter_6 = DC_EVSEChargeParameter.evse_current_regulation_tolerance.__set__
-_S_DC_EVSEChargeParameter_7 = DC_EVSEChargeParameter.evse_peak_current_ripple.__set__
-_S_DC_EVSEChargeParameter_8 = DC_EVSEChargeParameter.evse_energy_to_be_delivered.__set__
-_S_DC_EVPowerDeliveryParameter_0 = DC_EVPowerDeliveryParameter.dc_ev_status.__set__
-_S_DC_EVPowerDeliveryParameter_1 = DC_EVPowerDeliveryParameter.bulk_charging_complete.__set__
-_S_DC_EVPowerDeliveryParameter_2 = DC_EVPowerDeliveryParameter.charging_complete.__set__
-_S_MessageHeader_0 = MessageHeader.session_id.__set__
-_S_MessageHeader_1 = MessageHeader.notification.__set__
-_S_MessageHeader_2 = MessageHeader.signature.__set__
-_S_Notification_0 = Notification.fault_code.__set__
-_S_Notification_1 = Notification.fault_msg.__set__
-_S_Body_0 = Body.body_element.__set__
-_S_V2G_Message_0 = V2G_Message.header.__set__
-_S_V2G_Message_1 = V2G_Message.body.__set__
+builders(globals(), (SessionSetupReq, SessionSetupRes, ServiceDiscoveryReq, ServiceDiscoveryRes, PaymentOptions, ServiceCharge, Service, ServiceTag, ServiceTagList, ServiceDetailReq, ServiceDetailRes, ServiceParameterList, ParameterSet, Parameter, PhysicalValue, ServicePaymentSelectionReq, SelectedServiceList, SelectedService, ServicePaymentSelectionRes, PaymentDetailsReq, CertificateChain, SubCertificates, PaymentDetailsRes, ContractAuthenticationReq, ContractAuthenticationRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, PowerDeliveryReq, ChargingProfile, ProfileEntry, PowerDeliveryRes, ChargingStatusRes, MeterInfo, AC_EVSEStatus, MeteringReceiptReq, MeteringReceiptRes, SessionStopRes, CertificateUpdateReq, ListOfRootCertificateIDs, CertificateUpdateRes, CertificateInstallationReq, CertificateInstallationRes, CableCheckReq, DC_EVStatus, CableCheckRes, DC_EVSEStatus, PreChargeReq, PreChargeRes, CurrentDemandReq, CurrentDemandRes, WeldingDetectionReq, WeldingDetectionRes, SAScheduleList, SAScheduleTuple, PMaxSchedule, PMaxScheduleEntry, Entry, SalesTariff, SalesTariffEntry, ConsumptionCost, Cost, RelativeTimeInterval, AC_EVChargeParameter, DC_EVChargeParameter, AC_EVSEChargeParameter, DC_EVSEChargeParameter, DC_EVPowerDeliveryParameter, MessageHeader, Notification, Body, V2G_Message,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     SessionSetupReq: (FieldInfo('evccid', 'elem', 'urn:din:70121:2012:MsgBody', 'EVCCID', False, False, 1, ('elem', (('urn:din:70121:2012:MsgBody', 'EVCCID', ('bytes', None, 8, 'hex')),))),),
@@ -11500,12 +11625,21 @@ def _es_f23(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f23(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ChargingProfileEntryMaxPower', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -11517,12 +11651,21 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'ChargingProfileEntryStart', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -11594,12 +11737,21 @@ def _es_f45(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f45(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'DateTimeNow', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -11611,12 +11763,21 @@ def _es_f46(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f46(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12200,11 +12361,20 @@ def _es_f110(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f110(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -12274,12 +12444,21 @@ def _es_f121(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f121(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12353,12 +12532,21 @@ def _es_f128(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f128(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'NotificationMaxDelay', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -12469,12 +12657,21 @@ def _es_f136(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f136(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'PMax', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12486,12 +12683,21 @@ def _es_f139(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f139(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'PMaxScheduleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12503,12 +12709,21 @@ def _es_f142(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f142(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ParameterSetID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12698,12 +12913,21 @@ def _es_f165(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f165(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'RetryCounter', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12735,12 +12959,21 @@ def _es_f169(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f169(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12752,12 +12985,21 @@ def _es_f170(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f170(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SAScheduleTupleID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12808,12 +13050,21 @@ def _es_f177(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f177(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'SalesTariffID', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -12919,12 +13170,21 @@ def _es_f190(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f190(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -12936,12 +13196,21 @@ def _es_f191(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f191(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -13073,12 +13342,21 @@ def _es_f214(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f214(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -9223372036854775808 or _x > 9223372036854775807: range_violation(r, 'TMeter', _x, -9223372036854775808, 9223372036854775807)
+            expect_ee(r)
     return _x
 
 
@@ -13117,12 +13395,21 @@ def _es_f220(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f220(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13210,11 +13497,20 @@ def _es_f229(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f229(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -13283,12 +13579,21 @@ def _es_f233(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f233(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'amount', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13395,12 +13700,21 @@ def _es_f238(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f238(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'duration', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13412,12 +13726,21 @@ def _es_f239(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f239(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+            expect_ee(r)
     return _x
 
 
@@ -13429,12 +13752,21 @@ def _es_f241(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f241(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -13446,12 +13778,21 @@ def _es_f242(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f242(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'start', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -13463,12 +13804,21 @@ def _es_f243(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f243(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'startValue', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -757,9 +757,10 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_ChargeParameterDiscoveryReq)
-    _S_AC_ChargeParameterDiscoveryReq_0(o, f0)
-    _S_AC_ChargeParameterDiscoveryReq_1(o, f1)
+    o = _B_AC_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.ac_cpd_req_energy_transfer_mode = f1
+    o.__class__ = AC_ChargeParameterDiscoveryReq
     return o
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -814,8 +815,9 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryReq)
-    _S_ChargeParameterDiscoveryReq_0(o, f0)
+    o = _B_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.__class__ = ChargeParameterDiscoveryReq
     return o
 
 _DT_V2GRequest = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -870,8 +872,9 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GRequest)
-    _S_V2GRequest_0(o, f0)
+    o = _B_V2GRequest()
+    o.header = f0
+    o.__class__ = V2GRequest
     return o
 
 _DT_V2GMessage = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -926,8 +929,9 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GMessage)
-    _S_V2GMessage_0(o, f0)
+    o = _B_V2GMessage()
+    o.header = f0
+    o.__class__ = V2GMessage
     return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1015,12 +1019,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1046,10 +1059,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MessageHeader)
-    _S_MessageHeader_0(o, f0)
-    _S_MessageHeader_1(o, f1)
-    _S_MessageHeader_2(o, f2)
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    o.__class__ = MessageHeader
     return o
 
 _EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -1246,13 +1260,14 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_CPDReqEnergyTransferMode)
-    _S_AC_CPDReqEnergyTransferMode_0(o, f0)
-    _S_AC_CPDReqEnergyTransferMode_1(o, f1)
-    _S_AC_CPDReqEnergyTransferMode_2(o, f2)
-    _S_AC_CPDReqEnergyTransferMode_3(o, f3)
-    _S_AC_CPDReqEnergyTransferMode_4(o, f4)
-    _S_AC_CPDReqEnergyTransferMode_5(o, f5)
+    o = _B_AC_CPDReqEnergyTransferMode()
+    o.ev_maximum_charge_power = f0
+    o.ev_maximum_charge_power_l2 = f1
+    o.ev_maximum_charge_power_l3 = f2
+    o.ev_minimum_charge_power = f3
+    o.ev_minimum_charge_power_l2 = f4
+    o.ev_minimum_charge_power_l3 = f5
+    o.__class__ = AC_CPDReqEnergyTransferMode
     return o
 
 _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1327,12 +1342,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1346,9 +1370,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RationalNumber)
-    _S_RationalNumber_0(o, f0)
-    _S_RationalNumber_1(o, f1)
+    o = _B_RationalNumber()
+    o.exponent = f0
+    o.value = f1
+    o.__class__ = RationalNumber
     return o
 
 
@@ -1411,9 +1436,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
             if _x & 1: _v = -_v - 1
             if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
                 r.pos = _q
-                o = _new(RationalNumber)
-                _S_RationalNumber_0(o, a0 + -128)
-                _S_RationalNumber_1(o, _v)
+                o = _B_RationalNumber()
+                o.exponent = a0 + -128
+                o.value = _v
+                o.__class__ = RationalNumber
                 if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
                 _C_RationalNumber[_k] = o
                 return o
@@ -1541,10 +1567,11 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_ChargeParameterDiscoveryRes)
-    _S_AC_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_AC_ChargeParameterDiscoveryRes_1(o, f1)
-    _S_AC_ChargeParameterDiscoveryRes_2(o, f2)
+    o = _B_AC_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.ac_cpd_res_energy_transfer_mode = f2
+    o.__class__ = AC_ChargeParameterDiscoveryRes
     return o
 
 _DT_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1637,9 +1664,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryRes)
-    _S_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_ChargeParameterDiscoveryRes_1(o, f1)
+    o = _B_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = ChargeParameterDiscoveryRes
     return o
 
 _DT_V2GResponse = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1732,9 +1760,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GResponse)
-    _S_V2GResponse_0(o, f0)
-    _S_V2GResponse_1(o, f1)
+    o = _B_V2GResponse()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = V2GResponse
     return o
 
 _DT_AC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 2, ((4, 0, 7), (5, 0, 5), (6, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 6), (-2, 0, 0))), (3, 1, ((7, 0, 10), (8, 0, 11), (9, 0, 12), (10, 0, 8), (11, 0, 9), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 2, ((5, 0, 5), (6, 0, 6), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((11, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))), (3, 1, ((8, 0, 11), (9, 0, 12), (10, 0, 8), (11, 0, 9), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((9, 0, 12), (10, 0, 8), (11, 0, 9), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((10, 0, 8), (11, 0, 9), (-1, 0, 12), (-2, 1, 0))),)
@@ -2049,19 +2078,20 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_CPDResEnergyTransferMode)
-    _S_AC_CPDResEnergyTransferMode_0(o, f0)
-    _S_AC_CPDResEnergyTransferMode_1(o, f1)
-    _S_AC_CPDResEnergyTransferMode_2(o, f2)
-    _S_AC_CPDResEnergyTransferMode_3(o, f3)
-    _S_AC_CPDResEnergyTransferMode_4(o, f4)
-    _S_AC_CPDResEnergyTransferMode_5(o, f5)
-    _S_AC_CPDResEnergyTransferMode_6(o, f6)
-    _S_AC_CPDResEnergyTransferMode_7(o, f7)
-    _S_AC_CPDResEnergyTransferMode_8(o, f8)
-    _S_AC_CPDResEnergyTransferMode_9(o, f9)
-    _S_AC_CPDResEnergyTransferMode_10(o, f10)
-    _S_AC_CPDResEnergyTransferMode_11(o, f11)
+    o = _B_AC_CPDResEnergyTransferMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_maximum_charge_power_l2 = f1
+    o.evse_maximum_charge_power_l3 = f2
+    o.evse_minimum_charge_power = f3
+    o.evse_minimum_charge_power_l2 = f4
+    o.evse_minimum_charge_power_l3 = f5
+    o.evse_nominal_frequency = f6
+    o.maximum_power_asymmetry = f7
+    o.evse_power_ramp_limitation = f8
+    o.evse_present_active_power = f9
+    o.evse_present_active_power_l2 = f10
+    o.evse_present_active_power_l3 = f11
+    o.__class__ = AC_CPDResEnergyTransferMode
     return o
 
 _DT_AC_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (3, 2, ((3, 0, 4), (3, 1, 4), (3, 2, 4), (3, 3, 4), (3, 4, 4), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -2202,11 +2232,12 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_ChargeLoopReq)
-    _S_AC_ChargeLoopReq_0(o, f0)
-    _S_AC_ChargeLoopReq_1(o, f1)
-    _S_AC_ChargeLoopReq_2(o, f2)
-    _S_AC_ChargeLoopReq_3(o, f3)
+    o = _B_AC_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.cl_req_control_mode = f3
+    o.__class__ = AC_ChargeLoopReq
     return o
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2318,10 +2349,11 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopReq)
-    _S_ChargeLoopReq_0(o, f0)
-    _S_ChargeLoopReq_1(o, f1)
-    _S_ChargeLoopReq_2(o, f2)
+    o = _B_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.__class__ = ChargeLoopReq
     return o
 
 _DT_DisplayParameters = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -2583,12 +2615,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2600,12 +2641,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2617,12 +2667,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2696,17 +2755,18 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DisplayParameters)
-    _S_DisplayParameters_0(o, f0)
-    _S_DisplayParameters_1(o, f1)
-    _S_DisplayParameters_2(o, f2)
-    _S_DisplayParameters_3(o, f3)
-    _S_DisplayParameters_4(o, f4)
-    _S_DisplayParameters_5(o, f5)
-    _S_DisplayParameters_6(o, f6)
-    _S_DisplayParameters_7(o, f7)
-    _S_DisplayParameters_8(o, f8)
-    _S_DisplayParameters_9(o, f9)
+    o = _B_DisplayParameters()
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    o.__class__ = DisplayParameters
     return o
 
 _DT_AC_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (4, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-2, 0, 0))), (3, 2, ((5, 0, 6), (6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-2, 0, 0), (-3, 0, 0))), (3, 2, ((6, 0, 7), (6, 1, 7), (6, 2, 7), (6, 3, 7), (6, 4, 7), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -2922,14 +2982,15 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AC_ChargeLoopRes)
-    _S_AC_ChargeLoopRes_0(o, f0)
-    _S_AC_ChargeLoopRes_1(o, f1)
-    _S_AC_ChargeLoopRes_2(o, f2)
-    _S_AC_ChargeLoopRes_3(o, f3)
-    _S_AC_ChargeLoopRes_4(o, f4)
-    _S_AC_ChargeLoopRes_5(o, f5)
-    _S_AC_ChargeLoopRes_6(o, f6)
+    o = _B_AC_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.evse_target_frequency = f5
+    o.cl_res_control_mode = f6
+    o.__class__ = AC_ChargeLoopRes
     return o
 
 _EC_AC_ChargeLoopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3119,12 +3180,13 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopRes)
-    _S_ChargeLoopRes_0(o, f0)
-    _S_ChargeLoopRes_1(o, f1)
-    _S_ChargeLoopRes_2(o, f2)
-    _S_ChargeLoopRes_3(o, f3)
-    _S_ChargeLoopRes_4(o, f4)
+    o = _B_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.__class__ = ChargeLoopRes
     return o
 
 _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3176,12 +3238,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3223,9 +3294,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVSEStatus)
-    _S_EVSEStatus_0(o, f0)
-    _S_EVSEStatus_1(o, f1)
+    o = _B_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.__class__ = EVSEStatus
     return o
 
 _EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3411,12 +3483,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3428,12 +3509,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3445,12 +3535,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3462,12 +3561,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3496,12 +3604,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3513,12 +3630,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3532,15 +3658,16 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeterInfo)
-    _S_MeterInfo_0(o, f0)
-    _S_MeterInfo_1(o, f1)
-    _S_MeterInfo_2(o, f2)
-    _S_MeterInfo_3(o, f3)
-    _S_MeterInfo_4(o, f4)
-    _S_MeterInfo_5(o, f5)
-    _S_MeterInfo_6(o, f6)
-    _S_MeterInfo_7(o, f7)
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    o.__class__ = MeterInfo
     return o
 
 _EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3665,12 +3792,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3739,13 +3875,14 @@ def _d_Receipt(r: BitReader) -> Receipt:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Receipt)
-    _S_Receipt_0(o, f0)
-    _S_Receipt_1(o, f1)
-    _S_Receipt_2(o, f2)
-    _S_Receipt_3(o, f3)
-    _S_Receipt_4(o, f4)
-    _S_Receipt_5(o, tuple(f5))
+    o = _B_Receipt()
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = tuple(f5)
+    o.__class__ = Receipt
     return o
 
 _DT_DetailedCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3822,9 +3959,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedCost)
-    _S_DetailedCost_0(o, f0)
-    _S_DetailedCost_1(o, f1)
+    o = _B_DetailedCost()
+    o.amount = f0
+    o.cost_per_unit = f1
+    o.__class__ = DetailedCost
     return o
 
 _DT_DetailedTax = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3876,12 +4014,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3907,9 +4056,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedTax)
-    _S_DetailedTax_0(o, f0)
-    _S_DetailedTax_1(o, f1)
+    o = _B_DetailedTax()
+    o.tax_rule_id = f0
+    o.amount = f1
+    o.__class__ = DetailedTax
     return o
 
 _DT_BPT_AC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 2, ((4, 0, 7), (5, 0, 5), (6, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 6), (-2, 0, 0))), (2, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0))), (2, 2, ((5, 0, 5), (6, 0, 6), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (2, 1, ((10, 0, 11), (11, 0, 12), (-1, 0, 10), (-2, 1, 0))), (2, 1, ((11, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 12), (-2, 1, 0))),)
@@ -4220,19 +4370,20 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_AC_CPDReqEnergyTransferMode)
-    _S_BPT_AC_CPDReqEnergyTransferMode_0(o, f0)
-    _S_BPT_AC_CPDReqEnergyTransferMode_1(o, f1)
-    _S_BPT_AC_CPDReqEnergyTransferMode_2(o, f2)
-    _S_BPT_AC_CPDReqEnergyTransferMode_3(o, f3)
-    _S_BPT_AC_CPDReqEnergyTransferMode_4(o, f4)
-    _S_BPT_AC_CPDReqEnergyTransferMode_5(o, f5)
-    _S_BPT_AC_CPDReqEnergyTransferMode_6(o, f6)
-    _S_BPT_AC_CPDReqEnergyTransferMode_7(o, f7)
-    _S_BPT_AC_CPDReqEnergyTransferMode_8(o, f8)
-    _S_BPT_AC_CPDReqEnergyTransferMode_9(o, f9)
-    _S_BPT_AC_CPDReqEnergyTransferMode_10(o, f10)
-    _S_BPT_AC_CPDReqEnergyTransferMode_11(o, f11)
+    o = _B_BPT_AC_CPDReqEnergyTransferMode()
+    o.ev_maximum_charge_power = f0
+    o.ev_maximum_charge_power_l2 = f1
+    o.ev_maximum_charge_power_l3 = f2
+    o.ev_minimum_charge_power = f3
+    o.ev_minimum_charge_power_l2 = f4
+    o.ev_minimum_charge_power_l3 = f5
+    o.ev_maximum_discharge_power = f6
+    o.ev_maximum_discharge_power_l2 = f7
+    o.ev_maximum_discharge_power_l3 = f8
+    o.ev_minimum_discharge_power = f9
+    o.ev_minimum_discharge_power_l2 = f10
+    o.ev_minimum_discharge_power_l3 = f11
+    o.__class__ = BPT_AC_CPDReqEnergyTransferMode
     return o
 
 _DT_BPT_AC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 2, ((4, 0, 7), (5, 0, 5), (6, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 6), (-2, 0, 0))), (3, 2, ((7, 0, 11), (8, 0, 12), (9, 0, 13), (10, 0, 8), (11, 0, 9), (12, 0, 10), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((5, 0, 5), (6, 0, 6), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((11, 0, 9), (12, 0, 10), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((12, 0, 10), (-2, 0, 0))), (2, 2, ((13, 0, 16), (14, 0, 14), (15, 0, 15), (-2, 0, 0))), (3, 2, ((8, 0, 12), (9, 0, 13), (10, 0, 8), (11, 0, 9), (12, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((9, 0, 13), (10, 0, 8), (11, 0, 9), (12, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((10, 0, 8), (11, 0, 9), (12, 0, 10), (-2, 0, 0))), (1, 2, ((15, 0, 15), (-2, 0, 0))), (2, 1, ((16, 0, 17), (17, 0, 18), (-1, 0, 15), (-2, 1, 0))), (2, 2, ((14, 0, 14), (15, 0, 15), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((17, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 18), (-2, 1, 0))),)
@@ -4685,25 +4836,26 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_AC_CPDResEnergyTransferMode)
-    _S_BPT_AC_CPDResEnergyTransferMode_0(o, f0)
-    _S_BPT_AC_CPDResEnergyTransferMode_1(o, f1)
-    _S_BPT_AC_CPDResEnergyTransferMode_2(o, f2)
-    _S_BPT_AC_CPDResEnergyTransferMode_3(o, f3)
-    _S_BPT_AC_CPDResEnergyTransferMode_4(o, f4)
-    _S_BPT_AC_CPDResEnergyTransferMode_5(o, f5)
-    _S_BPT_AC_CPDResEnergyTransferMode_6(o, f6)
-    _S_BPT_AC_CPDResEnergyTransferMode_7(o, f7)
-    _S_BPT_AC_CPDResEnergyTransferMode_8(o, f8)
-    _S_BPT_AC_CPDResEnergyTransferMode_9(o, f9)
-    _S_BPT_AC_CPDResEnergyTransferMode_10(o, f10)
-    _S_BPT_AC_CPDResEnergyTransferMode_11(o, f11)
-    _S_BPT_AC_CPDResEnergyTransferMode_12(o, f12)
-    _S_BPT_AC_CPDResEnergyTransferMode_13(o, f13)
-    _S_BPT_AC_CPDResEnergyTransferMode_14(o, f14)
-    _S_BPT_AC_CPDResEnergyTransferMode_15(o, f15)
-    _S_BPT_AC_CPDResEnergyTransferMode_16(o, f16)
-    _S_BPT_AC_CPDResEnergyTransferMode_17(o, f17)
+    o = _B_BPT_AC_CPDResEnergyTransferMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_maximum_charge_power_l2 = f1
+    o.evse_maximum_charge_power_l3 = f2
+    o.evse_minimum_charge_power = f3
+    o.evse_minimum_charge_power_l2 = f4
+    o.evse_minimum_charge_power_l3 = f5
+    o.evse_nominal_frequency = f6
+    o.maximum_power_asymmetry = f7
+    o.evse_power_ramp_limitation = f8
+    o.evse_present_active_power = f9
+    o.evse_present_active_power_l2 = f10
+    o.evse_present_active_power_l3 = f11
+    o.evse_maximum_discharge_power = f12
+    o.evse_maximum_discharge_power_l2 = f13
+    o.evse_maximum_discharge_power_l3 = f14
+    o.evse_minimum_discharge_power = f15
+    o.evse_minimum_discharge_power_l2 = f16
+    o.evse_minimum_discharge_power_l3 = f17
+    o.__class__ = BPT_AC_CPDResEnergyTransferMode
     return o
 
 _DT_Scheduled_AC_CLReqControlMode = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0))), (3, 2, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0))), (3, 2, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (3, 1, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((12, 0, 13), (13, 0, 14), (14, 0, 15), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((13, 0, 14), (14, 0, 15), (-1, 0, 13), (-2, 1, 0))), (2, 1, ((14, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
@@ -5096,22 +5248,23 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_AC_CLReqControlMode)
-    _S_Scheduled_AC_CLReqControlMode_0(o, f0)
-    _S_Scheduled_AC_CLReqControlMode_1(o, f1)
-    _S_Scheduled_AC_CLReqControlMode_2(o, f2)
-    _S_Scheduled_AC_CLReqControlMode_3(o, f3)
-    _S_Scheduled_AC_CLReqControlMode_4(o, f4)
-    _S_Scheduled_AC_CLReqControlMode_5(o, f5)
-    _S_Scheduled_AC_CLReqControlMode_6(o, f6)
-    _S_Scheduled_AC_CLReqControlMode_7(o, f7)
-    _S_Scheduled_AC_CLReqControlMode_8(o, f8)
-    _S_Scheduled_AC_CLReqControlMode_9(o, f9)
-    _S_Scheduled_AC_CLReqControlMode_10(o, f10)
-    _S_Scheduled_AC_CLReqControlMode_11(o, f11)
-    _S_Scheduled_AC_CLReqControlMode_12(o, f12)
-    _S_Scheduled_AC_CLReqControlMode_13(o, f13)
-    _S_Scheduled_AC_CLReqControlMode_14(o, f14)
+    o = _B_Scheduled_AC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_maximum_charge_power = f3
+    o.ev_maximum_charge_power_l2 = f4
+    o.ev_maximum_charge_power_l3 = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_minimum_charge_power_l2 = f7
+    o.ev_minimum_charge_power_l3 = f8
+    o.ev_present_active_power = f9
+    o.ev_present_active_power_l2 = f10
+    o.ev_present_active_power_l3 = f11
+    o.ev_present_reactive_power = f12
+    o.ev_present_reactive_power_l2 = f13
+    o.ev_present_reactive_power_l3 = f14
+    o.__class__ = Scheduled_AC_CLReqControlMode
     return o
 
 _DT_Scheduled_CLReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -5217,10 +5370,11 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_CLReqControlMode)
-    _S_Scheduled_CLReqControlMode_0(o, f0)
-    _S_Scheduled_CLReqControlMode_1(o, f1)
-    _S_Scheduled_CLReqControlMode_2(o, f2)
+    o = _B_Scheduled_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.__class__ = Scheduled_CLReqControlMode
     return o
 
 _DT_Scheduled_AC_CLResControlMode = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 3), (-2, 1, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((7, 0, 8), (8, 0, 9), (-1, 0, 7), (-2, 1, 0))), (2, 1, ((8, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
@@ -5471,16 +5625,17 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_AC_CLResControlMode)
-    _S_Scheduled_AC_CLResControlMode_0(o, f0)
-    _S_Scheduled_AC_CLResControlMode_1(o, f1)
-    _S_Scheduled_AC_CLResControlMode_2(o, f2)
-    _S_Scheduled_AC_CLResControlMode_3(o, f3)
-    _S_Scheduled_AC_CLResControlMode_4(o, f4)
-    _S_Scheduled_AC_CLResControlMode_5(o, f5)
-    _S_Scheduled_AC_CLResControlMode_6(o, f6)
-    _S_Scheduled_AC_CLResControlMode_7(o, f7)
-    _S_Scheduled_AC_CLResControlMode_8(o, f8)
+    o = _B_Scheduled_AC_CLResControlMode()
+    o.evse_target_active_power = f0
+    o.evse_target_active_power_l2 = f1
+    o.evse_target_active_power_l3 = f2
+    o.evse_target_reactive_power = f3
+    o.evse_target_reactive_power_l2 = f4
+    o.evse_target_reactive_power_l3 = f5
+    o.evse_present_active_power = f6
+    o.evse_present_active_power_l2 = f7
+    o.evse_present_active_power_l3 = f8
+    o.__class__ = Scheduled_AC_CLResControlMode
     return o
 
 _EC_Scheduled_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -6073,28 +6228,29 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Scheduled_AC_CLReqControlMode)
-    _S_BPT_Scheduled_AC_CLReqControlMode_0(o, f0)
-    _S_BPT_Scheduled_AC_CLReqControlMode_1(o, f1)
-    _S_BPT_Scheduled_AC_CLReqControlMode_2(o, f2)
-    _S_BPT_Scheduled_AC_CLReqControlMode_3(o, f3)
-    _S_BPT_Scheduled_AC_CLReqControlMode_4(o, f4)
-    _S_BPT_Scheduled_AC_CLReqControlMode_5(o, f5)
-    _S_BPT_Scheduled_AC_CLReqControlMode_6(o, f6)
-    _S_BPT_Scheduled_AC_CLReqControlMode_7(o, f7)
-    _S_BPT_Scheduled_AC_CLReqControlMode_8(o, f8)
-    _S_BPT_Scheduled_AC_CLReqControlMode_9(o, f9)
-    _S_BPT_Scheduled_AC_CLReqControlMode_10(o, f10)
-    _S_BPT_Scheduled_AC_CLReqControlMode_11(o, f11)
-    _S_BPT_Scheduled_AC_CLReqControlMode_12(o, f12)
-    _S_BPT_Scheduled_AC_CLReqControlMode_13(o, f13)
-    _S_BPT_Scheduled_AC_CLReqControlMode_14(o, f14)
-    _S_BPT_Scheduled_AC_CLReqControlMode_15(o, f15)
-    _S_BPT_Scheduled_AC_CLReqControlMode_16(o, f16)
-    _S_BPT_Scheduled_AC_CLReqControlMode_17(o, f17)
-    _S_BPT_Scheduled_AC_CLReqControlMode_18(o, f18)
-    _S_BPT_Scheduled_AC_CLReqControlMode_19(o, f19)
-    _S_BPT_Scheduled_AC_CLReqControlMode_20(o, f20)
+    o = _B_BPT_Scheduled_AC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_maximum_charge_power = f3
+    o.ev_maximum_charge_power_l2 = f4
+    o.ev_maximum_charge_power_l3 = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_minimum_charge_power_l2 = f7
+    o.ev_minimum_charge_power_l3 = f8
+    o.ev_present_active_power = f9
+    o.ev_present_active_power_l2 = f10
+    o.ev_present_active_power_l3 = f11
+    o.ev_present_reactive_power = f12
+    o.ev_present_reactive_power_l2 = f13
+    o.ev_present_reactive_power_l3 = f14
+    o.ev_maximum_discharge_power = f15
+    o.ev_maximum_discharge_power_l2 = f16
+    o.ev_maximum_discharge_power_l3 = f17
+    o.ev_minimum_discharge_power = f18
+    o.ev_minimum_discharge_power_l2 = f19
+    o.ev_minimum_discharge_power_l3 = f20
+    o.__class__ = BPT_Scheduled_AC_CLReqControlMode
     return o
 
 _DT_BPT_Scheduled_AC_CLResControlMode = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 3), (-2, 1, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((7, 0, 8), (8, 0, 9), (-1, 0, 7), (-2, 1, 0))), (2, 1, ((8, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
@@ -6345,16 +6501,17 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Scheduled_AC_CLResControlMode)
-    _S_BPT_Scheduled_AC_CLResControlMode_0(o, f0)
-    _S_BPT_Scheduled_AC_CLResControlMode_1(o, f1)
-    _S_BPT_Scheduled_AC_CLResControlMode_2(o, f2)
-    _S_BPT_Scheduled_AC_CLResControlMode_3(o, f3)
-    _S_BPT_Scheduled_AC_CLResControlMode_4(o, f4)
-    _S_BPT_Scheduled_AC_CLResControlMode_5(o, f5)
-    _S_BPT_Scheduled_AC_CLResControlMode_6(o, f6)
-    _S_BPT_Scheduled_AC_CLResControlMode_7(o, f7)
-    _S_BPT_Scheduled_AC_CLResControlMode_8(o, f8)
+    o = _B_BPT_Scheduled_AC_CLResControlMode()
+    o.evse_target_active_power = f0
+    o.evse_target_active_power_l2 = f1
+    o.evse_target_active_power_l3 = f2
+    o.evse_target_reactive_power = f3
+    o.evse_target_reactive_power_l2 = f4
+    o.evse_target_reactive_power_l3 = f5
+    o.evse_present_active_power = f6
+    o.evse_present_active_power_l2 = f7
+    o.evse_present_active_power_l3 = f8
+    o.__class__ = BPT_Scheduled_AC_CLResControlMode
     return o
 
 _EC_BPT_Scheduled_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -6585,12 +6742,21 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6784,23 +6950,24 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_AC_CLReqControlMode)
-    _S_Dynamic_AC_CLReqControlMode_0(o, f0)
-    _S_Dynamic_AC_CLReqControlMode_1(o, f1)
-    _S_Dynamic_AC_CLReqControlMode_2(o, f2)
-    _S_Dynamic_AC_CLReqControlMode_3(o, f3)
-    _S_Dynamic_AC_CLReqControlMode_4(o, f4)
-    _S_Dynamic_AC_CLReqControlMode_5(o, f5)
-    _S_Dynamic_AC_CLReqControlMode_6(o, f6)
-    _S_Dynamic_AC_CLReqControlMode_7(o, f7)
-    _S_Dynamic_AC_CLReqControlMode_8(o, f8)
-    _S_Dynamic_AC_CLReqControlMode_9(o, f9)
-    _S_Dynamic_AC_CLReqControlMode_10(o, f10)
-    _S_Dynamic_AC_CLReqControlMode_11(o, f11)
-    _S_Dynamic_AC_CLReqControlMode_12(o, f12)
-    _S_Dynamic_AC_CLReqControlMode_13(o, f13)
-    _S_Dynamic_AC_CLReqControlMode_14(o, f14)
-    _S_Dynamic_AC_CLReqControlMode_15(o, f15)
+    o = _B_Dynamic_AC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_maximum_charge_power_l2 = f5
+    o.ev_maximum_charge_power_l3 = f6
+    o.ev_minimum_charge_power = f7
+    o.ev_minimum_charge_power_l2 = f8
+    o.ev_minimum_charge_power_l3 = f9
+    o.ev_present_active_power = f10
+    o.ev_present_active_power_l2 = f11
+    o.ev_present_active_power_l3 = f12
+    o.ev_present_reactive_power = f13
+    o.ev_present_reactive_power_l2 = f14
+    o.ev_present_reactive_power_l3 = f15
+    o.__class__ = Dynamic_AC_CLReqControlMode
     return o
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -6873,12 +7040,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6928,11 +7104,12 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLReqControlMode)
-    _S_Dynamic_CLReqControlMode_0(o, f0)
-    _S_Dynamic_CLReqControlMode_1(o, f1)
-    _S_Dynamic_CLReqControlMode_2(o, f2)
-    _S_Dynamic_CLReqControlMode_3(o, f3)
+    o = _B_Dynamic_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.__class__ = Dynamic_CLReqControlMode
     return o
 
 _DT_Dynamic_AC_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (4, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 7), (-2, 1, 0))), (3, 1, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((11, 0, 12), (12, 0, 13), (-1, 0, 11), (-2, 1, 0))), (2, 1, ((12, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 13), (-2, 1, 0))),)
@@ -7122,12 +7299,21 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7191,12 +7377,21 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7318,20 +7513,21 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_AC_CLResControlMode)
-    _S_Dynamic_AC_CLResControlMode_0(o, f0)
-    _S_Dynamic_AC_CLResControlMode_1(o, f1)
-    _S_Dynamic_AC_CLResControlMode_2(o, f2)
-    _S_Dynamic_AC_CLResControlMode_3(o, f3)
-    _S_Dynamic_AC_CLResControlMode_4(o, f4)
-    _S_Dynamic_AC_CLResControlMode_5(o, f5)
-    _S_Dynamic_AC_CLResControlMode_6(o, f6)
-    _S_Dynamic_AC_CLResControlMode_7(o, f7)
-    _S_Dynamic_AC_CLResControlMode_8(o, f8)
-    _S_Dynamic_AC_CLResControlMode_9(o, f9)
-    _S_Dynamic_AC_CLResControlMode_10(o, f10)
-    _S_Dynamic_AC_CLResControlMode_11(o, f11)
-    _S_Dynamic_AC_CLResControlMode_12(o, f12)
+    o = _B_Dynamic_AC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_target_active_power = f4
+    o.evse_target_active_power_l2 = f5
+    o.evse_target_active_power_l3 = f6
+    o.evse_target_reactive_power = f7
+    o.evse_target_reactive_power_l2 = f8
+    o.evse_target_reactive_power_l3 = f9
+    o.evse_present_active_power = f10
+    o.evse_present_active_power_l2 = f11
+    o.evse_present_active_power_l3 = f12
+    o.__class__ = Dynamic_AC_CLResControlMode
     return o
 
 _EC_Dynamic_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -7439,12 +7635,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7508,12 +7713,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7527,11 +7741,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLResControlMode)
-    _S_Dynamic_CLResControlMode_0(o, f0)
-    _S_Dynamic_CLResControlMode_1(o, f1)
-    _S_Dynamic_CLResControlMode_2(o, f2)
-    _S_Dynamic_CLResControlMode_3(o, f3)
+    o = _B_Dynamic_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.__class__ = Dynamic_CLResControlMode
     return o
 
 _DT_BPT_Dynamic_AC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (2, 2, ((5, 0, 8), (6, 0, 6), (7, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0))), (2, 2, ((6, 0, 6), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (2, 2, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-2, 0, 0))), (2, 2, ((12, 0, 13), (13, 0, 14), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((13, 0, 14), (-2, 0, 0))), (2, 2, ((14, 0, 16), (15, 0, 17), (16, 0, 15), (-2, 0, 0))), (2, 2, ((17, 0, 18), (18, 0, 19), (19, 0, 20), (-2, 0, 0))), (2, 2, ((15, 0, 17), (16, 0, 15), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((16, 0, 15), (-2, 0, 0))), (2, 2, ((18, 0, 19), (19, 0, 20), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((19, 0, 20), (-2, 0, 0))), (3, 1, ((20, 0, 21), (21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((21, 0, 22), (22, 0, 23), (23, 0, 24), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((22, 0, 23), (23, 0, 24), (-1, 0, 22), (-2, 1, 0))), (2, 1, ((23, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 24), (-2, 1, 0))),)
@@ -7829,12 +8044,21 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8124,31 +8348,32 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Dynamic_AC_CLReqControlMode)
-    _S_BPT_Dynamic_AC_CLReqControlMode_0(o, f0)
-    _S_BPT_Dynamic_AC_CLReqControlMode_1(o, f1)
-    _S_BPT_Dynamic_AC_CLReqControlMode_2(o, f2)
-    _S_BPT_Dynamic_AC_CLReqControlMode_3(o, f3)
-    _S_BPT_Dynamic_AC_CLReqControlMode_4(o, f4)
-    _S_BPT_Dynamic_AC_CLReqControlMode_5(o, f5)
-    _S_BPT_Dynamic_AC_CLReqControlMode_6(o, f6)
-    _S_BPT_Dynamic_AC_CLReqControlMode_7(o, f7)
-    _S_BPT_Dynamic_AC_CLReqControlMode_8(o, f8)
-    _S_BPT_Dynamic_AC_CLReqControlMode_9(o, f9)
-    _S_BPT_Dynamic_AC_CLReqControlMode_10(o, f10)
-    _S_BPT_Dynamic_AC_CLReqControlMode_11(o, f11)
-    _S_BPT_Dynamic_AC_CLReqControlMode_12(o, f12)
-    _S_BPT_Dynamic_AC_CLReqControlMode_13(o, f13)
-    _S_BPT_Dynamic_AC_CLReqControlMode_14(o, f14)
-    _S_BPT_Dynamic_AC_CLReqControlMode_15(o, f15)
-    _S_BPT_Dynamic_AC_CLReqControlMode_16(o, f16)
-    _S_BPT_Dynamic_AC_CLReqControlMode_17(o, f17)
-    _S_BPT_Dynamic_AC_CLReqControlMode_18(o, f18)
-    _S_BPT_Dynamic_AC_CLReqControlMode_19(o, f19)
-    _S_BPT_Dynamic_AC_CLReqControlMode_20(o, f20)
-    _S_BPT_Dynamic_AC_CLReqControlMode_21(o, f21)
-    _S_BPT_Dynamic_AC_CLReqControlMode_22(o, f22)
-    _S_BPT_Dynamic_AC_CLReqControlMode_23(o, f23)
+    o = _B_BPT_Dynamic_AC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_maximum_charge_power_l2 = f5
+    o.ev_maximum_charge_power_l3 = f6
+    o.ev_minimum_charge_power = f7
+    o.ev_minimum_charge_power_l2 = f8
+    o.ev_minimum_charge_power_l3 = f9
+    o.ev_present_active_power = f10
+    o.ev_present_active_power_l2 = f11
+    o.ev_present_active_power_l3 = f12
+    o.ev_present_reactive_power = f13
+    o.ev_present_reactive_power_l2 = f14
+    o.ev_present_reactive_power_l3 = f15
+    o.ev_maximum_discharge_power = f16
+    o.ev_maximum_discharge_power_l2 = f17
+    o.ev_maximum_discharge_power_l3 = f18
+    o.ev_minimum_discharge_power = f19
+    o.ev_minimum_discharge_power_l2 = f20
+    o.ev_minimum_discharge_power_l3 = f21
+    o.ev_maximum_v2_x_energy_request = f22
+    o.ev_minimum_v2_x_energy_request = f23
+    o.__class__ = BPT_Dynamic_AC_CLReqControlMode
     return o
 
 _DT_BPT_Dynamic_AC_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (4, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 7), (-2, 1, 0))), (3, 1, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((9, 0, 10), (10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((10, 0, 11), (11, 0, 12), (12, 0, 13), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((11, 0, 12), (12, 0, 13), (-1, 0, 11), (-2, 1, 0))), (2, 1, ((12, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 13), (-2, 1, 0))),)
@@ -8338,12 +8563,21 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -8407,12 +8641,21 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8534,20 +8777,21 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Dynamic_AC_CLResControlMode)
-    _S_BPT_Dynamic_AC_CLResControlMode_0(o, f0)
-    _S_BPT_Dynamic_AC_CLResControlMode_1(o, f1)
-    _S_BPT_Dynamic_AC_CLResControlMode_2(o, f2)
-    _S_BPT_Dynamic_AC_CLResControlMode_3(o, f3)
-    _S_BPT_Dynamic_AC_CLResControlMode_4(o, f4)
-    _S_BPT_Dynamic_AC_CLResControlMode_5(o, f5)
-    _S_BPT_Dynamic_AC_CLResControlMode_6(o, f6)
-    _S_BPT_Dynamic_AC_CLResControlMode_7(o, f7)
-    _S_BPT_Dynamic_AC_CLResControlMode_8(o, f8)
-    _S_BPT_Dynamic_AC_CLResControlMode_9(o, f9)
-    _S_BPT_Dynamic_AC_CLResControlMode_10(o, f10)
-    _S_BPT_Dynamic_AC_CLResControlMode_11(o, f11)
-    _S_BPT_Dynamic_AC_CLResControlMode_12(o, f12)
+    o = _B_BPT_Dynamic_AC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_target_active_power = f4
+    o.evse_target_active_power_l2 = f5
+    o.evse_target_active_power_l3 = f6
+    o.evse_target_reactive_power = f7
+    o.evse_target_reactive_power_l2 = f8
+    o.evse_target_reactive_power_l3 = f9
+    o.evse_present_active_power = f10
+    o.evse_present_active_power_l2 = f11
+    o.evse_present_active_power_l3 = f12
+    o.__class__ = BPT_Dynamic_AC_CLResControlMode
     return o
 
 _EC_BPT_Dynamic_AC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -8625,8 +8869,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ListOfRootCertificateIDs)
-    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    o = _B_ListOfRootCertificateIDs()
+    o.root_certificate_id = tuple(f0)
+    o.__class__ = ListOfRootCertificateIDs
     return o
 _SM_AC_ChargeParameterDiscoveryReq_1 = {AC_CPDReqEnergyTransferMode: 0, BPT_AC_CPDReqEnergyTransferMode: 1}
 _SE_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode = (_e_AC_CPDReqEnergyTransferMode, _e_BPT_AC_CPDReqEnergyTransferMode,)
@@ -8656,253 +8901,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     BPT_Dynamic_AC_CLResControlMode: _EC_BPT_Dynamic_AC_CLResControlMode,
 }
 
-_new = object.__new__
-_S_AC_ChargeParameterDiscoveryReq_0 = AC_ChargeParameterDiscoveryReq.header.__set__
-_S_AC_ChargeParameterDiscoveryReq_1 = AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode.__set__
-_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.header.__set__
-_S_V2GRequest_0 = V2GRequest.header.__set__
-_S_V2GMessage_0 = V2GMessage.header.__set__
-_S_MessageHeader_0 = MessageHeader.session_id.__set__
-_S_MessageHeader_1 = MessageHeader.time_stamp.__set__
-_S_MessageHeader_2 = MessageHeader.signature.__set__
-_S_AC_CPDReqEnergyTransferMode_0 = AC_CPDReqEnergyTransferMode.ev_maximum_charge_power.__set__
-_S_AC_CPDReqEnergyTransferMode_1 = AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2.__set__
-_S_AC_CPDReqEnergyTransferMode_2 = AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3.__set__
-_S_AC_CPDReqEnergyTransferMode_3 = AC_CPDReqEnergyTransferMode.ev_minimum_charge_power.__set__
-_S_AC_CPDReqEnergyTransferMode_4 = AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2.__set__
-_S_AC_CPDReqEnergyTransferMode_5 = AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3.__set__
-_S_RationalNumber_0 = RationalNumber.exponent.__set__
-_S_RationalNumber_1 = RationalNumber.value.__set__
-_S_AC_ChargeParameterDiscoveryRes_0 = AC_ChargeParameterDiscoveryRes.header.__set__
-_S_AC_ChargeParameterDiscoveryRes_1 = AC_ChargeParameterDiscoveryRes.response_code.__set__
-_S_AC_ChargeParameterDiscoveryRes_2 = AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode.__set__
-_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.header.__set__
-_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.response_code.__set__
-_S_V2GResponse_0 = V2GResponse.header.__set__
-_S_V2GResponse_1 = V2GResponse.response_code.__set__
-_S_AC_CPDResEnergyTransferMode_0 = AC_CPDResEnergyTransferMode.evse_maximum_charge_power.__set__
-_S_AC_CPDResEnergyTransferMode_1 = AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2.__set__
-_S_AC_CPDResEnergyTransferMode_2 = AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3.__set__
-_S_AC_CPDResEnergyTransferMode_3 = AC_CPDResEnergyTransferMode.evse_minimum_charge_power.__set__
-_S_AC_CPDResEnergyTransferMode_4 = AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2.__set__
-_S_AC_CPDResEnergyTransferMode_5 = AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3.__set__
-_S_AC_CPDResEnergyTransferMode_6 = AC_CPDResEnergyTransferMode.evse_nominal_frequency.__set__
-_S_AC_CPDResEnergyTransferMode_7 = AC_CPDResEnergyTransferMode.maximum_power_asymmetry.__set__
-_S_AC_CPDResEnergyTransferMode_8 = AC_CPDResEnergyTransferMode.evse_power_ramp_limitation.__set__
-_S_AC_CPDResEnergyTransferMode_9 = AC_CPDResEnergyTransferMode.evse_present_active_power.__set__
-_S_AC_CPDResEnergyTransferMode_10 = AC_CPDResEnergyTransferMode.evse_present_active_power_l2.__set__
-_S_AC_CPDResEnergyTransferMode_11 = AC_CPDResEnergyTransferMode.evse_present_active_power_l3.__set__
-_S_AC_ChargeLoopReq_0 = AC_ChargeLoopReq.header.__set__
-_S_AC_ChargeLoopReq_1 = AC_ChargeLoopReq.display_parameters.__set__
-_S_AC_ChargeLoopReq_2 = AC_ChargeLoopReq.meter_info_requested.__set__
-_S_AC_ChargeLoopReq_3 = AC_ChargeLoopReq.cl_req_control_mode.__set__
-_S_ChargeLoopReq_0 = ChargeLoopReq.header.__set__
-_S_ChargeLoopReq_1 = ChargeLoopReq.display_parameters.__set__
-_S_ChargeLoopReq_2 = ChargeLoopReq.meter_info_requested.__set__
-_S_DisplayParameters_0 = DisplayParameters.present_soc.__set__
-_S_DisplayParameters_1 = DisplayParameters.minimum_soc.__set__
-_S_DisplayParameters_2 = DisplayParameters.target_soc.__set__
-_S_DisplayParameters_3 = DisplayParameters.maximum_soc.__set__
-_S_DisplayParameters_4 = DisplayParameters.remaining_time_to_minimum_soc.__set__
-_S_DisplayParameters_5 = DisplayParameters.remaining_time_to_target_soc.__set__
-_S_DisplayParameters_6 = DisplayParameters.remaining_time_to_maximum_soc.__set__
-_S_DisplayParameters_7 = DisplayParameters.charging_complete.__set__
-_S_DisplayParameters_8 = DisplayParameters.battery_energy_capacity.__set__
-_S_DisplayParameters_9 = DisplayParameters.inlet_hot.__set__
-_S_AC_ChargeLoopRes_0 = AC_ChargeLoopRes.header.__set__
-_S_AC_ChargeLoopRes_1 = AC_ChargeLoopRes.response_code.__set__
-_S_AC_ChargeLoopRes_2 = AC_ChargeLoopRes.evse_status.__set__
-_S_AC_ChargeLoopRes_3 = AC_ChargeLoopRes.meter_info.__set__
-_S_AC_ChargeLoopRes_4 = AC_ChargeLoopRes.receipt.__set__
-_S_AC_ChargeLoopRes_5 = AC_ChargeLoopRes.evse_target_frequency.__set__
-_S_AC_ChargeLoopRes_6 = AC_ChargeLoopRes.cl_res_control_mode.__set__
-_S_ChargeLoopRes_0 = ChargeLoopRes.header.__set__
-_S_ChargeLoopRes_1 = ChargeLoopRes.response_code.__set__
-_S_ChargeLoopRes_2 = ChargeLoopRes.evse_status.__set__
-_S_ChargeLoopRes_3 = ChargeLoopRes.meter_info.__set__
-_S_ChargeLoopRes_4 = ChargeLoopRes.receipt.__set__
-_S_EVSEStatus_0 = EVSEStatus.notification_max_delay.__set__
-_S_EVSEStatus_1 = EVSEStatus.evse_notification.__set__
-_S_MeterInfo_0 = MeterInfo.meter_id.__set__
-_S_MeterInfo_1 = MeterInfo.charged_energy_reading_wh.__set__
-_S_MeterInfo_2 = MeterInfo.bpt_discharged_energy_reading_wh.__set__
-_S_MeterInfo_3 = MeterInfo.capacitive_energy_reading_va_rh.__set__
-_S_MeterInfo_4 = MeterInfo.bpt_inductive_energy_reading_va_rh.__set__
-_S_MeterInfo_5 = MeterInfo.meter_signature.__set__
-_S_MeterInfo_6 = MeterInfo.meter_status.__set__
-_S_MeterInfo_7 = MeterInfo.meter_timestamp.__set__
-_S_Receipt_0 = Receipt.time_anchor.__set__
-_S_Receipt_1 = Receipt.energy_costs.__set__
-_S_Receipt_2 = Receipt.occupancy_costs.__set__
-_S_Receipt_3 = Receipt.additional_services_costs.__set__
-_S_Receipt_4 = Receipt.overstay_costs.__set__
-_S_Receipt_5 = Receipt.tax_costs.__set__
-_S_DetailedCost_0 = DetailedCost.amount.__set__
-_S_DetailedCost_1 = DetailedCost.cost_per_unit.__set__
-_S_DetailedTax_0 = DetailedTax.tax_rule_id.__set__
-_S_DetailedTax_1 = DetailedTax.amount.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_0 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_1 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l2.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_2 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_3 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_4 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l2.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_5 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_6 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_7 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l2.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_8 = BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_9 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_10 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l2.__set__
-_S_BPT_AC_CPDReqEnergyTransferMode_11 = BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_0 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_1 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l2.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_2 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_3 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_4 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l2.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_5 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_6 = BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_7 = BPT_AC_CPDResEnergyTransferMode.maximum_power_asymmetry.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_8 = BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_9 = BPT_AC_CPDResEnergyTransferMode.evse_present_active_power.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_10 = BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_11 = BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_12 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_13 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l2.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_14 = BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_15 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_16 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l2.__set__
-_S_BPT_AC_CPDResEnergyTransferMode_17 = BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3.__set__
-_S_Scheduled_AC_CLReqControlMode_0 = Scheduled_AC_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_AC_CLReqControlMode_1 = Scheduled_AC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_AC_CLReqControlMode_2 = Scheduled_AC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Scheduled_AC_CLReqControlMode_3 = Scheduled_AC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_Scheduled_AC_CLReqControlMode_4 = Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2.__set__
-_S_Scheduled_AC_CLReqControlMode_5 = Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3.__set__
-_S_Scheduled_AC_CLReqControlMode_6 = Scheduled_AC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_Scheduled_AC_CLReqControlMode_7 = Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2.__set__
-_S_Scheduled_AC_CLReqControlMode_8 = Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3.__set__
-_S_Scheduled_AC_CLReqControlMode_9 = Scheduled_AC_CLReqControlMode.ev_present_active_power.__set__
-_S_Scheduled_AC_CLReqControlMode_10 = Scheduled_AC_CLReqControlMode.ev_present_active_power_l2.__set__
-_S_Scheduled_AC_CLReqControlMode_11 = Scheduled_AC_CLReqControlMode.ev_present_active_power_l3.__set__
-_S_Scheduled_AC_CLReqControlMode_12 = Scheduled_AC_CLReqControlMode.ev_present_reactive_power.__set__
-_S_Scheduled_AC_CLReqControlMode_13 = Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2.__set__
-_S_Scheduled_AC_CLReqControlMode_14 = Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3.__set__
-_S_Scheduled_CLReqControlMode_0 = Scheduled_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_CLReqControlMode_1 = Scheduled_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_CLReqControlMode_2 = Scheduled_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Scheduled_AC_CLResControlMode_0 = Scheduled_AC_CLResControlMode.evse_target_active_power.__set__
-_S_Scheduled_AC_CLResControlMode_1 = Scheduled_AC_CLResControlMode.evse_target_active_power_l2.__set__
-_S_Scheduled_AC_CLResControlMode_2 = Scheduled_AC_CLResControlMode.evse_target_active_power_l3.__set__
-_S_Scheduled_AC_CLResControlMode_3 = Scheduled_AC_CLResControlMode.evse_target_reactive_power.__set__
-_S_Scheduled_AC_CLResControlMode_4 = Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2.__set__
-_S_Scheduled_AC_CLResControlMode_5 = Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3.__set__
-_S_Scheduled_AC_CLResControlMode_6 = Scheduled_AC_CLResControlMode.evse_present_active_power.__set__
-_S_Scheduled_AC_CLResControlMode_7 = Scheduled_AC_CLResControlMode.evse_present_active_power_l2.__set__
-_S_Scheduled_AC_CLResControlMode_8 = Scheduled_AC_CLResControlMode.evse_present_active_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_0 = BPT_Scheduled_AC_CLReqControlMode.ev_target_energy_request.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_1 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_2 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_3 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_4 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_5 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_6 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_7 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_8 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_9 = BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_10 = BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_11 = BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_12 = BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_13 = BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_14 = BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_15 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_16 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_17 = BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_18 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_19 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2.__set__
-_S_BPT_Scheduled_AC_CLReqControlMode_20 = BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_0 = BPT_Scheduled_AC_CLResControlMode.evse_target_active_power.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_1 = BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_2 = BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_3 = BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_4 = BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_5 = BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_6 = BPT_Scheduled_AC_CLResControlMode.evse_present_active_power.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_7 = BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2.__set__
-_S_BPT_Scheduled_AC_CLResControlMode_8 = BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3.__set__
-_S_Dynamic_AC_CLReqControlMode_0 = Dynamic_AC_CLReqControlMode.departure_time.__set__
-_S_Dynamic_AC_CLReqControlMode_1 = Dynamic_AC_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_AC_CLReqControlMode_2 = Dynamic_AC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_AC_CLReqControlMode_3 = Dynamic_AC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_AC_CLReqControlMode_4 = Dynamic_AC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_Dynamic_AC_CLReqControlMode_5 = Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2.__set__
-_S_Dynamic_AC_CLReqControlMode_6 = Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3.__set__
-_S_Dynamic_AC_CLReqControlMode_7 = Dynamic_AC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_Dynamic_AC_CLReqControlMode_8 = Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2.__set__
-_S_Dynamic_AC_CLReqControlMode_9 = Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3.__set__
-_S_Dynamic_AC_CLReqControlMode_10 = Dynamic_AC_CLReqControlMode.ev_present_active_power.__set__
-_S_Dynamic_AC_CLReqControlMode_11 = Dynamic_AC_CLReqControlMode.ev_present_active_power_l2.__set__
-_S_Dynamic_AC_CLReqControlMode_12 = Dynamic_AC_CLReqControlMode.ev_present_active_power_l3.__set__
-_S_Dynamic_AC_CLReqControlMode_13 = Dynamic_AC_CLReqControlMode.ev_present_reactive_power.__set__
-_S_Dynamic_AC_CLReqControlMode_14 = Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2.__set__
-_S_Dynamic_AC_CLReqControlMode_15 = Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3.__set__
-_S_Dynamic_CLReqControlMode_0 = Dynamic_CLReqControlMode.departure_time.__set__
-_S_Dynamic_CLReqControlMode_1 = Dynamic_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_CLReqControlMode_2 = Dynamic_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_3 = Dynamic_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_AC_CLResControlMode_0 = Dynamic_AC_CLResControlMode.departure_time.__set__
-_S_Dynamic_AC_CLResControlMode_1 = Dynamic_AC_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_AC_CLResControlMode_2 = Dynamic_AC_CLResControlMode.target_soc.__set__
-_S_Dynamic_AC_CLResControlMode_3 = Dynamic_AC_CLResControlMode.ack_max_delay.__set__
-_S_Dynamic_AC_CLResControlMode_4 = Dynamic_AC_CLResControlMode.evse_target_active_power.__set__
-_S_Dynamic_AC_CLResControlMode_5 = Dynamic_AC_CLResControlMode.evse_target_active_power_l2.__set__
-_S_Dynamic_AC_CLResControlMode_6 = Dynamic_AC_CLResControlMode.evse_target_active_power_l3.__set__
-_S_Dynamic_AC_CLResControlMode_7 = Dynamic_AC_CLResControlMode.evse_target_reactive_power.__set__
-_S_Dynamic_AC_CLResControlMode_8 = Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2.__set__
-_S_Dynamic_AC_CLResControlMode_9 = Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3.__set__
-_S_Dynamic_AC_CLResControlMode_10 = Dynamic_AC_CLResControlMode.evse_present_active_power.__set__
-_S_Dynamic_AC_CLResControlMode_11 = Dynamic_AC_CLResControlMode.evse_present_active_power_l2.__set__
-_S_Dynamic_AC_CLResControlMode_12 = Dynamic_AC_CLResControlMode.evse_present_active_power_l3.__set__
-_S_Dynamic_CLResControlMode_0 = Dynamic_CLResControlMode.departure_time.__set__
-_S_Dynamic_CLResControlMode_1 = Dynamic_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_CLResControlMode_2 = Dynamic_CLResControlMode.target_soc.__set__
-_S_Dynamic_CLResControlMode_3 = Dynamic_CLResControlMode.ack_max_delay.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_0 = BPT_Dynamic_AC_CLReqControlMode.departure_time.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_1 = BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_2 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_3 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_4 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_5 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_6 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_7 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_8 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_9 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_10 = BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_11 = BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_12 = BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_13 = BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_14 = BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_15 = BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_16 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_17 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_18 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_19 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_20 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l2.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_21 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_22 = BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2_x_energy_request.__set__
-_S_BPT_Dynamic_AC_CLReqControlMode_23 = BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2_x_energy_request.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_0 = BPT_Dynamic_AC_CLResControlMode.departure_time.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_1 = BPT_Dynamic_AC_CLResControlMode.minimum_soc.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_2 = BPT_Dynamic_AC_CLResControlMode.target_soc.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_3 = BPT_Dynamic_AC_CLResControlMode.ack_max_delay.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_4 = BPT_Dynamic_AC_CLResControlMode.evse_target_active_power.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_5 = BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l2.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_6 = BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_7 = BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_8 = BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_9 = BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_10 = BPT_Dynamic_AC_CLResControlMode.evse_present_active_power.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_11 = BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2.__set__
-_S_BPT_Dynamic_AC_CLResControlMode_12 = BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3.__set__
-_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
+builders(globals(), (AC_ChargeParameterDiscoveryReq, ChargeParameterDiscoveryReq, V2GRequest, V2GMessage, MessageHeader, AC_CPDReqEnergyTransferMode, RationalNumber, AC_ChargeParameterDiscoveryRes, ChargeParameterDiscoveryRes, V2GResponse, AC_CPDResEnergyTransferMode, AC_ChargeLoopReq, ChargeLoopReq, DisplayParameters, AC_ChargeLoopRes, ChargeLoopRes, EVSEStatus, MeterInfo, Receipt, DetailedCost, DetailedTax, BPT_AC_CPDReqEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode, Scheduled_AC_CLReqControlMode, Scheduled_CLReqControlMode, Scheduled_AC_CLResControlMode, BPT_Scheduled_AC_CLReqControlMode, BPT_Scheduled_AC_CLResControlMode, Dynamic_AC_CLReqControlMode, Dynamic_CLReqControlMode, Dynamic_AC_CLResControlMode, Dynamic_CLResControlMode, BPT_Dynamic_AC_CLReqControlMode, BPT_Dynamic_AC_CLResControlMode, ListOfRootCertificateIDs,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     CLReqControlMode: (),
@@ -9095,12 +9094,21 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9112,12 +9120,21 @@ def _es_f11(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f11(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9129,12 +9146,21 @@ def _es_f14(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f14(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9146,12 +9172,21 @@ def _es_f21(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f21(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9163,12 +9198,21 @@ def _es_f22(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f22(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9202,12 +9246,21 @@ def _es_f26(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f26(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9325,11 +9378,20 @@ def _es_f85(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f85(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -9487,12 +9549,21 @@ def _es_f99(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f99(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -9504,12 +9575,21 @@ def _es_f100(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f100(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9583,12 +9663,21 @@ def _es_f104(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f104(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9719,12 +9808,21 @@ def _es_f118(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f118(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9736,12 +9834,21 @@ def _es_f119(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f119(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9753,12 +9860,21 @@ def _es_f120(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f120(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9879,12 +9995,23 @@ def _es_f138(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f138(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9896,12 +10023,21 @@ def _es_f139(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f139(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9913,12 +10049,21 @@ def _es_f140(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f140(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9930,12 +10075,21 @@ def _es_f143(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f143(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -10023,11 +10177,20 @@ def _es_f150(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f150(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

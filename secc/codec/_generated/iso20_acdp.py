@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -667,10 +667,11 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_VehiclePositioningReq)
-    _S_ACDP_VehiclePositioningReq_0(o, f0)
-    _S_ACDP_VehiclePositioningReq_1(o, f1)
-    _S_ACDP_VehiclePositioningReq_2(o, f2)
+    o = _B_ACDP_VehiclePositioningReq()
+    o.header = f0
+    o.ev_mobility_status = f1
+    o.ev_positioning_support = f2
+    o.__class__ = ACDP_VehiclePositioningReq
     return o
 
 _DT_V2GRequest = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -725,8 +726,9 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GRequest)
-    _S_V2GRequest_0(o, f0)
+    o = _B_V2GRequest()
+    o.header = f0
+    o.__class__ = V2GRequest
     return o
 
 _DT_V2GMessage = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -781,8 +783,9 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GMessage)
-    _S_V2GMessage_0(o, f0)
+    o = _B_V2GMessage()
+    o.header = f0
+    o.__class__ = V2GMessage
     return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -870,12 +873,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -901,10 +913,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MessageHeader)
-    _S_MessageHeader_0(o, f0)
-    _S_MessageHeader_1(o, f1)
-    _S_MessageHeader_2(o, f2)
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    o.__class__ = MessageHeader
     return o
 
 _EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -1143,12 +1156,21 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
         _p = 'EVRelativeXDeviation'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1160,12 +1182,21 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
         _p = 'EVRelativeYDeviation'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1177,12 +1208,21 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
         _p = 'ContactWindowXc'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1194,12 +1234,21 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
         _p = 'ContactWindowYc'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1237,16 +1286,17 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_VehiclePositioningRes)
-    _S_ACDP_VehiclePositioningRes_0(o, f0)
-    _S_ACDP_VehiclePositioningRes_1(o, f1)
-    _S_ACDP_VehiclePositioningRes_2(o, f2)
-    _S_ACDP_VehiclePositioningRes_3(o, f3)
-    _S_ACDP_VehiclePositioningRes_4(o, f4)
-    _S_ACDP_VehiclePositioningRes_5(o, f5)
-    _S_ACDP_VehiclePositioningRes_6(o, f6)
-    _S_ACDP_VehiclePositioningRes_7(o, f7)
-    _S_ACDP_VehiclePositioningRes_8(o, f8)
+    o = _B_ACDP_VehiclePositioningRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.evse_positioning_support = f3
+    o.ev_relative_x_deviation = f4
+    o.ev_relative_y_deviation = f5
+    o.contact_window_xc = f6
+    o.contact_window_yc = f7
+    o.ev_in_charge_position = f8
+    o.__class__ = ACDP_VehiclePositioningRes
     return o
 
 _DT_V2GResponse = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1339,9 +1389,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GResponse)
-    _S_V2GResponse_0(o, f0)
-    _S_V2GResponse_1(o, f1)
+    o = _B_V2GResponse()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = V2GResponse
     return o
 
 _DT_ACDP_ConnectReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1432,9 +1483,10 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_ConnectReq)
-    _S_ACDP_ConnectReq_0(o, f0)
-    _S_ACDP_ConnectReq_1(o, f1)
+    o = _B_ACDP_ConnectReq()
+    o.header = f0
+    o.ev_electrical_charging_device_status = f1
+    o.__class__ = ACDP_ConnectReq
     return o
 
 _DT_ACDP_ConnectRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -1639,12 +1691,13 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_ConnectRes)
-    _S_ACDP_ConnectRes_0(o, f0)
-    _S_ACDP_ConnectRes_1(o, f1)
-    _S_ACDP_ConnectRes_2(o, f2)
-    _S_ACDP_ConnectRes_3(o, f3)
-    _S_ACDP_ConnectRes_4(o, f4)
+    o = _B_ACDP_ConnectRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.evse_electrical_charging_device_status = f3
+    o.evse_mechanical_charging_device_status = f4
+    o.__class__ = ACDP_ConnectRes
     return o
 
 _DT_ACDP_SystemStatusReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1721,9 +1774,10 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_SystemStatusReq)
-    _S_ACDP_SystemStatusReq_0(o, f0)
-    _S_ACDP_SystemStatusReq_1(o, f1)
+    o = _B_ACDP_SystemStatusReq()
+    o.header = f0
+    o.ev_technical_status = f1
+    o.__class__ = ACDP_SystemStatusReq
     return o
 
 _DT_EVTechnicalStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -2039,15 +2093,16 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVTechnicalStatus)
-    _S_EVTechnicalStatus_0(o, f0)
-    _S_EVTechnicalStatus_1(o, f1)
-    _S_EVTechnicalStatus_2(o, f2)
-    _S_EVTechnicalStatus_3(o, f3)
-    _S_EVTechnicalStatus_4(o, f4)
-    _S_EVTechnicalStatus_5(o, f5)
-    _S_EVTechnicalStatus_6(o, f6)
-    _S_EVTechnicalStatus_7(o, f7)
+    o = _B_EVTechnicalStatus()
+    o.ev_ready_to_charge = f0
+    o.ev_immobilization_request = f1
+    o.ev_immobilized = f2
+    o.evwlan_strength = f3
+    o.evcp_status = f4
+    o.evsoc = f5
+    o.ev_error_code = f6
+    o.ev_timeout = f7
+    o.__class__ = EVTechnicalStatus
     return o
 
 _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2122,12 +2177,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2141,9 +2205,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RationalNumber)
-    _S_RationalNumber_0(o, f0)
-    _S_RationalNumber_1(o, f1)
+    o = _B_RationalNumber()
+    o.exponent = f0
+    o.value = f1
+    o.__class__ = RationalNumber
     return o
 
 
@@ -2206,9 +2271,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
             if _x & 1: _v = -_v - 1
             if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
                 r.pos = _q
-                o = _new(RationalNumber)
-                _S_RationalNumber_0(o, a0 + -128)
-                _S_RationalNumber_1(o, _v)
+                o = _B_RationalNumber()
+                o.exponent = a0 + -128
+                o.value = _v
+                o.__class__ = RationalNumber
                 if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
                 _C_RationalNumber[_k] = o
                 return o
@@ -2612,18 +2678,19 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ACDP_SystemStatusRes)
-    _S_ACDP_SystemStatusRes_0(o, f0)
-    _S_ACDP_SystemStatusRes_1(o, f1)
-    _S_ACDP_SystemStatusRes_2(o, f2)
-    _S_ACDP_SystemStatusRes_3(o, f3)
-    _S_ACDP_SystemStatusRes_4(o, f4)
-    _S_ACDP_SystemStatusRes_5(o, f5)
-    _S_ACDP_SystemStatusRes_6(o, f6)
-    _S_ACDP_SystemStatusRes_7(o, f7)
-    _S_ACDP_SystemStatusRes_8(o, f8)
-    _S_ACDP_SystemStatusRes_9(o, f9)
-    _S_ACDP_SystemStatusRes_10(o, f10)
+    o = _B_ACDP_SystemStatusRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_mechanical_charging_device_status = f2
+    o.evse_ready_to_charge = f3
+    o.evse_isolation_status = f4
+    o.evse_disabled = f5
+    o.evse_utility_interrupt_event = f6
+    o.evse_emergency_shutdown = f7
+    o.evse_malfunction = f8
+    o.ev_in_charge_position = f9
+    o.ev_association_status = f10
+    o.__class__ = ACDP_SystemStatusRes
     return o
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -2678,8 +2745,9 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryReq)
-    _S_ChargeParameterDiscoveryReq_0(o, f0)
+    o = _B_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.__class__ = ChargeParameterDiscoveryReq
     return o
 
 _DT_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2772,9 +2840,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryRes)
-    _S_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_ChargeParameterDiscoveryRes_1(o, f1)
+    o = _B_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = ChargeParameterDiscoveryRes
     return o
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2886,10 +2955,11 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopReq)
-    _S_ChargeLoopReq_0(o, f0)
-    _S_ChargeLoopReq_1(o, f1)
-    _S_ChargeLoopReq_2(o, f2)
+    o = _B_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.__class__ = ChargeLoopReq
     return o
 
 _DT_DisplayParameters = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -3151,12 +3221,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3168,12 +3247,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3185,12 +3273,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3264,17 +3361,18 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DisplayParameters)
-    _S_DisplayParameters_0(o, f0)
-    _S_DisplayParameters_1(o, f1)
-    _S_DisplayParameters_2(o, f2)
-    _S_DisplayParameters_3(o, f3)
-    _S_DisplayParameters_4(o, f4)
-    _S_DisplayParameters_5(o, f5)
-    _S_DisplayParameters_6(o, f6)
-    _S_DisplayParameters_7(o, f7)
-    _S_DisplayParameters_8(o, f8)
-    _S_DisplayParameters_9(o, f9)
+    o = _B_DisplayParameters()
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    o.__class__ = DisplayParameters
     return o
 
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -3440,12 +3538,13 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopRes)
-    _S_ChargeLoopRes_0(o, f0)
-    _S_ChargeLoopRes_1(o, f1)
-    _S_ChargeLoopRes_2(o, f2)
-    _S_ChargeLoopRes_3(o, f3)
-    _S_ChargeLoopRes_4(o, f4)
+    o = _B_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.__class__ = ChargeLoopRes
     return o
 
 _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3497,12 +3596,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3544,9 +3652,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVSEStatus)
-    _S_EVSEStatus_0(o, f0)
-    _S_EVSEStatus_1(o, f1)
+    o = _B_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.__class__ = EVSEStatus
     return o
 
 _EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3732,12 +3841,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3749,12 +3867,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3766,12 +3893,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3783,12 +3919,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3817,12 +3962,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -3834,12 +3988,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3853,15 +4016,16 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeterInfo)
-    _S_MeterInfo_0(o, f0)
-    _S_MeterInfo_1(o, f1)
-    _S_MeterInfo_2(o, f2)
-    _S_MeterInfo_3(o, f3)
-    _S_MeterInfo_4(o, f4)
-    _S_MeterInfo_5(o, f5)
-    _S_MeterInfo_6(o, f6)
-    _S_MeterInfo_7(o, f7)
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    o.__class__ = MeterInfo
     return o
 
 _EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3986,12 +4150,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4060,13 +4233,14 @@ def _d_Receipt(r: BitReader) -> Receipt:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Receipt)
-    _S_Receipt_0(o, f0)
-    _S_Receipt_1(o, f1)
-    _S_Receipt_2(o, f2)
-    _S_Receipt_3(o, f3)
-    _S_Receipt_4(o, f4)
-    _S_Receipt_5(o, tuple(f5))
+    o = _B_Receipt()
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = tuple(f5)
+    o.__class__ = Receipt
     return o
 
 _DT_DetailedCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4143,9 +4317,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedCost)
-    _S_DetailedCost_0(o, f0)
-    _S_DetailedCost_1(o, f1)
+    o = _B_DetailedCost()
+    o.amount = f0
+    o.cost_per_unit = f1
+    o.__class__ = DetailedCost
     return o
 
 _DT_DetailedTax = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4197,12 +4372,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4228,9 +4414,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedTax)
-    _S_DetailedTax_0(o, f0)
-    _S_DetailedTax_1(o, f1)
+    o = _B_DetailedTax()
+    o.tax_rule_id = f0
+    o.amount = f1
+    o.__class__ = DetailedTax
     return o
 
 _DT_Scheduled_CLReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -4336,10 +4523,11 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_CLReqControlMode)
-    _S_Scheduled_CLReqControlMode_0(o, f0)
-    _S_Scheduled_CLReqControlMode_1(o, f1)
-    _S_Scheduled_CLReqControlMode_2(o, f2)
+    o = _B_Scheduled_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.__class__ = Scheduled_CLReqControlMode
     return o
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -4444,12 +4632,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4499,11 +4696,12 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLReqControlMode)
-    _S_Dynamic_CLReqControlMode_0(o, f0)
-    _S_Dynamic_CLReqControlMode_1(o, f1)
-    _S_Dynamic_CLReqControlMode_2(o, f2)
-    _S_Dynamic_CLReqControlMode_3(o, f3)
+    o = _B_Dynamic_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.__class__ = Dynamic_CLReqControlMode
     return o
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -4587,12 +4785,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4656,12 +4863,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4675,11 +4891,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLResControlMode)
-    _S_Dynamic_CLResControlMode_0(o, f0)
-    _S_Dynamic_CLResControlMode_1(o, f1)
-    _S_Dynamic_CLResControlMode_2(o, f2)
-    _S_Dynamic_CLResControlMode_3(o, f3)
+    o = _B_Dynamic_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.__class__ = Dynamic_CLResControlMode
     return o
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
@@ -4733,8 +4950,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ListOfRootCertificateIDs)
-    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    o = _B_ListOfRootCertificateIDs()
+    o.root_certificate_id = tuple(f0)
+    o.__class__ = ListOfRootCertificateIDs
     return o
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
@@ -4747,109 +4965,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     MeterInfo: _EC_MeterInfo,
 }
 
-_new = object.__new__
-_S_ACDP_VehiclePositioningReq_0 = ACDP_VehiclePositioningReq.header.__set__
-_S_ACDP_VehiclePositioningReq_1 = ACDP_VehiclePositioningReq.ev_mobility_status.__set__
-_S_ACDP_VehiclePositioningReq_2 = ACDP_VehiclePositioningReq.ev_positioning_support.__set__
-_S_V2GRequest_0 = V2GRequest.header.__set__
-_S_V2GMessage_0 = V2GMessage.header.__set__
-_S_MessageHeader_0 = MessageHeader.session_id.__set__
-_S_MessageHeader_1 = MessageHeader.time_stamp.__set__
-_S_MessageHeader_2 = MessageHeader.signature.__set__
-_S_ACDP_VehiclePositioningRes_0 = ACDP_VehiclePositioningRes.header.__set__
-_S_ACDP_VehiclePositioningRes_1 = ACDP_VehiclePositioningRes.response_code.__set__
-_S_ACDP_VehiclePositioningRes_2 = ACDP_VehiclePositioningRes.evse_processing.__set__
-_S_ACDP_VehiclePositioningRes_3 = ACDP_VehiclePositioningRes.evse_positioning_support.__set__
-_S_ACDP_VehiclePositioningRes_4 = ACDP_VehiclePositioningRes.ev_relative_x_deviation.__set__
-_S_ACDP_VehiclePositioningRes_5 = ACDP_VehiclePositioningRes.ev_relative_y_deviation.__set__
-_S_ACDP_VehiclePositioningRes_6 = ACDP_VehiclePositioningRes.contact_window_xc.__set__
-_S_ACDP_VehiclePositioningRes_7 = ACDP_VehiclePositioningRes.contact_window_yc.__set__
-_S_ACDP_VehiclePositioningRes_8 = ACDP_VehiclePositioningRes.ev_in_charge_position.__set__
-_S_V2GResponse_0 = V2GResponse.header.__set__
-_S_V2GResponse_1 = V2GResponse.response_code.__set__
-_S_ACDP_ConnectReq_0 = ACDP_ConnectReq.header.__set__
-_S_ACDP_ConnectReq_1 = ACDP_ConnectReq.ev_electrical_charging_device_status.__set__
-_S_ACDP_ConnectRes_0 = ACDP_ConnectRes.header.__set__
-_S_ACDP_ConnectRes_1 = ACDP_ConnectRes.response_code.__set__
-_S_ACDP_ConnectRes_2 = ACDP_ConnectRes.evse_processing.__set__
-_S_ACDP_ConnectRes_3 = ACDP_ConnectRes.evse_electrical_charging_device_status.__set__
-_S_ACDP_ConnectRes_4 = ACDP_ConnectRes.evse_mechanical_charging_device_status.__set__
-_S_ACDP_SystemStatusReq_0 = ACDP_SystemStatusReq.header.__set__
-_S_ACDP_SystemStatusReq_1 = ACDP_SystemStatusReq.ev_technical_status.__set__
-_S_EVTechnicalStatus_0 = EVTechnicalStatus.ev_ready_to_charge.__set__
-_S_EVTechnicalStatus_1 = EVTechnicalStatus.ev_immobilization_request.__set__
-_S_EVTechnicalStatus_2 = EVTechnicalStatus.ev_immobilized.__set__
-_S_EVTechnicalStatus_3 = EVTechnicalStatus.evwlan_strength.__set__
-_S_EVTechnicalStatus_4 = EVTechnicalStatus.evcp_status.__set__
-_S_EVTechnicalStatus_5 = EVTechnicalStatus.evsoc.__set__
-_S_EVTechnicalStatus_6 = EVTechnicalStatus.ev_error_code.__set__
-_S_EVTechnicalStatus_7 = EVTechnicalStatus.ev_timeout.__set__
-_S_RationalNumber_0 = RationalNumber.exponent.__set__
-_S_RationalNumber_1 = RationalNumber.value.__set__
-_S_ACDP_SystemStatusRes_0 = ACDP_SystemStatusRes.header.__set__
-_S_ACDP_SystemStatusRes_1 = ACDP_SystemStatusRes.response_code.__set__
-_S_ACDP_SystemStatusRes_2 = ACDP_SystemStatusRes.evse_mechanical_charging_device_status.__set__
-_S_ACDP_SystemStatusRes_3 = ACDP_SystemStatusRes.evse_ready_to_charge.__set__
-_S_ACDP_SystemStatusRes_4 = ACDP_SystemStatusRes.evse_isolation_status.__set__
-_S_ACDP_SystemStatusRes_5 = ACDP_SystemStatusRes.evse_disabled.__set__
-_S_ACDP_SystemStatusRes_6 = ACDP_SystemStatusRes.evse_utility_interrupt_event.__set__
-_S_ACDP_SystemStatusRes_7 = ACDP_SystemStatusRes.evse_emergency_shutdown.__set__
-_S_ACDP_SystemStatusRes_8 = ACDP_SystemStatusRes.evse_malfunction.__set__
-_S_ACDP_SystemStatusRes_9 = ACDP_SystemStatusRes.ev_in_charge_position.__set__
-_S_ACDP_SystemStatusRes_10 = ACDP_SystemStatusRes.ev_association_status.__set__
-_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.header.__set__
-_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.header.__set__
-_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.response_code.__set__
-_S_ChargeLoopReq_0 = ChargeLoopReq.header.__set__
-_S_ChargeLoopReq_1 = ChargeLoopReq.display_parameters.__set__
-_S_ChargeLoopReq_2 = ChargeLoopReq.meter_info_requested.__set__
-_S_DisplayParameters_0 = DisplayParameters.present_soc.__set__
-_S_DisplayParameters_1 = DisplayParameters.minimum_soc.__set__
-_S_DisplayParameters_2 = DisplayParameters.target_soc.__set__
-_S_DisplayParameters_3 = DisplayParameters.maximum_soc.__set__
-_S_DisplayParameters_4 = DisplayParameters.remaining_time_to_minimum_soc.__set__
-_S_DisplayParameters_5 = DisplayParameters.remaining_time_to_target_soc.__set__
-_S_DisplayParameters_6 = DisplayParameters.remaining_time_to_maximum_soc.__set__
-_S_DisplayParameters_7 = DisplayParameters.charging_complete.__set__
-_S_DisplayParameters_8 = DisplayParameters.battery_energy_capacity.__set__
-_S_DisplayParameters_9 = DisplayParameters.inlet_hot.__set__
-_S_ChargeLoopRes_0 = ChargeLoopRes.header.__set__
-_S_ChargeLoopRes_1 = ChargeLoopRes.response_code.__set__
-_S_ChargeLoopRes_2 = ChargeLoopRes.evse_status.__set__
-_S_ChargeLoopRes_3 = ChargeLoopRes.meter_info.__set__
-_S_ChargeLoopRes_4 = ChargeLoopRes.receipt.__set__
-_S_EVSEStatus_0 = EVSEStatus.notification_max_delay.__set__
-_S_EVSEStatus_1 = EVSEStatus.evse_notification.__set__
-_S_MeterInfo_0 = MeterInfo.meter_id.__set__
-_S_MeterInfo_1 = MeterInfo.charged_energy_reading_wh.__set__
-_S_MeterInfo_2 = MeterInfo.bpt_discharged_energy_reading_wh.__set__
-_S_MeterInfo_3 = MeterInfo.capacitive_energy_reading_va_rh.__set__
-_S_MeterInfo_4 = MeterInfo.bpt_inductive_energy_reading_va_rh.__set__
-_S_MeterInfo_5 = MeterInfo.meter_signature.__set__
-_S_MeterInfo_6 = MeterInfo.meter_status.__set__
-_S_MeterInfo_7 = MeterInfo.meter_timestamp.__set__
-_S_Receipt_0 = Receipt.time_anchor.__set__
-_S_Receipt_1 = Receipt.energy_costs.__set__
-_S_Receipt_2 = Receipt.occupancy_costs.__set__
-_S_Receipt_3 = Receipt.additional_services_costs.__set__
-_S_Receipt_4 = Receipt.overstay_costs.__set__
-_S_Receipt_5 = Receipt.tax_costs.__set__
-_S_DetailedCost_0 = DetailedCost.amount.__set__
-_S_DetailedCost_1 = DetailedCost.cost_per_unit.__set__
-_S_DetailedTax_0 = DetailedTax.tax_rule_id.__set__
-_S_DetailedTax_1 = DetailedTax.amount.__set__
-_S_Scheduled_CLReqControlMode_0 = Scheduled_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_CLReqControlMode_1 = Scheduled_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_CLReqControlMode_2 = Scheduled_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_0 = Dynamic_CLReqControlMode.departure_time.__set__
-_S_Dynamic_CLReqControlMode_1 = Dynamic_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_CLReqControlMode_2 = Dynamic_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_3 = Dynamic_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_CLResControlMode_0 = Dynamic_CLResControlMode.departure_time.__set__
-_S_Dynamic_CLResControlMode_1 = Dynamic_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_CLResControlMode_2 = Dynamic_CLResControlMode.target_soc.__set__
-_S_Dynamic_CLResControlMode_3 = Dynamic_CLResControlMode.ack_max_delay.__set__
-_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
+builders(globals(), (ACDP_VehiclePositioningReq, V2GRequest, V2GMessage, MessageHeader, ACDP_VehiclePositioningRes, V2GResponse, ACDP_ConnectReq, ACDP_ConnectRes, ACDP_SystemStatusReq, EVTechnicalStatus, RationalNumber, ACDP_SystemStatusRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargeLoopReq, DisplayParameters, ChargeLoopRes, EVSEStatus, MeterInfo, Receipt, DetailedCost, DetailedTax, Scheduled_CLReqControlMode, Dynamic_CLReqControlMode, Dynamic_CLResControlMode, ListOfRootCertificateIDs,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     CLReqControlMode: (),
@@ -5015,12 +5131,21 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -5032,12 +5157,21 @@ def _es_f11(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f11(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -5049,12 +5183,21 @@ def _es_f12(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f12(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -5066,12 +5209,21 @@ def _es_f17(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f17(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -5083,12 +5235,21 @@ def _es_f18(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f18(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -5122,12 +5283,21 @@ def _es_f20(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f20(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowXc', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -5139,12 +5309,21 @@ def _es_f21(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f21(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ContactWindowYc', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -5156,12 +5335,21 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -5425,12 +5613,21 @@ def _es_f40(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f40(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeXDeviation', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -5442,12 +5639,21 @@ def _es_f41(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f41(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'EVRelativeYDeviation', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -5828,11 +6034,20 @@ def _es_f63(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f63(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -5990,12 +6205,21 @@ def _es_f76(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f76(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -6007,12 +6231,21 @@ def _es_f77(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f77(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -6086,12 +6319,21 @@ def _es_f81(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f81(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -6222,12 +6464,21 @@ def _es_f95(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f95(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -6239,12 +6490,21 @@ def _es_f96(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f96(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -6256,12 +6516,21 @@ def _es_f97(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f97(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -6382,12 +6651,23 @@ def _es_f113(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f113(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -6399,12 +6679,21 @@ def _es_f114(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f114(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -6416,12 +6705,21 @@ def _es_f115(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f115(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -6433,12 +6731,21 @@ def _es_f118(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f118(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -6526,11 +6833,20 @@ def _es_f125(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f125(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1337,9 +1337,10 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionSetupReq)
-    _S_SessionSetupReq_0(o, f0)
-    _S_SessionSetupReq_1(o, f1)
+    o = _B_SessionSetupReq()
+    o.header = f0
+    o.evccid = f1
+    o.__class__ = SessionSetupReq
     return o
 
 _DT_V2GRequest = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -1394,8 +1395,9 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GRequest)
-    _S_V2GRequest_0(o, f0)
+    o = _B_V2GRequest()
+    o.header = f0
+    o.__class__ = V2GRequest
     return o
 
 _DT_V2GMessage = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -1450,8 +1452,9 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GMessage)
-    _S_V2GMessage_0(o, f0)
+    o = _B_V2GMessage()
+    o.header = f0
+    o.__class__ = V2GMessage
     return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1539,12 +1542,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1570,10 +1582,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MessageHeader)
-    _S_MessageHeader_0(o, f0)
-    _S_MessageHeader_1(o, f1)
-    _S_MessageHeader_2(o, f2)
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    o.__class__ = MessageHeader
     return o
 
 _EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -1722,10 +1735,11 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionSetupRes)
-    _S_SessionSetupRes_0(o, f0)
-    _S_SessionSetupRes_1(o, f1)
-    _S_SessionSetupRes_2(o, f2)
+    o = _B_SessionSetupRes()
+    o.header = f0
+    o.response_code = f1
+    o.evseid = f2
+    o.__class__ = SessionSetupRes
     return o
 
 _DT_V2GResponse = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1818,9 +1832,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GResponse)
-    _S_V2GResponse_0(o, f0)
-    _S_V2GResponse_1(o, f1)
+    o = _B_V2GResponse()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = V2GResponse
     return o
 
 _DT_AuthorizationSetupReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -1875,8 +1890,9 @@ def _d_AuthorizationSetupReq(r: BitReader) -> AuthorizationSetupReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AuthorizationSetupReq)
-    _S_AuthorizationSetupReq_0(o, f0)
+    o = _B_AuthorizationSetupReq()
+    o.header = f0
+    o.__class__ = AuthorizationSetupReq
     return o
 
 _DT_AuthorizationSetupRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((2, 0, 4), (3, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 5), (-2, 0, 0))), (2, 2, ((4, 0, 6), (5, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -2085,13 +2101,14 @@ def _d_AuthorizationSetupRes(r: BitReader) -> AuthorizationSetupRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AuthorizationSetupRes)
-    _S_AuthorizationSetupRes_0(o, f0)
-    _S_AuthorizationSetupRes_1(o, f1)
-    _S_AuthorizationSetupRes_2(o, tuple(f2))
-    _S_AuthorizationSetupRes_3(o, f3)
-    _S_AuthorizationSetupRes_4(o, f4)
-    _S_AuthorizationSetupRes_5(o, f5)
+    o = _B_AuthorizationSetupRes()
+    o.header = f0
+    o.response_code = f1
+    o.authorization_services = tuple(f2)
+    o.certificate_installation_service = f3
+    o.eim_as_res_authorization_mode = f4
+    o.pn_c_as_res_authorization_mode = f5
+    o.__class__ = AuthorizationSetupRes
     return o
 
 _DT_EIM_ASResAuthorizationMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -2214,9 +2231,10 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PnC_ASResAuthorizationMode)
-    _S_PnC_ASResAuthorizationMode_0(o, f0)
-    _S_PnC_ASResAuthorizationMode_1(o, f1)
+    o = _B_PnC_ASResAuthorizationMode()
+    o.gen_challenge = f0
+    o.supported_providers = f1
+    o.__class__ = PnC_ASResAuthorizationMode
     return o
 
 _DT_SupportedProvidersList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 128), (-2, 1, 0))),)
@@ -2280,8 +2298,9 @@ def _d_SupportedProvidersList(r: BitReader) -> SupportedProvidersList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SupportedProvidersList)
-    _S_SupportedProvidersList_0(o, tuple(f0))
+    o = _B_SupportedProvidersList()
+    o.provider_id = tuple(f0)
+    o.__class__ = SupportedProvidersList
     return o
 
 _DT_AuthorizationReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -2421,11 +2440,12 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AuthorizationReq)
-    _S_AuthorizationReq_0(o, f0)
-    _S_AuthorizationReq_1(o, f1)
-    _S_AuthorizationReq_2(o, f2)
-    _S_AuthorizationReq_3(o, f3)
+    o = _B_AuthorizationReq()
+    o.header = f0
+    o.selected_authorization_service = f1
+    o.eim_a_req_authorization_mode = f2
+    o.pn_c_a_req_authorization_mode = f3
+    o.__class__ = AuthorizationReq
     return o
 
 _DT_EIM_AReqAuthorizationMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -2566,10 +2586,11 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PnC_AReqAuthorizationMode)
-    _S_PnC_AReqAuthorizationMode_0(o, f0)
-    _S_PnC_AReqAuthorizationMode_1(o, f1)
-    _S_PnC_AReqAuthorizationMode_2(o, f2)
+    o = _B_PnC_AReqAuthorizationMode()
+    o.id = f0
+    o.gen_challenge = f1
+    o.contract_certificate_chain = f2
+    o.__class__ = PnC_AReqAuthorizationMode
     return o
 
 _DT_ContractCertificateChain = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2656,9 +2677,10 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ContractCertificateChain)
-    _S_ContractCertificateChain_0(o, f0)
-    _S_ContractCertificateChain_1(o, f1)
+    o = _B_ContractCertificateChain()
+    o.certificate = f0
+    o.sub_certificates = f1
+    o.__class__ = ContractCertificateChain
     return o
 
 _DT_SubCertificates = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2722,8 +2744,9 @@ def _d_SubCertificates(r: BitReader) -> SubCertificates:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SubCertificates)
-    _S_SubCertificates_0(o, tuple(f0))
+    o = _B_SubCertificates()
+    o.certificate = tuple(f0)
+    o.__class__ = SubCertificates
     return o
 
 _DT_AuthorizationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2854,10 +2877,11 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AuthorizationRes)
-    _S_AuthorizationRes_0(o, f0)
-    _S_AuthorizationRes_1(o, f1)
-    _S_AuthorizationRes_2(o, f2)
+    o = _B_AuthorizationRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.__class__ = AuthorizationRes
     return o
 
 _DT_ServiceDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2938,9 +2962,10 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDiscoveryReq)
-    _S_ServiceDiscoveryReq_0(o, f0)
-    _S_ServiceDiscoveryReq_1(o, f1)
+    o = _B_ServiceDiscoveryReq()
+    o.header = f0
+    o.supported_service_i_ds = f1
+    o.__class__ = ServiceDiscoveryReq
     return o
 
 _DT_ServiceIDList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 16), (-2, 1, 0))),)
@@ -2987,12 +3012,21 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
         f0 = []
         while fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0.append(_x)
             fid, m, nst = ev(r, _DT_ServiceIDList, st)
         if len(f0) < 1: raise missing('ServiceID', r)
@@ -3001,8 +3035,9 @@ def _d_ServiceIDList(r: BitReader) -> ServiceIDList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceIDList)
-    _S_ServiceIDList_0(o, tuple(f0))
+    o = _B_ServiceIDList()
+    o.service_id = tuple(f0)
+    o.__class__ = ServiceIDList
     return o
 
 _DT_ServiceDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -3176,12 +3211,13 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDiscoveryRes)
-    _S_ServiceDiscoveryRes_0(o, f0)
-    _S_ServiceDiscoveryRes_1(o, f1)
-    _S_ServiceDiscoveryRes_2(o, f2)
-    _S_ServiceDiscoveryRes_3(o, f3)
-    _S_ServiceDiscoveryRes_4(o, f4)
+    o = _B_ServiceDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.service_renegotiation_supported = f2
+    o.energy_transfer_service_list = f3
+    o.vas_list = f4
+    o.__class__ = ServiceDiscoveryRes
     return o
 
 _DT_ServiceList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -3235,8 +3271,9 @@ def _d_ServiceList(r: BitReader) -> ServiceList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceList)
-    _S_ServiceList_0(o, tuple(f0))
+    o = _B_ServiceList()
+    o.service = tuple(f0)
+    o.__class__ = ServiceList
     return o
 
 _DT_Service = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3287,12 +3324,21 @@ def _d_Service(r: BitReader) -> Service:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3330,9 +3376,10 @@ def _d_Service(r: BitReader) -> Service:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Service)
-    _S_Service_0(o, f0)
-    _S_Service_1(o, f1)
+    o = _B_Service()
+    o.service_id = f0
+    o.free_service = f1
+    o.__class__ = Service
     return o
 
 _DT_ServiceDetailReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3396,12 +3443,21 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         _p = 'ServiceID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3415,9 +3471,10 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDetailReq)
-    _S_ServiceDetailReq_0(o, f0)
-    _S_ServiceDetailReq_1(o, f1)
+    o = _B_ServiceDetailReq()
+    o.header = f0
+    o.service_id = f1
+    o.__class__ = ServiceDetailReq
     return o
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -3529,12 +3586,21 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         _p = 'ServiceID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3560,11 +3626,12 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceDetailRes)
-    _S_ServiceDetailRes_0(o, f0)
-    _S_ServiceDetailRes_1(o, f1)
-    _S_ServiceDetailRes_2(o, f2)
-    _S_ServiceDetailRes_3(o, f3)
+    o = _B_ServiceDetailRes()
+    o.header = f0
+    o.response_code = f1
+    o.service_id = f2
+    o.service_parameter_list = f3
+    o.__class__ = ServiceDetailRes
     return o
 
 _DT_ServiceParameterList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 32), (-2, 1, 0))),)
@@ -3618,8 +3685,9 @@ def _d_ServiceParameterList(r: BitReader) -> ServiceParameterList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceParameterList)
-    _S_ServiceParameterList_0(o, tuple(f0))
+    o = _B_ServiceParameterList()
+    o.parameter_set = tuple(f0)
+    o.__class__ = ServiceParameterList
     return o
 
 _DT_ParameterSet = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 33), (-2, 1, 0))),)
@@ -3674,12 +3742,21 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
         _p = 'ParameterSetID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3701,9 +3778,10 @@ def _d_ParameterSet(r: BitReader) -> ParameterSet:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ParameterSet)
-    _S_ParameterSet_0(o, f0)
-    _S_ParameterSet_1(o, tuple(f1))
+    o = _B_ParameterSet()
+    o.parameter_set_id = f0
+    o.parameter = tuple(f1)
+    o.__class__ = ParameterSet
     return o
 
 _DT_Parameter = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -3887,12 +3965,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'shortValue'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3904,12 +3991,21 @@ def _d_Parameter(r: BitReader) -> Parameter:
         _p = 'intValue'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3952,14 +4048,15 @@ def _d_Parameter(r: BitReader) -> Parameter:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Parameter)
-    _S_Parameter_0(o, f0)
-    _S_Parameter_1(o, f1)
-    _S_Parameter_2(o, f2)
-    _S_Parameter_3(o, f3)
-    _S_Parameter_4(o, f4)
-    _S_Parameter_5(o, f5)
-    _S_Parameter_6(o, f6)
+    o = _B_Parameter()
+    o.name = f0
+    o.bool_value = f1
+    o.byte_value = f2
+    o.short_value = f3
+    o.int_value = f4
+    o.rational_number = f5
+    o.finite_string = f6
+    o.__class__ = Parameter
     return o
 
 _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4034,12 +4131,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4053,9 +4159,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RationalNumber)
-    _S_RationalNumber_0(o, f0)
-    _S_RationalNumber_1(o, f1)
+    o = _B_RationalNumber()
+    o.exponent = f0
+    o.value = f1
+    o.__class__ = RationalNumber
     return o
 
 
@@ -4118,9 +4225,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
             if _x & 1: _v = -_v - 1
             if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
                 r.pos = _q
-                o = _new(RationalNumber)
-                _S_RationalNumber_0(o, a0 + -128)
-                _S_RationalNumber_1(o, _v)
+                o = _B_RationalNumber()
+                o.exponent = a0 + -128
+                o.value = _v
+                o.__class__ = RationalNumber
                 if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
                 _C_RationalNumber[_k] = o
                 return o
@@ -4229,10 +4337,11 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceSelectionReq)
-    _S_ServiceSelectionReq_0(o, f0)
-    _S_ServiceSelectionReq_1(o, f1)
-    _S_ServiceSelectionReq_2(o, f2)
+    o = _B_ServiceSelectionReq()
+    o.header = f0
+    o.selected_energy_transfer_service = f1
+    o.selected_vas_list = f2
+    o.__class__ = ServiceSelectionReq
     return o
 
 _DT_SelectedService = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4285,12 +4394,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ServiceID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4302,12 +4420,21 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         _p = 'ParameterSetID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4321,9 +4448,10 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SelectedService)
-    _S_SelectedService_0(o, f0)
-    _S_SelectedService_1(o, f1)
+    o = _B_SelectedService()
+    o.service_id = f0
+    o.parameter_set_id = f1
+    o.__class__ = SelectedService
     return o
 
 _DT_SelectedServiceList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 16), (-2, 1, 0))),)
@@ -4377,8 +4505,9 @@ def _d_SelectedServiceList(r: BitReader) -> SelectedServiceList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SelectedServiceList)
-    _S_SelectedServiceList_0(o, tuple(f0))
+    o = _B_SelectedServiceList()
+    o.selected_service = tuple(f0)
+    o.__class__ = SelectedServiceList
     return o
 
 _DT_ServiceSelectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4471,9 +4600,10 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ServiceSelectionRes)
-    _S_ServiceSelectionRes_0(o, f0)
-    _S_ServiceSelectionRes_1(o, f1)
+    o = _B_ServiceSelectionRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = ServiceSelectionRes
     return o
 
 _DT_ScheduleExchangeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -4612,11 +4742,12 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ScheduleExchangeReq)
-    _S_ScheduleExchangeReq_0(o, f0)
-    _S_ScheduleExchangeReq_1(o, f1)
-    _S_ScheduleExchangeReq_2(o, f2)
-    _S_ScheduleExchangeReq_3(o, f3)
+    o = _B_ScheduleExchangeReq()
+    o.header = f0
+    o.maximum_supporting_points = f1
+    o.dynamic_se_req_control_mode = f2
+    o.scheduled_se_req_control_mode = f3
+    o.__class__ = ScheduleExchangeReq
     return o
 
 _DT_Dynamic_SEReqControlMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -4735,12 +4866,21 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4866,15 +5006,16 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_SEReqControlMode)
-    _S_Dynamic_SEReqControlMode_0(o, f0)
-    _S_Dynamic_SEReqControlMode_1(o, f1)
-    _S_Dynamic_SEReqControlMode_2(o, f2)
-    _S_Dynamic_SEReqControlMode_3(o, f3)
-    _S_Dynamic_SEReqControlMode_4(o, f4)
-    _S_Dynamic_SEReqControlMode_5(o, f5)
-    _S_Dynamic_SEReqControlMode_6(o, f6)
-    _S_Dynamic_SEReqControlMode_7(o, f7)
+    o = _B_Dynamic_SEReqControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ev_target_energy_request = f3
+    o.ev_maximum_energy_request = f4
+    o.ev_minimum_energy_request = f5
+    o.ev_maximum_v2_x_energy_request = f6
+    o.ev_minimum_v2_x_energy_request = f7
+    o.__class__ = Dynamic_SEReqControlMode
     return o
 
 _DT_Scheduled_SEReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -4968,12 +5109,21 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -5035,12 +5185,13 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_SEReqControlMode)
-    _S_Scheduled_SEReqControlMode_0(o, f0)
-    _S_Scheduled_SEReqControlMode_1(o, f1)
-    _S_Scheduled_SEReqControlMode_2(o, f2)
-    _S_Scheduled_SEReqControlMode_3(o, f3)
-    _S_Scheduled_SEReqControlMode_4(o, f4)
+    o = _B_Scheduled_SEReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_energy_offer = f4
+    o.__class__ = Scheduled_SEReqControlMode
     return o
 
 _DT_EVEnergyOffer = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -5117,9 +5268,10 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVEnergyOffer)
-    _S_EVEnergyOffer_0(o, f0)
-    _S_EVEnergyOffer_1(o, f1)
+    o = _B_EVEnergyOffer()
+    o.ev_power_schedule = f0
+    o.ev_absolute_price_schedule = f1
+    o.__class__ = EVEnergyOffer
     return o
 
 _DT_EVPowerSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -5171,12 +5323,21 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5202,9 +5363,10 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPowerSchedule)
-    _S_EVPowerSchedule_0(o, f0)
-    _S_EVPowerSchedule_1(o, f1)
+    o = _B_EVPowerSchedule()
+    o.time_anchor = f0
+    o.ev_power_schedule_entries = f1
+    o.__class__ = EVPowerSchedule
     return o
 
 _DT_EVPowerScheduleEntryList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1024), (-2, 1, 0))),)
@@ -5258,8 +5420,9 @@ def _d_EVPowerScheduleEntryList(r: BitReader) -> EVPowerScheduleEntryList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPowerScheduleEntryList)
-    _S_EVPowerScheduleEntryList_0(o, tuple(f0))
+    o = _B_EVPowerScheduleEntryList()
+    o.ev_power_schedule_entry = tuple(f0)
+    o.__class__ = EVPowerScheduleEntryList
     return o
 
 _DT_EVPowerScheduleEntry = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -5311,12 +5474,21 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5342,9 +5514,10 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPowerScheduleEntry)
-    _S_EVPowerScheduleEntry_0(o, f0)
-    _S_EVPowerScheduleEntry_1(o, f1)
+    o = _B_EVPowerScheduleEntry()
+    o.duration = f0
+    o.power = f1
+    o.__class__ = EVPowerScheduleEntry
     return o
 
 _DT_EVAbsolutePriceSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -5426,12 +5599,21 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5491,11 +5673,12 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVAbsolutePriceSchedule)
-    _S_EVAbsolutePriceSchedule_0(o, f0)
-    _S_EVAbsolutePriceSchedule_1(o, f1)
-    _S_EVAbsolutePriceSchedule_2(o, f2)
-    _S_EVAbsolutePriceSchedule_3(o, f3)
+    o = _B_EVAbsolutePriceSchedule()
+    o.time_anchor = f0
+    o.currency = f1
+    o.price_algorithm = f2
+    o.ev_price_rule_stacks = f3
+    o.__class__ = EVAbsolutePriceSchedule
     return o
 
 _DT_EVPriceRuleStackList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1024), (-2, 1, 0))),)
@@ -5549,8 +5732,9 @@ def _d_EVPriceRuleStackList(r: BitReader) -> EVPriceRuleStackList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPriceRuleStackList)
-    _S_EVPriceRuleStackList_0(o, tuple(f0))
+    o = _B_EVPriceRuleStackList()
+    o.ev_price_rule_stack = tuple(f0)
+    o.__class__ = EVPriceRuleStackList
     return o
 
 _DT_EVPriceRuleStack = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
@@ -5605,12 +5789,21 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -5632,9 +5825,10 @@ def _d_EVPriceRuleStack(r: BitReader) -> EVPriceRuleStack:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPriceRuleStack)
-    _S_EVPriceRuleStack_0(o, f0)
-    _S_EVPriceRuleStack_1(o, tuple(f1))
+    o = _B_EVPriceRuleStack()
+    o.duration = f0
+    o.ev_price_rule = tuple(f1)
+    o.__class__ = EVPriceRuleStack
     return o
 
 _DT_EVPriceRule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -5711,9 +5905,10 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPriceRule)
-    _S_EVPriceRule_0(o, f0)
-    _S_EVPriceRule_1(o, f1)
+    o = _B_EVPriceRule()
+    o.energy_fee = f0
+    o.power_range_start = f1
+    o.__class__ = EVPriceRule
     return o
 
 _DT_ScheduleExchangeRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 6), (4, 0, 4), (5, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (2, 2, ((4, 0, 4), (5, 0, 5), (-2, 0, 0), (-3, 0, 0))),)
@@ -5928,13 +6123,14 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ScheduleExchangeRes)
-    _S_ScheduleExchangeRes_0(o, f0)
-    _S_ScheduleExchangeRes_1(o, f1)
-    _S_ScheduleExchangeRes_2(o, f2)
-    _S_ScheduleExchangeRes_3(o, f3)
-    _S_ScheduleExchangeRes_4(o, f4)
-    _S_ScheduleExchangeRes_5(o, f5)
+    o = _B_ScheduleExchangeRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.go_to_pause = f3
+    o.dynamic_se_res_control_mode = f4
+    o.scheduled_se_res_control_mode = f5
+    o.__class__ = ScheduleExchangeRes
     return o
 
 _DT_Dynamic_SEResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -6028,12 +6224,21 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6123,12 +6328,13 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_SEResControlMode)
-    _S_Dynamic_SEResControlMode_0(o, f0)
-    _S_Dynamic_SEResControlMode_1(o, f1)
-    _S_Dynamic_SEResControlMode_2(o, f2)
-    _S_Dynamic_SEResControlMode_3(o, f3)
-    _S_Dynamic_SEResControlMode_4(o, f4)
+    o = _B_Dynamic_SEResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.absolute_price_schedule = f3
+    o.price_level_schedule = f4
+    o.__class__ = Dynamic_SEResControlMode
     return o
 
 _DT_AbsolutePriceSchedule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (3, 2, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0))), (2, 2, ((9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (2, 1, ((11, 0, 12), (12, 0, 13), (-1, 0, 11), (-2, 1, 0))), (2, 1, ((12, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 13), (-2, 1, 0))),)
@@ -6337,12 +6543,21 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
         _p = 'TimeAnchor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6354,12 +6569,23 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
         _p = 'PriceScheduleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6513,20 +6739,21 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AbsolutePriceSchedule)
-    _S_AbsolutePriceSchedule_0(o, f0)
-    _S_AbsolutePriceSchedule_1(o, f1)
-    _S_AbsolutePriceSchedule_2(o, f2)
-    _S_AbsolutePriceSchedule_3(o, f3)
-    _S_AbsolutePriceSchedule_4(o, f4)
-    _S_AbsolutePriceSchedule_5(o, f5)
-    _S_AbsolutePriceSchedule_6(o, f6)
-    _S_AbsolutePriceSchedule_7(o, f7)
-    _S_AbsolutePriceSchedule_8(o, f8)
-    _S_AbsolutePriceSchedule_9(o, f9)
-    _S_AbsolutePriceSchedule_10(o, f10)
-    _S_AbsolutePriceSchedule_11(o, f11)
-    _S_AbsolutePriceSchedule_12(o, f12)
+    o = _B_AbsolutePriceSchedule()
+    o.id = f0
+    o.time_anchor = f1
+    o.price_schedule_id = f2
+    o.price_schedule_description = f3
+    o.currency = f4
+    o.language = f5
+    o.price_algorithm = f6
+    o.minimum_cost = f7
+    o.maximum_cost = f8
+    o.tax_rules = f9
+    o.price_rule_stacks = f10
+    o.overstay_rules = f11
+    o.additional_selected_services = f12
+    o.__class__ = AbsolutePriceSchedule
     return o
 
 _DT_PriceSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -6598,12 +6825,21 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6615,12 +6851,23 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
         _p = 'PriceScheduleID'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6651,10 +6898,11 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceSchedule)
-    _S_PriceSchedule_0(o, f0)
-    _S_PriceSchedule_1(o, f1)
-    _S_PriceSchedule_2(o, f2)
+    o = _B_PriceSchedule()
+    o.time_anchor = f0
+    o.price_schedule_id = f1
+    o.price_schedule_description = f2
+    o.__class__ = PriceSchedule
     return o
 
 _DT_TaxRuleList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -6708,8 +6956,9 @@ def _d_TaxRuleList(r: BitReader) -> TaxRuleList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(TaxRuleList)
-    _S_TaxRuleList_0(o, tuple(f0))
+    o = _B_TaxRuleList()
+    o.tax_rule = tuple(f0)
+    o.__class__ = TaxRuleList
     return o
 
 _DT_TaxRule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -6824,12 +7073,23 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -6992,15 +7252,16 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(TaxRule)
-    _S_TaxRule_0(o, f0)
-    _S_TaxRule_1(o, f1)
-    _S_TaxRule_2(o, f2)
-    _S_TaxRule_3(o, f3)
-    _S_TaxRule_4(o, f4)
-    _S_TaxRule_5(o, f5)
-    _S_TaxRule_6(o, f6)
-    _S_TaxRule_7(o, f7)
+    o = _B_TaxRule()
+    o.tax_rule_id = f0
+    o.tax_rule_name = f1
+    o.tax_rate = f2
+    o.tax_included_in_price = f3
+    o.applies_to_energy_fee = f4
+    o.applies_to_parking_fee = f5
+    o.applies_to_overstay_fee = f6
+    o.applies_minimum_maximum_cost = f7
+    o.__class__ = TaxRule
     return o
 
 _DT_PriceRuleStackList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1024), (-2, 1, 0))),)
@@ -7054,8 +7315,9 @@ def _d_PriceRuleStackList(r: BitReader) -> PriceRuleStackList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceRuleStackList)
-    _S_PriceRuleStackList_0(o, tuple(f0))
+    o = _B_PriceRuleStackList()
+    o.price_rule_stack = tuple(f0)
+    o.__class__ = PriceRuleStackList
     return o
 
 _DT_PriceRuleStack = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
@@ -7110,12 +7372,21 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7137,9 +7408,10 @@ def _d_PriceRuleStack(r: BitReader) -> PriceRuleStack:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceRuleStack)
-    _S_PriceRuleStack_0(o, f0)
-    _S_PriceRuleStack_1(o, tuple(f1))
+    o = _B_PriceRuleStack()
+    o.duration = f0
+    o.price_rule = tuple(f1)
+    o.__class__ = PriceRuleStack
     return o
 
 _DT_PriceRule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-2, 0, 0))), (2, 2, ((4, 0, 5), (5, 0, 6), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -7268,12 +7540,21 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
         _p = 'ParkingFeePeriod'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7285,12 +7566,21 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
         _p = 'CarbonDioxideEmission'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7340,13 +7630,14 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceRule)
-    _S_PriceRule_0(o, f0)
-    _S_PriceRule_1(o, f1)
-    _S_PriceRule_2(o, f2)
-    _S_PriceRule_3(o, f3)
-    _S_PriceRule_4(o, f4)
-    _S_PriceRule_5(o, f5)
+    o = _B_PriceRule()
+    o.energy_fee = f0
+    o.parking_fee = f1
+    o.parking_fee_period = f2
+    o.carbon_dioxide_emission = f3
+    o.renewable_generation_percentage = f4
+    o.power_range_start = f5
+    o.__class__ = PriceRule
     return o
 
 _DT_OverstayRuleList = ((2, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((2, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((2, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -7412,12 +7703,21 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
         _p = 'OverstayTimeThreshold'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7451,10 +7751,11 @@ def _d_OverstayRuleList(r: BitReader) -> OverstayRuleList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(OverstayRuleList)
-    _S_OverstayRuleList_0(o, f0)
-    _S_OverstayRuleList_1(o, f1)
-    _S_OverstayRuleList_2(o, tuple(f2))
+    o = _B_OverstayRuleList()
+    o.overstay_time_threshold = f0
+    o.overstay_power_threshold = f1
+    o.overstay_rule = tuple(f2)
+    o.__class__ = OverstayRuleList
     return o
 
 _DT_OverstayRule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -7551,12 +7852,21 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
         _p = 'StartTime'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7580,12 +7890,21 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
         _p = 'OverstayFeePeriod'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7599,11 +7918,12 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(OverstayRule)
-    _S_OverstayRule_0(o, f0)
-    _S_OverstayRule_1(o, f1)
-    _S_OverstayRule_2(o, f2)
-    _S_OverstayRule_3(o, f3)
+    o = _B_OverstayRule()
+    o.overstay_rule_description = f0
+    o.start_time = f1
+    o.overstay_fee = f2
+    o.overstay_fee_period = f3
+    o.__class__ = OverstayRule
     return o
 
 _DT_AdditionalServiceList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -7657,8 +7977,9 @@ def _d_AdditionalServiceList(r: BitReader) -> AdditionalServiceList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AdditionalServiceList)
-    _S_AdditionalServiceList_0(o, tuple(f0))
+    o = _B_AdditionalServiceList()
+    o.additional_service = tuple(f0)
+    o.__class__ = AdditionalServiceList
     return o
 
 _DT_AdditionalService = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -7745,9 +8066,10 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(AdditionalService)
-    _S_AdditionalService_0(o, f0)
-    _S_AdditionalService_1(o, f1)
+    o = _B_AdditionalService()
+    o.service_name = f0
+    o.service_fee = f1
+    o.__class__ = AdditionalService
     return o
 
 _DT_PriceLevelSchedule = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -7860,12 +8182,21 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
         _p = 'TimeAnchor'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7877,12 +8208,23 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
         _p = 'PriceScheduleID'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -7949,13 +8291,14 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceLevelSchedule)
-    _S_PriceLevelSchedule_0(o, f0)
-    _S_PriceLevelSchedule_1(o, f1)
-    _S_PriceLevelSchedule_2(o, f2)
-    _S_PriceLevelSchedule_3(o, f3)
-    _S_PriceLevelSchedule_4(o, f4)
-    _S_PriceLevelSchedule_5(o, f5)
+    o = _B_PriceLevelSchedule()
+    o.id = f0
+    o.time_anchor = f1
+    o.price_schedule_id = f2
+    o.price_schedule_description = f3
+    o.number_of_price_levels = f4
+    o.price_level_schedule_entries = f5
+    o.__class__ = PriceLevelSchedule
     return o
 
 _DT_PriceLevelScheduleEntryList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1024), (-2, 1, 0))),)
@@ -8009,8 +8352,9 @@ def _d_PriceLevelScheduleEntryList(r: BitReader) -> PriceLevelScheduleEntryList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceLevelScheduleEntryList)
-    _S_PriceLevelScheduleEntryList_0(o, tuple(f0))
+    o = _B_PriceLevelScheduleEntryList()
+    o.price_level_schedule_entry = tuple(f0)
+    o.__class__ = PriceLevelScheduleEntryList
     return o
 
 _DT_PriceLevelScheduleEntry = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -8061,12 +8405,21 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8104,9 +8457,10 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PriceLevelScheduleEntry)
-    _S_PriceLevelScheduleEntry_0(o, f0)
-    _S_PriceLevelScheduleEntry_1(o, f1)
+    o = _B_PriceLevelScheduleEntry()
+    o.duration = f0
+    o.price_level = f1
+    o.__class__ = PriceLevelScheduleEntry
     return o
 
 _DT_Scheduled_SEResControlMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -8160,8 +8514,9 @@ def _d_Scheduled_SEResControlMode(r: BitReader) -> Scheduled_SEResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_SEResControlMode)
-    _S_Scheduled_SEResControlMode_0(o, tuple(f0))
+    o = _B_Scheduled_SEResControlMode()
+    o.schedule_tuple = tuple(f0)
+    o.__class__ = Scheduled_SEResControlMode
     return o
 
 _DT_ScheduleTuple = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -8227,12 +8582,23 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
         _p = 'ScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8270,10 +8636,11 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ScheduleTuple)
-    _S_ScheduleTuple_0(o, f0)
-    _S_ScheduleTuple_1(o, f1)
-    _S_ScheduleTuple_2(o, f2)
+    o = _B_ScheduleTuple()
+    o.schedule_tuple_id = f0
+    o.charging_schedule = f1
+    o.discharging_schedule = f2
+    o.__class__ = ScheduleTuple
     return o
 
 _DT_ChargingSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -8377,10 +8744,11 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargingSchedule)
-    _S_ChargingSchedule_0(o, f0)
-    _S_ChargingSchedule_1(o, f1)
-    _S_ChargingSchedule_2(o, f2)
+    o = _B_ChargingSchedule()
+    o.power_schedule = f0
+    o.absolute_price_schedule = f1
+    o.price_level_schedule = f2
+    o.__class__ = ChargingSchedule
     return o
 
 _DT_PowerSchedule = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -8455,12 +8823,21 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -8510,11 +8887,12 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerSchedule)
-    _S_PowerSchedule_0(o, f0)
-    _S_PowerSchedule_1(o, f1)
-    _S_PowerSchedule_2(o, f2)
-    _S_PowerSchedule_3(o, f3)
+    o = _B_PowerSchedule()
+    o.time_anchor = f0
+    o.available_energy = f1
+    o.power_tolerance = f2
+    o.power_schedule_entries = f3
+    o.__class__ = PowerSchedule
     return o
 
 _DT_PowerScheduleEntryList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 1024), (-2, 1, 0))),)
@@ -8568,8 +8946,9 @@ def _d_PowerScheduleEntryList(r: BitReader) -> PowerScheduleEntryList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerScheduleEntryList)
-    _S_PowerScheduleEntryList_0(o, tuple(f0))
+    o = _B_PowerScheduleEntryList()
+    o.power_schedule_entry = tuple(f0)
+    o.__class__ = PowerScheduleEntryList
     return o
 
 _DT_PowerScheduleEntry = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -8646,12 +9025,21 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
         _p = 'Duration'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -8701,11 +9089,12 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerScheduleEntry)
-    _S_PowerScheduleEntry_0(o, f0)
-    _S_PowerScheduleEntry_1(o, f1)
-    _S_PowerScheduleEntry_2(o, f2)
-    _S_PowerScheduleEntry_3(o, f3)
+    o = _B_PowerScheduleEntry()
+    o.duration = f0
+    o.power = f1
+    o.power_l2 = f2
+    o.power_l3 = f3
+    o.__class__ = PowerScheduleEntry
     return o
 
 _DT_PowerDeliveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -8898,12 +9287,13 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerDeliveryReq)
-    _S_PowerDeliveryReq_0(o, f0)
-    _S_PowerDeliveryReq_1(o, f1)
-    _S_PowerDeliveryReq_2(o, f2)
-    _S_PowerDeliveryReq_3(o, f3)
-    _S_PowerDeliveryReq_4(o, f4)
+    o = _B_PowerDeliveryReq()
+    o.header = f0
+    o.ev_processing = f1
+    o.charge_progress = f2
+    o.ev_power_profile = f3
+    o.bpt_channel_selection = f4
+    o.__class__ = PowerDeliveryReq
     return o
 
 _DT_EVPowerProfile = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -8978,12 +9368,21 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9033,11 +9432,12 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPowerProfile)
-    _S_EVPowerProfile_0(o, f0)
-    _S_EVPowerProfile_1(o, f1)
-    _S_EVPowerProfile_2(o, f2)
-    _S_EVPowerProfile_3(o, f3)
+    o = _B_EVPowerProfile()
+    o.time_anchor = f0
+    o.dynamic_evppt_control_mode = f1
+    o.scheduled_evppt_control_mode = f2
+    o.ev_power_profile_entries = f3
+    o.__class__ = EVPowerProfile
     return o
 
 _DT_Dynamic_EVPPTControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -9125,12 +9525,23 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -9170,9 +9581,10 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_EVPPTControlMode)
-    _S_Scheduled_EVPPTControlMode_0(o, f0)
-    _S_Scheduled_EVPPTControlMode_1(o, f1)
+    o = _B_Scheduled_EVPPTControlMode()
+    o.selected_schedule_tuple_id = f0
+    o.power_tolerance_acceptance = f1
+    o.__class__ = Scheduled_EVPPTControlMode
     return o
 
 _DT_EVPowerProfileEntryList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 21), (-1, 0, 20), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 22), (-1, 0, 21), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 23), (-1, 0, 22), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 24), (-1, 0, 23), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 25), (-1, 0, 24), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 26), (-1, 0, 25), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 27), (-1, 0, 26), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 28), (-1, 0, 27), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 29), (-1, 0, 28), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 30), (-1, 0, 29), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 31), (-1, 0, 30), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 32), (-1, 0, 31), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 33), (-1, 0, 32), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 34), (-1, 0, 33), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 35), (-1, 0, 34), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 36), (-1, 0, 35), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 37), (-1, 0, 36), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 38), (-1, 0, 37), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 39), (-1, 0, 38), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 40), (-1, 0, 39), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 41), (-1, 0, 40), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 42), (-1, 0, 41), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 43), (-1, 0, 42), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 44), (-1, 0, 43), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 45), (-1, 0, 44), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 46), (-1, 0, 45), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 47), (-1, 0, 46), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 48), (-1, 0, 47), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 49), (-1, 0, 48), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 50), (-1, 0, 49), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 51), (-1, 0, 50), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 52), (-1, 0, 51), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 53), (-1, 0, 52), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 54), (-1, 0, 53), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 55), (-1, 0, 54), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 56), (-1, 0, 55), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 57), (-1, 0, 56), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 58), (-1, 0, 57), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 59), (-1, 0, 58), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 60), (-1, 0, 59), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 61), (-1, 0, 60), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 62), (-1, 0, 61), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 63), (-1, 0, 62), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 64), (-1, 0, 63), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 65), (-1, 0, 64), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 66), (-1, 0, 65), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 67), (-1, 0, 66), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 68), (-1, 0, 67), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 69), (-1, 0, 68), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 70), (-1, 0, 69), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 71), (-1, 0, 70), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 72), (-1, 0, 71), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 73), (-1, 0, 72), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 74), (-1, 0, 73), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 75), (-1, 0, 74), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 76), (-1, 0, 75), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 77), (-1, 0, 76), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 78), (-1, 0, 77), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 79), (-1, 0, 78), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 80), (-1, 0, 79), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 81), (-1, 0, 80), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 82), (-1, 0, 81), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 83), (-1, 0, 82), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 84), (-1, 0, 83), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 85), (-1, 0, 84), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 86), (-1, 0, 85), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 87), (-1, 0, 86), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 88), (-1, 0, 87), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 89), (-1, 0, 88), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 90), (-1, 0, 89), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 91), (-1, 0, 90), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 92), (-1, 0, 91), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 93), (-1, 0, 92), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 94), (-1, 0, 93), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 95), (-1, 0, 94), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 96), (-1, 0, 95), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 97), (-1, 0, 96), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 98), (-1, 0, 97), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 99), (-1, 0, 98), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 100), (-1, 0, 99), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 101), (-1, 0, 100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 102), (-1, 0, 101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 103), (-1, 0, 102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 104), (-1, 0, 103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 105), (-1, 0, 104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 106), (-1, 0, 105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 107), (-1, 0, 106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 108), (-1, 0, 107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 109), (-1, 0, 108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 110), (-1, 0, 109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 111), (-1, 0, 110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 112), (-1, 0, 111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 113), (-1, 0, 112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 114), (-1, 0, 113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 115), (-1, 0, 114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 116), (-1, 0, 115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 117), (-1, 0, 116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 118), (-1, 0, 117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 119), (-1, 0, 118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 120), (-1, 0, 119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 121), (-1, 0, 120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 122), (-1, 0, 121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 123), (-1, 0, 122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 124), (-1, 0, 123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 125), (-1, 0, 124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 126), (-1, 0, 125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 127), (-1, 0, 126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 128), (-1, 0, 127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 129), (-1, 0, 128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 130), (-1, 0, 129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 131), (-1, 0, 130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 132), (-1, 0, 131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 133), (-1, 0, 132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 134), (-1, 0, 133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 135), (-1, 0, 134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 136), (-1, 0, 135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 137), (-1, 0, 136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 138), (-1, 0, 137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 139), (-1, 0, 138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 140), (-1, 0, 139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 141), (-1, 0, 140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 142), (-1, 0, 141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 143), (-1, 0, 142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 144), (-1, 0, 143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 145), (-1, 0, 144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 146), (-1, 0, 145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 147), (-1, 0, 146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 148), (-1, 0, 147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 149), (-1, 0, 148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 150), (-1, 0, 149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 151), (-1, 0, 150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 152), (-1, 0, 151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 153), (-1, 0, 152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 154), (-1, 0, 153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 155), (-1, 0, 154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 156), (-1, 0, 155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 157), (-1, 0, 156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 158), (-1, 0, 157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 159), (-1, 0, 158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 160), (-1, 0, 159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 161), (-1, 0, 160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 162), (-1, 0, 161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 163), (-1, 0, 162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 164), (-1, 0, 163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 165), (-1, 0, 164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 166), (-1, 0, 165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 167), (-1, 0, 166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 168), (-1, 0, 167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 169), (-1, 0, 168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 170), (-1, 0, 169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 171), (-1, 0, 170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 172), (-1, 0, 171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 173), (-1, 0, 172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 174), (-1, 0, 173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 175), (-1, 0, 174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 176), (-1, 0, 175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 177), (-1, 0, 176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 178), (-1, 0, 177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 179), (-1, 0, 178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 180), (-1, 0, 179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 181), (-1, 0, 180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 182), (-1, 0, 181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 183), (-1, 0, 182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 184), (-1, 0, 183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 185), (-1, 0, 184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 186), (-1, 0, 185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 187), (-1, 0, 186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 188), (-1, 0, 187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 189), (-1, 0, 188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 190), (-1, 0, 189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 191), (-1, 0, 190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 192), (-1, 0, 191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 193), (-1, 0, 192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 194), (-1, 0, 193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 195), (-1, 0, 194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 196), (-1, 0, 195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 197), (-1, 0, 196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 198), (-1, 0, 197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 199), (-1, 0, 198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 200), (-1, 0, 199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 201), (-1, 0, 200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 202), (-1, 0, 201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 203), (-1, 0, 202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 204), (-1, 0, 203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 205), (-1, 0, 204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 206), (-1, 0, 205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 207), (-1, 0, 206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 208), (-1, 0, 207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 209), (-1, 0, 208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 210), (-1, 0, 209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 211), (-1, 0, 210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 212), (-1, 0, 211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 213), (-1, 0, 212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 214), (-1, 0, 213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 215), (-1, 0, 214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 216), (-1, 0, 215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 217), (-1, 0, 216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 218), (-1, 0, 217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 219), (-1, 0, 218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 220), (-1, 0, 219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 221), (-1, 0, 220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 222), (-1, 0, 221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 223), (-1, 0, 222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 224), (-1, 0, 223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 225), (-1, 0, 224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 226), (-1, 0, 225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 227), (-1, 0, 226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 228), (-1, 0, 227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 229), (-1, 0, 228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 230), (-1, 0, 229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 231), (-1, 0, 230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 232), (-1, 0, 231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 233), (-1, 0, 232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 234), (-1, 0, 233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 235), (-1, 0, 234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 236), (-1, 0, 235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 237), (-1, 0, 236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 238), (-1, 0, 237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 239), (-1, 0, 238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 240), (-1, 0, 239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 241), (-1, 0, 240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 242), (-1, 0, 241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 243), (-1, 0, 242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 244), (-1, 0, 243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 245), (-1, 0, 244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 246), (-1, 0, 245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 247), (-1, 0, 246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 248), (-1, 0, 247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 249), (-1, 0, 248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 250), (-1, 0, 249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 251), (-1, 0, 250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 252), (-1, 0, 251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 253), (-1, 0, 252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 254), (-1, 0, 253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 255), (-1, 0, 254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 256), (-1, 0, 255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 257), (-1, 0, 256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 258), (-1, 0, 257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 259), (-1, 0, 258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 260), (-1, 0, 259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 261), (-1, 0, 260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 262), (-1, 0, 261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 263), (-1, 0, 262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 264), (-1, 0, 263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 265), (-1, 0, 264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 266), (-1, 0, 265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 267), (-1, 0, 266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 268), (-1, 0, 267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 269), (-1, 0, 268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 270), (-1, 0, 269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 271), (-1, 0, 270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 272), (-1, 0, 271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 273), (-1, 0, 272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 274), (-1, 0, 273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 275), (-1, 0, 274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 276), (-1, 0, 275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 277), (-1, 0, 276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 278), (-1, 0, 277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 279), (-1, 0, 278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 280), (-1, 0, 279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 281), (-1, 0, 280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 282), (-1, 0, 281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 283), (-1, 0, 282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 284), (-1, 0, 283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 285), (-1, 0, 284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 286), (-1, 0, 285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 287), (-1, 0, 286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 288), (-1, 0, 287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 289), (-1, 0, 288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 290), (-1, 0, 289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 291), (-1, 0, 290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 292), (-1, 0, 291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 293), (-1, 0, 292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 294), (-1, 0, 293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 295), (-1, 0, 294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 296), (-1, 0, 295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 297), (-1, 0, 296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 298), (-1, 0, 297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 299), (-1, 0, 298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 300), (-1, 0, 299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 301), (-1, 0, 300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 302), (-1, 0, 301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 303), (-1, 0, 302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 304), (-1, 0, 303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 305), (-1, 0, 304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 306), (-1, 0, 305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 307), (-1, 0, 306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 308), (-1, 0, 307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 309), (-1, 0, 308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 310), (-1, 0, 309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 311), (-1, 0, 310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 312), (-1, 0, 311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 313), (-1, 0, 312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 314), (-1, 0, 313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 315), (-1, 0, 314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 316), (-1, 0, 315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 317), (-1, 0, 316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 318), (-1, 0, 317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 319), (-1, 0, 318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 320), (-1, 0, 319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 321), (-1, 0, 320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 322), (-1, 0, 321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 323), (-1, 0, 322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 324), (-1, 0, 323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 325), (-1, 0, 324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 326), (-1, 0, 325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 327), (-1, 0, 326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 328), (-1, 0, 327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 329), (-1, 0, 328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 330), (-1, 0, 329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 331), (-1, 0, 330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 332), (-1, 0, 331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 333), (-1, 0, 332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 334), (-1, 0, 333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 335), (-1, 0, 334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 336), (-1, 0, 335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 337), (-1, 0, 336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 338), (-1, 0, 337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 339), (-1, 0, 338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 340), (-1, 0, 339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 341), (-1, 0, 340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 342), (-1, 0, 341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 343), (-1, 0, 342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 344), (-1, 0, 343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 345), (-1, 0, 344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 346), (-1, 0, 345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 347), (-1, 0, 346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 348), (-1, 0, 347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 349), (-1, 0, 348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 350), (-1, 0, 349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 351), (-1, 0, 350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 352), (-1, 0, 351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 353), (-1, 0, 352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 354), (-1, 0, 353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 355), (-1, 0, 354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 356), (-1, 0, 355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 357), (-1, 0, 356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 358), (-1, 0, 357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 359), (-1, 0, 358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 360), (-1, 0, 359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 361), (-1, 0, 360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 362), (-1, 0, 361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 363), (-1, 0, 362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 364), (-1, 0, 363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 365), (-1, 0, 364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 366), (-1, 0, 365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 367), (-1, 0, 366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 368), (-1, 0, 367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 369), (-1, 0, 368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 370), (-1, 0, 369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 371), (-1, 0, 370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 372), (-1, 0, 371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 373), (-1, 0, 372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 374), (-1, 0, 373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 375), (-1, 0, 374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 376), (-1, 0, 375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 377), (-1, 0, 376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 378), (-1, 0, 377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 379), (-1, 0, 378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 380), (-1, 0, 379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 381), (-1, 0, 380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 382), (-1, 0, 381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 383), (-1, 0, 382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 384), (-1, 0, 383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 385), (-1, 0, 384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 386), (-1, 0, 385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 387), (-1, 0, 386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 388), (-1, 0, 387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 389), (-1, 0, 388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 390), (-1, 0, 389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 391), (-1, 0, 390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 392), (-1, 0, 391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 393), (-1, 0, 392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 394), (-1, 0, 393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 395), (-1, 0, 394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 396), (-1, 0, 395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 397), (-1, 0, 396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 398), (-1, 0, 397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 399), (-1, 0, 398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 400), (-1, 0, 399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 401), (-1, 0, 400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 402), (-1, 0, 401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 403), (-1, 0, 402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 404), (-1, 0, 403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 405), (-1, 0, 404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 406), (-1, 0, 405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 407), (-1, 0, 406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 408), (-1, 0, 407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 409), (-1, 0, 408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 410), (-1, 0, 409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 411), (-1, 0, 410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 412), (-1, 0, 411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 413), (-1, 0, 412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 414), (-1, 0, 413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 415), (-1, 0, 414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 416), (-1, 0, 415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 417), (-1, 0, 416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 418), (-1, 0, 417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 419), (-1, 0, 418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 420), (-1, 0, 419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 421), (-1, 0, 420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 422), (-1, 0, 421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 423), (-1, 0, 422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 424), (-1, 0, 423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 425), (-1, 0, 424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 426), (-1, 0, 425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 427), (-1, 0, 426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 428), (-1, 0, 427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 429), (-1, 0, 428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 430), (-1, 0, 429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 431), (-1, 0, 430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 432), (-1, 0, 431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 433), (-1, 0, 432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 434), (-1, 0, 433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 435), (-1, 0, 434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 436), (-1, 0, 435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 437), (-1, 0, 436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 438), (-1, 0, 437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 439), (-1, 0, 438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 440), (-1, 0, 439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 441), (-1, 0, 440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 442), (-1, 0, 441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 443), (-1, 0, 442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 444), (-1, 0, 443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 445), (-1, 0, 444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 446), (-1, 0, 445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 447), (-1, 0, 446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 448), (-1, 0, 447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 449), (-1, 0, 448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 450), (-1, 0, 449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 451), (-1, 0, 450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 452), (-1, 0, 451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 453), (-1, 0, 452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 454), (-1, 0, 453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 455), (-1, 0, 454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 456), (-1, 0, 455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 457), (-1, 0, 456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 458), (-1, 0, 457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 459), (-1, 0, 458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 460), (-1, 0, 459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 461), (-1, 0, 460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 462), (-1, 0, 461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 463), (-1, 0, 462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 464), (-1, 0, 463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 465), (-1, 0, 464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 466), (-1, 0, 465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 467), (-1, 0, 466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 468), (-1, 0, 467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 469), (-1, 0, 468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 470), (-1, 0, 469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 471), (-1, 0, 470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 472), (-1, 0, 471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 473), (-1, 0, 472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 474), (-1, 0, 473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 475), (-1, 0, 474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 476), (-1, 0, 475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 477), (-1, 0, 476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 478), (-1, 0, 477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 479), (-1, 0, 478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 480), (-1, 0, 479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 481), (-1, 0, 480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 482), (-1, 0, 481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 483), (-1, 0, 482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 484), (-1, 0, 483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 485), (-1, 0, 484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 486), (-1, 0, 485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 487), (-1, 0, 486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 488), (-1, 0, 487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 489), (-1, 0, 488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 490), (-1, 0, 489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 491), (-1, 0, 490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 492), (-1, 0, 491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 493), (-1, 0, 492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 494), (-1, 0, 493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 495), (-1, 0, 494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 496), (-1, 0, 495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 497), (-1, 0, 496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 498), (-1, 0, 497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 499), (-1, 0, 498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 500), (-1, 0, 499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 501), (-1, 0, 500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 502), (-1, 0, 501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 503), (-1, 0, 502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 504), (-1, 0, 503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 505), (-1, 0, 504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 506), (-1, 0, 505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 507), (-1, 0, 506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 508), (-1, 0, 507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 509), (-1, 0, 508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 510), (-1, 0, 509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 511), (-1, 0, 510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 512), (-1, 0, 511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 513), (-1, 0, 512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 514), (-1, 0, 513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 515), (-1, 0, 514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 516), (-1, 0, 515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 517), (-1, 0, 516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 518), (-1, 0, 517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 519), (-1, 0, 518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 520), (-1, 0, 519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 521), (-1, 0, 520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 522), (-1, 0, 521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 523), (-1, 0, 522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 524), (-1, 0, 523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 525), (-1, 0, 524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 526), (-1, 0, 525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 527), (-1, 0, 526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 528), (-1, 0, 527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 529), (-1, 0, 528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 530), (-1, 0, 529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 531), (-1, 0, 530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 532), (-1, 0, 531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 533), (-1, 0, 532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 534), (-1, 0, 533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 535), (-1, 0, 534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 536), (-1, 0, 535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 537), (-1, 0, 536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 538), (-1, 0, 537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 539), (-1, 0, 538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 540), (-1, 0, 539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 541), (-1, 0, 540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 542), (-1, 0, 541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 543), (-1, 0, 542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 544), (-1, 0, 543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 545), (-1, 0, 544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 546), (-1, 0, 545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 547), (-1, 0, 546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 548), (-1, 0, 547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 549), (-1, 0, 548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 550), (-1, 0, 549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 551), (-1, 0, 550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 552), (-1, 0, 551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 553), (-1, 0, 552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 554), (-1, 0, 553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 555), (-1, 0, 554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 556), (-1, 0, 555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 557), (-1, 0, 556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 558), (-1, 0, 557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 559), (-1, 0, 558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 560), (-1, 0, 559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 561), (-1, 0, 560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 562), (-1, 0, 561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 563), (-1, 0, 562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 564), (-1, 0, 563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 565), (-1, 0, 564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 566), (-1, 0, 565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 567), (-1, 0, 566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 568), (-1, 0, 567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 569), (-1, 0, 568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 570), (-1, 0, 569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 571), (-1, 0, 570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 572), (-1, 0, 571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 573), (-1, 0, 572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 574), (-1, 0, 573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 575), (-1, 0, 574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 576), (-1, 0, 575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 577), (-1, 0, 576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 578), (-1, 0, 577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 579), (-1, 0, 578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 580), (-1, 0, 579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 581), (-1, 0, 580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 582), (-1, 0, 581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 583), (-1, 0, 582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 584), (-1, 0, 583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 585), (-1, 0, 584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 586), (-1, 0, 585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 587), (-1, 0, 586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 588), (-1, 0, 587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 589), (-1, 0, 588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 590), (-1, 0, 589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 591), (-1, 0, 590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 592), (-1, 0, 591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 593), (-1, 0, 592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 594), (-1, 0, 593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 595), (-1, 0, 594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 596), (-1, 0, 595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 597), (-1, 0, 596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 598), (-1, 0, 597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 599), (-1, 0, 598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 600), (-1, 0, 599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 601), (-1, 0, 600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 602), (-1, 0, 601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 603), (-1, 0, 602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 604), (-1, 0, 603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 605), (-1, 0, 604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 606), (-1, 0, 605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 607), (-1, 0, 606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 608), (-1, 0, 607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 609), (-1, 0, 608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 610), (-1, 0, 609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 611), (-1, 0, 610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 612), (-1, 0, 611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 613), (-1, 0, 612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 614), (-1, 0, 613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 615), (-1, 0, 614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 616), (-1, 0, 615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 617), (-1, 0, 616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 618), (-1, 0, 617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 619), (-1, 0, 618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 620), (-1, 0, 619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 621), (-1, 0, 620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 622), (-1, 0, 621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 623), (-1, 0, 622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 624), (-1, 0, 623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 625), (-1, 0, 624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 626), (-1, 0, 625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 627), (-1, 0, 626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 628), (-1, 0, 627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 629), (-1, 0, 628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 630), (-1, 0, 629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 631), (-1, 0, 630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 632), (-1, 0, 631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 633), (-1, 0, 632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 634), (-1, 0, 633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 635), (-1, 0, 634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 636), (-1, 0, 635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 637), (-1, 0, 636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 638), (-1, 0, 637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 639), (-1, 0, 638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 640), (-1, 0, 639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 641), (-1, 0, 640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 642), (-1, 0, 641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 643), (-1, 0, 642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 644), (-1, 0, 643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 645), (-1, 0, 644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 646), (-1, 0, 645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 647), (-1, 0, 646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 648), (-1, 0, 647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 649), (-1, 0, 648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 650), (-1, 0, 649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 651), (-1, 0, 650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 652), (-1, 0, 651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 653), (-1, 0, 652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 654), (-1, 0, 653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 655), (-1, 0, 654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 656), (-1, 0, 655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 657), (-1, 0, 656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 658), (-1, 0, 657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 659), (-1, 0, 658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 660), (-1, 0, 659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 661), (-1, 0, 660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 662), (-1, 0, 661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 663), (-1, 0, 662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 664), (-1, 0, 663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 665), (-1, 0, 664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 666), (-1, 0, 665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 667), (-1, 0, 666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 668), (-1, 0, 667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 669), (-1, 0, 668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 670), (-1, 0, 669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 671), (-1, 0, 670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 672), (-1, 0, 671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 673), (-1, 0, 672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 674), (-1, 0, 673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 675), (-1, 0, 674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 676), (-1, 0, 675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 677), (-1, 0, 676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 678), (-1, 0, 677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 679), (-1, 0, 678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 680), (-1, 0, 679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 681), (-1, 0, 680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 682), (-1, 0, 681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 683), (-1, 0, 682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 684), (-1, 0, 683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 685), (-1, 0, 684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 686), (-1, 0, 685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 687), (-1, 0, 686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 688), (-1, 0, 687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 689), (-1, 0, 688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 690), (-1, 0, 689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 691), (-1, 0, 690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 692), (-1, 0, 691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 693), (-1, 0, 692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 694), (-1, 0, 693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 695), (-1, 0, 694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 696), (-1, 0, 695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 697), (-1, 0, 696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 698), (-1, 0, 697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 699), (-1, 0, 698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 700), (-1, 0, 699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 701), (-1, 0, 700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 702), (-1, 0, 701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 703), (-1, 0, 702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 704), (-1, 0, 703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 705), (-1, 0, 704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 706), (-1, 0, 705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 707), (-1, 0, 706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 708), (-1, 0, 707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 709), (-1, 0, 708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 710), (-1, 0, 709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 711), (-1, 0, 710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 712), (-1, 0, 711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 713), (-1, 0, 712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 714), (-1, 0, 713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 715), (-1, 0, 714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 716), (-1, 0, 715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 717), (-1, 0, 716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 718), (-1, 0, 717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 719), (-1, 0, 718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 720), (-1, 0, 719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 721), (-1, 0, 720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 722), (-1, 0, 721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 723), (-1, 0, 722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 724), (-1, 0, 723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 725), (-1, 0, 724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 726), (-1, 0, 725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 727), (-1, 0, 726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 728), (-1, 0, 727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 729), (-1, 0, 728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 730), (-1, 0, 729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 731), (-1, 0, 730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 732), (-1, 0, 731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 733), (-1, 0, 732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 734), (-1, 0, 733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 735), (-1, 0, 734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 736), (-1, 0, 735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 737), (-1, 0, 736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 738), (-1, 0, 737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 739), (-1, 0, 738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 740), (-1, 0, 739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 741), (-1, 0, 740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 742), (-1, 0, 741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 743), (-1, 0, 742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 744), (-1, 0, 743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 745), (-1, 0, 744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 746), (-1, 0, 745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 747), (-1, 0, 746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 748), (-1, 0, 747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 749), (-1, 0, 748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 750), (-1, 0, 749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 751), (-1, 0, 750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 752), (-1, 0, 751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 753), (-1, 0, 752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 754), (-1, 0, 753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 755), (-1, 0, 754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 756), (-1, 0, 755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 757), (-1, 0, 756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 758), (-1, 0, 757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 759), (-1, 0, 758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 760), (-1, 0, 759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 761), (-1, 0, 760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 762), (-1, 0, 761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 763), (-1, 0, 762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 764), (-1, 0, 763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 765), (-1, 0, 764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 766), (-1, 0, 765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 767), (-1, 0, 766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 768), (-1, 0, 767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 769), (-1, 0, 768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 770), (-1, 0, 769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 771), (-1, 0, 770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 772), (-1, 0, 771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 773), (-1, 0, 772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 774), (-1, 0, 773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 775), (-1, 0, 774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 776), (-1, 0, 775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 777), (-1, 0, 776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 778), (-1, 0, 777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 779), (-1, 0, 778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 780), (-1, 0, 779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 781), (-1, 0, 780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 782), (-1, 0, 781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 783), (-1, 0, 782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 784), (-1, 0, 783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 785), (-1, 0, 784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 786), (-1, 0, 785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 787), (-1, 0, 786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 788), (-1, 0, 787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 789), (-1, 0, 788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 790), (-1, 0, 789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 791), (-1, 0, 790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 792), (-1, 0, 791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 793), (-1, 0, 792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 794), (-1, 0, 793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 795), (-1, 0, 794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 796), (-1, 0, 795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 797), (-1, 0, 796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 798), (-1, 0, 797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 799), (-1, 0, 798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 800), (-1, 0, 799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 801), (-1, 0, 800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 802), (-1, 0, 801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 803), (-1, 0, 802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 804), (-1, 0, 803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 805), (-1, 0, 804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 806), (-1, 0, 805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 807), (-1, 0, 806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 808), (-1, 0, 807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 809), (-1, 0, 808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 810), (-1, 0, 809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 811), (-1, 0, 810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 812), (-1, 0, 811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 813), (-1, 0, 812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 814), (-1, 0, 813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 815), (-1, 0, 814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 816), (-1, 0, 815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 817), (-1, 0, 816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 818), (-1, 0, 817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 819), (-1, 0, 818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 820), (-1, 0, 819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 821), (-1, 0, 820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 822), (-1, 0, 821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 823), (-1, 0, 822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 824), (-1, 0, 823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 825), (-1, 0, 824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 826), (-1, 0, 825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 827), (-1, 0, 826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 828), (-1, 0, 827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 829), (-1, 0, 828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 830), (-1, 0, 829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 831), (-1, 0, 830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 832), (-1, 0, 831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 833), (-1, 0, 832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 834), (-1, 0, 833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 835), (-1, 0, 834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 836), (-1, 0, 835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 837), (-1, 0, 836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 838), (-1, 0, 837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 839), (-1, 0, 838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 840), (-1, 0, 839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 841), (-1, 0, 840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 842), (-1, 0, 841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 843), (-1, 0, 842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 844), (-1, 0, 843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 845), (-1, 0, 844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 846), (-1, 0, 845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 847), (-1, 0, 846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 848), (-1, 0, 847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 849), (-1, 0, 848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 850), (-1, 0, 849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 851), (-1, 0, 850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 852), (-1, 0, 851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 853), (-1, 0, 852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 854), (-1, 0, 853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 855), (-1, 0, 854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 856), (-1, 0, 855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 857), (-1, 0, 856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 858), (-1, 0, 857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 859), (-1, 0, 858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 860), (-1, 0, 859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 861), (-1, 0, 860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 862), (-1, 0, 861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 863), (-1, 0, 862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 864), (-1, 0, 863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 865), (-1, 0, 864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 866), (-1, 0, 865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 867), (-1, 0, 866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 868), (-1, 0, 867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 869), (-1, 0, 868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 870), (-1, 0, 869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 871), (-1, 0, 870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 872), (-1, 0, 871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 873), (-1, 0, 872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 874), (-1, 0, 873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 875), (-1, 0, 874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 876), (-1, 0, 875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 877), (-1, 0, 876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 878), (-1, 0, 877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 879), (-1, 0, 878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 880), (-1, 0, 879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 881), (-1, 0, 880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 882), (-1, 0, 881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 883), (-1, 0, 882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 884), (-1, 0, 883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 885), (-1, 0, 884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 886), (-1, 0, 885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 887), (-1, 0, 886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 888), (-1, 0, 887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 889), (-1, 0, 888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 890), (-1, 0, 889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 891), (-1, 0, 890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 892), (-1, 0, 891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 893), (-1, 0, 892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 894), (-1, 0, 893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 895), (-1, 0, 894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 896), (-1, 0, 895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 897), (-1, 0, 896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 898), (-1, 0, 897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 899), (-1, 0, 898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 900), (-1, 0, 899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 901), (-1, 0, 900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 902), (-1, 0, 901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 903), (-1, 0, 902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 904), (-1, 0, 903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 905), (-1, 0, 904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 906), (-1, 0, 905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 907), (-1, 0, 906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 908), (-1, 0, 907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 909), (-1, 0, 908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 910), (-1, 0, 909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 911), (-1, 0, 910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 912), (-1, 0, 911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 913), (-1, 0, 912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 914), (-1, 0, 913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 915), (-1, 0, 914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 916), (-1, 0, 915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 917), (-1, 0, 916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 918), (-1, 0, 917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 919), (-1, 0, 918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 920), (-1, 0, 919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 921), (-1, 0, 920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 922), (-1, 0, 921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 923), (-1, 0, 922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 924), (-1, 0, 923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 925), (-1, 0, 924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 926), (-1, 0, 925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 927), (-1, 0, 926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 928), (-1, 0, 927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 929), (-1, 0, 928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 930), (-1, 0, 929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 931), (-1, 0, 930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 932), (-1, 0, 931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 933), (-1, 0, 932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 934), (-1, 0, 933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 935), (-1, 0, 934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 936), (-1, 0, 935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 937), (-1, 0, 936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 938), (-1, 0, 937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 939), (-1, 0, 938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 940), (-1, 0, 939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 941), (-1, 0, 940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 942), (-1, 0, 941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 943), (-1, 0, 942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 944), (-1, 0, 943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 945), (-1, 0, 944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 946), (-1, 0, 945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 947), (-1, 0, 946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 948), (-1, 0, 947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 949), (-1, 0, 948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 950), (-1, 0, 949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 951), (-1, 0, 950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 952), (-1, 0, 951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 953), (-1, 0, 952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 954), (-1, 0, 953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 955), (-1, 0, 954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 956), (-1, 0, 955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 957), (-1, 0, 956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 958), (-1, 0, 957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 959), (-1, 0, 958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 960), (-1, 0, 959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 961), (-1, 0, 960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 962), (-1, 0, 961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 963), (-1, 0, 962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 964), (-1, 0, 963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 965), (-1, 0, 964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 966), (-1, 0, 965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 967), (-1, 0, 966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 968), (-1, 0, 967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 969), (-1, 0, 968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 970), (-1, 0, 969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 971), (-1, 0, 970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 972), (-1, 0, 971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 973), (-1, 0, 972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 974), (-1, 0, 973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 975), (-1, 0, 974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 976), (-1, 0, 975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 977), (-1, 0, 976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 978), (-1, 0, 977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 979), (-1, 0, 978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 980), (-1, 0, 979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 981), (-1, 0, 980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 982), (-1, 0, 981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 983), (-1, 0, 982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 984), (-1, 0, 983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 985), (-1, 0, 984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 986), (-1, 0, 985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 987), (-1, 0, 986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 988), (-1, 0, 987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 989), (-1, 0, 988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 990), (-1, 0, 989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 991), (-1, 0, 990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 992), (-1, 0, 991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 993), (-1, 0, 992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 994), (-1, 0, 993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 995), (-1, 0, 994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 996), (-1, 0, 995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 997), (-1, 0, 996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 998), (-1, 0, 997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 999), (-1, 0, 998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1000), (-1, 0, 999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1001), (-1, 0, 1000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1002), (-1, 0, 1001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1003), (-1, 0, 1002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1004), (-1, 0, 1003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1005), (-1, 0, 1004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1006), (-1, 0, 1005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1007), (-1, 0, 1006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1008), (-1, 0, 1007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1009), (-1, 0, 1008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1010), (-1, 0, 1009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1011), (-1, 0, 1010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1012), (-1, 0, 1011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1013), (-1, 0, 1012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1014), (-1, 0, 1013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1015), (-1, 0, 1014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1016), (-1, 0, 1015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1017), (-1, 0, 1016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1018), (-1, 0, 1017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1019), (-1, 0, 1018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1020), (-1, 0, 1019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1021), (-1, 0, 1020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1022), (-1, 0, 1021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1023), (-1, 0, 1022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1024), (-1, 0, 1023), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1025), (-1, 0, 1024), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1026), (-1, 0, 1025), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1027), (-1, 0, 1026), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1028), (-1, 0, 1027), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1029), (-1, 0, 1028), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1030), (-1, 0, 1029), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1031), (-1, 0, 1030), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1032), (-1, 0, 1031), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1033), (-1, 0, 1032), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1034), (-1, 0, 1033), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1035), (-1, 0, 1034), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1036), (-1, 0, 1035), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1037), (-1, 0, 1036), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1038), (-1, 0, 1037), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1039), (-1, 0, 1038), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1040), (-1, 0, 1039), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1041), (-1, 0, 1040), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1042), (-1, 0, 1041), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1043), (-1, 0, 1042), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1044), (-1, 0, 1043), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1045), (-1, 0, 1044), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1046), (-1, 0, 1045), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1047), (-1, 0, 1046), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1048), (-1, 0, 1047), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1049), (-1, 0, 1048), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1050), (-1, 0, 1049), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1051), (-1, 0, 1050), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1052), (-1, 0, 1051), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1053), (-1, 0, 1052), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1054), (-1, 0, 1053), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1055), (-1, 0, 1054), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1056), (-1, 0, 1055), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1057), (-1, 0, 1056), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1058), (-1, 0, 1057), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1059), (-1, 0, 1058), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1060), (-1, 0, 1059), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1061), (-1, 0, 1060), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1062), (-1, 0, 1061), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1063), (-1, 0, 1062), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1064), (-1, 0, 1063), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1065), (-1, 0, 1064), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1066), (-1, 0, 1065), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1067), (-1, 0, 1066), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1068), (-1, 0, 1067), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1069), (-1, 0, 1068), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1070), (-1, 0, 1069), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1071), (-1, 0, 1070), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1072), (-1, 0, 1071), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1073), (-1, 0, 1072), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1074), (-1, 0, 1073), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1075), (-1, 0, 1074), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1076), (-1, 0, 1075), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1077), (-1, 0, 1076), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1078), (-1, 0, 1077), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1079), (-1, 0, 1078), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1080), (-1, 0, 1079), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1081), (-1, 0, 1080), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1082), (-1, 0, 1081), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1083), (-1, 0, 1082), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1084), (-1, 0, 1083), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1085), (-1, 0, 1084), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1086), (-1, 0, 1085), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1087), (-1, 0, 1086), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1088), (-1, 0, 1087), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1089), (-1, 0, 1088), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1090), (-1, 0, 1089), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1091), (-1, 0, 1090), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1092), (-1, 0, 1091), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1093), (-1, 0, 1092), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1094), (-1, 0, 1093), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1095), (-1, 0, 1094), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1096), (-1, 0, 1095), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1097), (-1, 0, 1096), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1098), (-1, 0, 1097), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1099), (-1, 0, 1098), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1100), (-1, 0, 1099), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1101), (-1, 0, 1100), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1102), (-1, 0, 1101), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1103), (-1, 0, 1102), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1104), (-1, 0, 1103), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1105), (-1, 0, 1104), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1106), (-1, 0, 1105), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1107), (-1, 0, 1106), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1108), (-1, 0, 1107), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1109), (-1, 0, 1108), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1110), (-1, 0, 1109), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1111), (-1, 0, 1110), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1112), (-1, 0, 1111), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1113), (-1, 0, 1112), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1114), (-1, 0, 1113), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1115), (-1, 0, 1114), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1116), (-1, 0, 1115), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1117), (-1, 0, 1116), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1118), (-1, 0, 1117), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1119), (-1, 0, 1118), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1120), (-1, 0, 1119), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1121), (-1, 0, 1120), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1122), (-1, 0, 1121), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1123), (-1, 0, 1122), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1124), (-1, 0, 1123), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1125), (-1, 0, 1124), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1126), (-1, 0, 1125), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1127), (-1, 0, 1126), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1128), (-1, 0, 1127), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1129), (-1, 0, 1128), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1130), (-1, 0, 1129), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1131), (-1, 0, 1130), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1132), (-1, 0, 1131), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1133), (-1, 0, 1132), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1134), (-1, 0, 1133), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1135), (-1, 0, 1134), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1136), (-1, 0, 1135), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1137), (-1, 0, 1136), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1138), (-1, 0, 1137), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1139), (-1, 0, 1138), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1140), (-1, 0, 1139), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1141), (-1, 0, 1140), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1142), (-1, 0, 1141), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1143), (-1, 0, 1142), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1144), (-1, 0, 1143), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1145), (-1, 0, 1144), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1146), (-1, 0, 1145), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1147), (-1, 0, 1146), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1148), (-1, 0, 1147), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1149), (-1, 0, 1148), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1150), (-1, 0, 1149), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1151), (-1, 0, 1150), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1152), (-1, 0, 1151), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1153), (-1, 0, 1152), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1154), (-1, 0, 1153), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1155), (-1, 0, 1154), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1156), (-1, 0, 1155), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1157), (-1, 0, 1156), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1158), (-1, 0, 1157), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1159), (-1, 0, 1158), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1160), (-1, 0, 1159), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1161), (-1, 0, 1160), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1162), (-1, 0, 1161), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1163), (-1, 0, 1162), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1164), (-1, 0, 1163), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1165), (-1, 0, 1164), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1166), (-1, 0, 1165), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1167), (-1, 0, 1166), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1168), (-1, 0, 1167), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1169), (-1, 0, 1168), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1170), (-1, 0, 1169), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1171), (-1, 0, 1170), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1172), (-1, 0, 1171), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1173), (-1, 0, 1172), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1174), (-1, 0, 1173), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1175), (-1, 0, 1174), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1176), (-1, 0, 1175), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1177), (-1, 0, 1176), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1178), (-1, 0, 1177), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1179), (-1, 0, 1178), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1180), (-1, 0, 1179), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1181), (-1, 0, 1180), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1182), (-1, 0, 1181), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1183), (-1, 0, 1182), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1184), (-1, 0, 1183), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1185), (-1, 0, 1184), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1186), (-1, 0, 1185), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1187), (-1, 0, 1186), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1188), (-1, 0, 1187), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1189), (-1, 0, 1188), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1190), (-1, 0, 1189), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1191), (-1, 0, 1190), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1192), (-1, 0, 1191), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1193), (-1, 0, 1192), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1194), (-1, 0, 1193), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1195), (-1, 0, 1194), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1196), (-1, 0, 1195), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1197), (-1, 0, 1196), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1198), (-1, 0, 1197), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1199), (-1, 0, 1198), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1200), (-1, 0, 1199), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1201), (-1, 0, 1200), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1202), (-1, 0, 1201), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1203), (-1, 0, 1202), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1204), (-1, 0, 1203), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1205), (-1, 0, 1204), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1206), (-1, 0, 1205), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1207), (-1, 0, 1206), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1208), (-1, 0, 1207), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1209), (-1, 0, 1208), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1210), (-1, 0, 1209), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1211), (-1, 0, 1210), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1212), (-1, 0, 1211), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1213), (-1, 0, 1212), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1214), (-1, 0, 1213), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1215), (-1, 0, 1214), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1216), (-1, 0, 1215), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1217), (-1, 0, 1216), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1218), (-1, 0, 1217), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1219), (-1, 0, 1218), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1220), (-1, 0, 1219), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1221), (-1, 0, 1220), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1222), (-1, 0, 1221), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1223), (-1, 0, 1222), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1224), (-1, 0, 1223), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1225), (-1, 0, 1224), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1226), (-1, 0, 1225), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1227), (-1, 0, 1226), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1228), (-1, 0, 1227), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1229), (-1, 0, 1228), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1230), (-1, 0, 1229), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1231), (-1, 0, 1230), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1232), (-1, 0, 1231), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1233), (-1, 0, 1232), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1234), (-1, 0, 1233), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1235), (-1, 0, 1234), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1236), (-1, 0, 1235), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1237), (-1, 0, 1236), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1238), (-1, 0, 1237), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1239), (-1, 0, 1238), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1240), (-1, 0, 1239), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1241), (-1, 0, 1240), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1242), (-1, 0, 1241), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1243), (-1, 0, 1242), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1244), (-1, 0, 1243), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1245), (-1, 0, 1244), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1246), (-1, 0, 1245), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1247), (-1, 0, 1246), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1248), (-1, 0, 1247), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1249), (-1, 0, 1248), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1250), (-1, 0, 1249), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1251), (-1, 0, 1250), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1252), (-1, 0, 1251), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1253), (-1, 0, 1252), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1254), (-1, 0, 1253), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1255), (-1, 0, 1254), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1256), (-1, 0, 1255), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1257), (-1, 0, 1256), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1258), (-1, 0, 1257), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1259), (-1, 0, 1258), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1260), (-1, 0, 1259), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1261), (-1, 0, 1260), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1262), (-1, 0, 1261), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1263), (-1, 0, 1262), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1264), (-1, 0, 1263), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1265), (-1, 0, 1264), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1266), (-1, 0, 1265), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1267), (-1, 0, 1266), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1268), (-1, 0, 1267), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1269), (-1, 0, 1268), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1270), (-1, 0, 1269), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1271), (-1, 0, 1270), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1272), (-1, 0, 1271), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1273), (-1, 0, 1272), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1274), (-1, 0, 1273), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1275), (-1, 0, 1274), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1276), (-1, 0, 1275), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1277), (-1, 0, 1276), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1278), (-1, 0, 1277), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1279), (-1, 0, 1278), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1280), (-1, 0, 1279), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1281), (-1, 0, 1280), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1282), (-1, 0, 1281), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1283), (-1, 0, 1282), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1284), (-1, 0, 1283), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1285), (-1, 0, 1284), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1286), (-1, 0, 1285), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1287), (-1, 0, 1286), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1288), (-1, 0, 1287), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1289), (-1, 0, 1288), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1290), (-1, 0, 1289), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1291), (-1, 0, 1290), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1292), (-1, 0, 1291), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1293), (-1, 0, 1292), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1294), (-1, 0, 1293), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1295), (-1, 0, 1294), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1296), (-1, 0, 1295), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1297), (-1, 0, 1296), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1298), (-1, 0, 1297), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1299), (-1, 0, 1298), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1300), (-1, 0, 1299), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1301), (-1, 0, 1300), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1302), (-1, 0, 1301), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1303), (-1, 0, 1302), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1304), (-1, 0, 1303), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1305), (-1, 0, 1304), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1306), (-1, 0, 1305), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1307), (-1, 0, 1306), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1308), (-1, 0, 1307), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1309), (-1, 0, 1308), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1310), (-1, 0, 1309), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1311), (-1, 0, 1310), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1312), (-1, 0, 1311), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1313), (-1, 0, 1312), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1314), (-1, 0, 1313), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1315), (-1, 0, 1314), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1316), (-1, 0, 1315), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1317), (-1, 0, 1316), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1318), (-1, 0, 1317), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1319), (-1, 0, 1318), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1320), (-1, 0, 1319), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1321), (-1, 0, 1320), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1322), (-1, 0, 1321), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1323), (-1, 0, 1322), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1324), (-1, 0, 1323), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1325), (-1, 0, 1324), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1326), (-1, 0, 1325), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1327), (-1, 0, 1326), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1328), (-1, 0, 1327), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1329), (-1, 0, 1328), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1330), (-1, 0, 1329), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1331), (-1, 0, 1330), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1332), (-1, 0, 1331), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1333), (-1, 0, 1332), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1334), (-1, 0, 1333), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1335), (-1, 0, 1334), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1336), (-1, 0, 1335), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1337), (-1, 0, 1336), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1338), (-1, 0, 1337), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1339), (-1, 0, 1338), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1340), (-1, 0, 1339), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1341), (-1, 0, 1340), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1342), (-1, 0, 1341), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1343), (-1, 0, 1342), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1344), (-1, 0, 1343), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1345), (-1, 0, 1344), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1346), (-1, 0, 1345), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1347), (-1, 0, 1346), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1348), (-1, 0, 1347), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1349), (-1, 0, 1348), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1350), (-1, 0, 1349), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1351), (-1, 0, 1350), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1352), (-1, 0, 1351), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1353), (-1, 0, 1352), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1354), (-1, 0, 1353), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1355), (-1, 0, 1354), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1356), (-1, 0, 1355), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1357), (-1, 0, 1356), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1358), (-1, 0, 1357), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1359), (-1, 0, 1358), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1360), (-1, 0, 1359), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1361), (-1, 0, 1360), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1362), (-1, 0, 1361), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1363), (-1, 0, 1362), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1364), (-1, 0, 1363), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1365), (-1, 0, 1364), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1366), (-1, 0, 1365), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1367), (-1, 0, 1366), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1368), (-1, 0, 1367), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1369), (-1, 0, 1368), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1370), (-1, 0, 1369), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1371), (-1, 0, 1370), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1372), (-1, 0, 1371), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1373), (-1, 0, 1372), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1374), (-1, 0, 1373), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1375), (-1, 0, 1374), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1376), (-1, 0, 1375), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1377), (-1, 0, 1376), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1378), (-1, 0, 1377), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1379), (-1, 0, 1378), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1380), (-1, 0, 1379), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1381), (-1, 0, 1380), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1382), (-1, 0, 1381), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1383), (-1, 0, 1382), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1384), (-1, 0, 1383), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1385), (-1, 0, 1384), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1386), (-1, 0, 1385), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1387), (-1, 0, 1386), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1388), (-1, 0, 1387), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1389), (-1, 0, 1388), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1390), (-1, 0, 1389), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1391), (-1, 0, 1390), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1392), (-1, 0, 1391), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1393), (-1, 0, 1392), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1394), (-1, 0, 1393), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1395), (-1, 0, 1394), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1396), (-1, 0, 1395), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1397), (-1, 0, 1396), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1398), (-1, 0, 1397), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1399), (-1, 0, 1398), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1400), (-1, 0, 1399), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1401), (-1, 0, 1400), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1402), (-1, 0, 1401), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1403), (-1, 0, 1402), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1404), (-1, 0, 1403), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1405), (-1, 0, 1404), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1406), (-1, 0, 1405), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1407), (-1, 0, 1406), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1408), (-1, 0, 1407), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1409), (-1, 0, 1408), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1410), (-1, 0, 1409), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1411), (-1, 0, 1410), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1412), (-1, 0, 1411), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1413), (-1, 0, 1412), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1414), (-1, 0, 1413), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1415), (-1, 0, 1414), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1416), (-1, 0, 1415), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1417), (-1, 0, 1416), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1418), (-1, 0, 1417), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1419), (-1, 0, 1418), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1420), (-1, 0, 1419), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1421), (-1, 0, 1420), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1422), (-1, 0, 1421), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1423), (-1, 0, 1422), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1424), (-1, 0, 1423), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1425), (-1, 0, 1424), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1426), (-1, 0, 1425), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1427), (-1, 0, 1426), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1428), (-1, 0, 1427), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1429), (-1, 0, 1428), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1430), (-1, 0, 1429), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1431), (-1, 0, 1430), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1432), (-1, 0, 1431), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1433), (-1, 0, 1432), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1434), (-1, 0, 1433), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1435), (-1, 0, 1434), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1436), (-1, 0, 1435), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1437), (-1, 0, 1436), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1438), (-1, 0, 1437), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1439), (-1, 0, 1438), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1440), (-1, 0, 1439), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1441), (-1, 0, 1440), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1442), (-1, 0, 1441), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1443), (-1, 0, 1442), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1444), (-1, 0, 1443), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1445), (-1, 0, 1444), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1446), (-1, 0, 1445), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1447), (-1, 0, 1446), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1448), (-1, 0, 1447), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1449), (-1, 0, 1448), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1450), (-1, 0, 1449), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1451), (-1, 0, 1450), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1452), (-1, 0, 1451), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1453), (-1, 0, 1452), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1454), (-1, 0, 1453), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1455), (-1, 0, 1454), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1456), (-1, 0, 1455), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1457), (-1, 0, 1456), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1458), (-1, 0, 1457), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1459), (-1, 0, 1458), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1460), (-1, 0, 1459), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1461), (-1, 0, 1460), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1462), (-1, 0, 1461), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1463), (-1, 0, 1462), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1464), (-1, 0, 1463), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1465), (-1, 0, 1464), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1466), (-1, 0, 1465), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1467), (-1, 0, 1466), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1468), (-1, 0, 1467), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1469), (-1, 0, 1468), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1470), (-1, 0, 1469), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1471), (-1, 0, 1470), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1472), (-1, 0, 1471), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1473), (-1, 0, 1472), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1474), (-1, 0, 1473), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1475), (-1, 0, 1474), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1476), (-1, 0, 1475), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1477), (-1, 0, 1476), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1478), (-1, 0, 1477), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1479), (-1, 0, 1478), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1480), (-1, 0, 1479), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1481), (-1, 0, 1480), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1482), (-1, 0, 1481), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1483), (-1, 0, 1482), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1484), (-1, 0, 1483), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1485), (-1, 0, 1484), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1486), (-1, 0, 1485), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1487), (-1, 0, 1486), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1488), (-1, 0, 1487), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1489), (-1, 0, 1488), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1490), (-1, 0, 1489), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1491), (-1, 0, 1490), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1492), (-1, 0, 1491), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1493), (-1, 0, 1492), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1494), (-1, 0, 1493), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1495), (-1, 0, 1494), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1496), (-1, 0, 1495), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1497), (-1, 0, 1496), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1498), (-1, 0, 1497), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1499), (-1, 0, 1498), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1500), (-1, 0, 1499), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1501), (-1, 0, 1500), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1502), (-1, 0, 1501), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1503), (-1, 0, 1502), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1504), (-1, 0, 1503), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1505), (-1, 0, 1504), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1506), (-1, 0, 1505), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1507), (-1, 0, 1506), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1508), (-1, 0, 1507), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1509), (-1, 0, 1508), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1510), (-1, 0, 1509), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1511), (-1, 0, 1510), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1512), (-1, 0, 1511), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1513), (-1, 0, 1512), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1514), (-1, 0, 1513), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1515), (-1, 0, 1514), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1516), (-1, 0, 1515), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1517), (-1, 0, 1516), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1518), (-1, 0, 1517), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1519), (-1, 0, 1518), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1520), (-1, 0, 1519), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1521), (-1, 0, 1520), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1522), (-1, 0, 1521), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1523), (-1, 0, 1522), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1524), (-1, 0, 1523), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1525), (-1, 0, 1524), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1526), (-1, 0, 1525), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1527), (-1, 0, 1526), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1528), (-1, 0, 1527), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1529), (-1, 0, 1528), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1530), (-1, 0, 1529), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1531), (-1, 0, 1530), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1532), (-1, 0, 1531), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1533), (-1, 0, 1532), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1534), (-1, 0, 1533), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1535), (-1, 0, 1534), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1536), (-1, 0, 1535), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1537), (-1, 0, 1536), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1538), (-1, 0, 1537), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1539), (-1, 0, 1538), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1540), (-1, 0, 1539), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1541), (-1, 0, 1540), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1542), (-1, 0, 1541), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1543), (-1, 0, 1542), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1544), (-1, 0, 1543), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1545), (-1, 0, 1544), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1546), (-1, 0, 1545), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1547), (-1, 0, 1546), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1548), (-1, 0, 1547), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1549), (-1, 0, 1548), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1550), (-1, 0, 1549), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1551), (-1, 0, 1550), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1552), (-1, 0, 1551), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1553), (-1, 0, 1552), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1554), (-1, 0, 1553), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1555), (-1, 0, 1554), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1556), (-1, 0, 1555), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1557), (-1, 0, 1556), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1558), (-1, 0, 1557), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1559), (-1, 0, 1558), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1560), (-1, 0, 1559), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1561), (-1, 0, 1560), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1562), (-1, 0, 1561), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1563), (-1, 0, 1562), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1564), (-1, 0, 1563), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1565), (-1, 0, 1564), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1566), (-1, 0, 1565), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1567), (-1, 0, 1566), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1568), (-1, 0, 1567), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1569), (-1, 0, 1568), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1570), (-1, 0, 1569), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1571), (-1, 0, 1570), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1572), (-1, 0, 1571), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1573), (-1, 0, 1572), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1574), (-1, 0, 1573), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1575), (-1, 0, 1574), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1576), (-1, 0, 1575), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1577), (-1, 0, 1576), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1578), (-1, 0, 1577), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1579), (-1, 0, 1578), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1580), (-1, 0, 1579), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1581), (-1, 0, 1580), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1582), (-1, 0, 1581), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1583), (-1, 0, 1582), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1584), (-1, 0, 1583), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1585), (-1, 0, 1584), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1586), (-1, 0, 1585), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1587), (-1, 0, 1586), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1588), (-1, 0, 1587), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1589), (-1, 0, 1588), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1590), (-1, 0, 1589), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1591), (-1, 0, 1590), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1592), (-1, 0, 1591), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1593), (-1, 0, 1592), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1594), (-1, 0, 1593), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1595), (-1, 0, 1594), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1596), (-1, 0, 1595), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1597), (-1, 0, 1596), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1598), (-1, 0, 1597), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1599), (-1, 0, 1598), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1600), (-1, 0, 1599), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1601), (-1, 0, 1600), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1602), (-1, 0, 1601), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1603), (-1, 0, 1602), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1604), (-1, 0, 1603), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1605), (-1, 0, 1604), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1606), (-1, 0, 1605), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1607), (-1, 0, 1606), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1608), (-1, 0, 1607), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1609), (-1, 0, 1608), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1610), (-1, 0, 1609), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1611), (-1, 0, 1610), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1612), (-1, 0, 1611), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1613), (-1, 0, 1612), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1614), (-1, 0, 1613), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1615), (-1, 0, 1614), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1616), (-1, 0, 1615), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1617), (-1, 0, 1616), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1618), (-1, 0, 1617), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1619), (-1, 0, 1618), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1620), (-1, 0, 1619), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1621), (-1, 0, 1620), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1622), (-1, 0, 1621), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1623), (-1, 0, 1622), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1624), (-1, 0, 1623), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1625), (-1, 0, 1624), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1626), (-1, 0, 1625), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1627), (-1, 0, 1626), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1628), (-1, 0, 1627), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1629), (-1, 0, 1628), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1630), (-1, 0, 1629), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1631), (-1, 0, 1630), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1632), (-1, 0, 1631), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1633), (-1, 0, 1632), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1634), (-1, 0, 1633), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1635), (-1, 0, 1634), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1636), (-1, 0, 1635), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1637), (-1, 0, 1636), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1638), (-1, 0, 1637), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1639), (-1, 0, 1638), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1640), (-1, 0, 1639), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1641), (-1, 0, 1640), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1642), (-1, 0, 1641), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1643), (-1, 0, 1642), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1644), (-1, 0, 1643), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1645), (-1, 0, 1644), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1646), (-1, 0, 1645), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1647), (-1, 0, 1646), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1648), (-1, 0, 1647), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1649), (-1, 0, 1648), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1650), (-1, 0, 1649), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1651), (-1, 0, 1650), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1652), (-1, 0, 1651), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1653), (-1, 0, 1652), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1654), (-1, 0, 1653), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1655), (-1, 0, 1654), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1656), (-1, 0, 1655), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1657), (-1, 0, 1656), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1658), (-1, 0, 1657), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1659), (-1, 0, 1658), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1660), (-1, 0, 1659), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1661), (-1, 0, 1660), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1662), (-1, 0, 1661), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1663), (-1, 0, 1662), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1664), (-1, 0, 1663), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1665), (-1, 0, 1664), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1666), (-1, 0, 1665), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1667), (-1, 0, 1666), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1668), (-1, 0, 1667), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1669), (-1, 0, 1668), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1670), (-1, 0, 1669), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1671), (-1, 0, 1670), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1672), (-1, 0, 1671), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1673), (-1, 0, 1672), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1674), (-1, 0, 1673), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1675), (-1, 0, 1674), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1676), (-1, 0, 1675), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1677), (-1, 0, 1676), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1678), (-1, 0, 1677), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1679), (-1, 0, 1678), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1680), (-1, 0, 1679), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1681), (-1, 0, 1680), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1682), (-1, 0, 1681), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1683), (-1, 0, 1682), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1684), (-1, 0, 1683), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1685), (-1, 0, 1684), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1686), (-1, 0, 1685), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1687), (-1, 0, 1686), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1688), (-1, 0, 1687), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1689), (-1, 0, 1688), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1690), (-1, 0, 1689), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1691), (-1, 0, 1690), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1692), (-1, 0, 1691), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1693), (-1, 0, 1692), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1694), (-1, 0, 1693), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1695), (-1, 0, 1694), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1696), (-1, 0, 1695), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1697), (-1, 0, 1696), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1698), (-1, 0, 1697), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1699), (-1, 0, 1698), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1700), (-1, 0, 1699), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1701), (-1, 0, 1700), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1702), (-1, 0, 1701), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1703), (-1, 0, 1702), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1704), (-1, 0, 1703), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1705), (-1, 0, 1704), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1706), (-1, 0, 1705), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1707), (-1, 0, 1706), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1708), (-1, 0, 1707), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1709), (-1, 0, 1708), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1710), (-1, 0, 1709), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1711), (-1, 0, 1710), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1712), (-1, 0, 1711), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1713), (-1, 0, 1712), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1714), (-1, 0, 1713), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1715), (-1, 0, 1714), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1716), (-1, 0, 1715), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1717), (-1, 0, 1716), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1718), (-1, 0, 1717), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1719), (-1, 0, 1718), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1720), (-1, 0, 1719), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1721), (-1, 0, 1720), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1722), (-1, 0, 1721), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1723), (-1, 0, 1722), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1724), (-1, 0, 1723), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1725), (-1, 0, 1724), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1726), (-1, 0, 1725), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1727), (-1, 0, 1726), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1728), (-1, 0, 1727), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1729), (-1, 0, 1728), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1730), (-1, 0, 1729), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1731), (-1, 0, 1730), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1732), (-1, 0, 1731), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1733), (-1, 0, 1732), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1734), (-1, 0, 1733), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1735), (-1, 0, 1734), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1736), (-1, 0, 1735), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1737), (-1, 0, 1736), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1738), (-1, 0, 1737), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1739), (-1, 0, 1738), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1740), (-1, 0, 1739), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1741), (-1, 0, 1740), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1742), (-1, 0, 1741), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1743), (-1, 0, 1742), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1744), (-1, 0, 1743), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1745), (-1, 0, 1744), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1746), (-1, 0, 1745), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1747), (-1, 0, 1746), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1748), (-1, 0, 1747), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1749), (-1, 0, 1748), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1750), (-1, 0, 1749), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1751), (-1, 0, 1750), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1752), (-1, 0, 1751), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1753), (-1, 0, 1752), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1754), (-1, 0, 1753), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1755), (-1, 0, 1754), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1756), (-1, 0, 1755), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1757), (-1, 0, 1756), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1758), (-1, 0, 1757), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1759), (-1, 0, 1758), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1760), (-1, 0, 1759), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1761), (-1, 0, 1760), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1762), (-1, 0, 1761), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1763), (-1, 0, 1762), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1764), (-1, 0, 1763), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1765), (-1, 0, 1764), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1766), (-1, 0, 1765), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1767), (-1, 0, 1766), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1768), (-1, 0, 1767), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1769), (-1, 0, 1768), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1770), (-1, 0, 1769), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1771), (-1, 0, 1770), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1772), (-1, 0, 1771), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1773), (-1, 0, 1772), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1774), (-1, 0, 1773), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1775), (-1, 0, 1774), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1776), (-1, 0, 1775), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1777), (-1, 0, 1776), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1778), (-1, 0, 1777), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1779), (-1, 0, 1778), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1780), (-1, 0, 1779), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1781), (-1, 0, 1780), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1782), (-1, 0, 1781), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1783), (-1, 0, 1782), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1784), (-1, 0, 1783), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1785), (-1, 0, 1784), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1786), (-1, 0, 1785), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1787), (-1, 0, 1786), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1788), (-1, 0, 1787), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1789), (-1, 0, 1788), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1790), (-1, 0, 1789), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1791), (-1, 0, 1790), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1792), (-1, 0, 1791), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1793), (-1, 0, 1792), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1794), (-1, 0, 1793), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1795), (-1, 0, 1794), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1796), (-1, 0, 1795), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1797), (-1, 0, 1796), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1798), (-1, 0, 1797), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1799), (-1, 0, 1798), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1800), (-1, 0, 1799), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1801), (-1, 0, 1800), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1802), (-1, 0, 1801), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1803), (-1, 0, 1802), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1804), (-1, 0, 1803), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1805), (-1, 0, 1804), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1806), (-1, 0, 1805), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1807), (-1, 0, 1806), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1808), (-1, 0, 1807), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1809), (-1, 0, 1808), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1810), (-1, 0, 1809), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1811), (-1, 0, 1810), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1812), (-1, 0, 1811), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1813), (-1, 0, 1812), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1814), (-1, 0, 1813), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1815), (-1, 0, 1814), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1816), (-1, 0, 1815), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1817), (-1, 0, 1816), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1818), (-1, 0, 1817), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1819), (-1, 0, 1818), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1820), (-1, 0, 1819), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1821), (-1, 0, 1820), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1822), (-1, 0, 1821), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1823), (-1, 0, 1822), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1824), (-1, 0, 1823), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1825), (-1, 0, 1824), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1826), (-1, 0, 1825), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1827), (-1, 0, 1826), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1828), (-1, 0, 1827), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1829), (-1, 0, 1828), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1830), (-1, 0, 1829), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1831), (-1, 0, 1830), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1832), (-1, 0, 1831), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1833), (-1, 0, 1832), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1834), (-1, 0, 1833), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1835), (-1, 0, 1834), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1836), (-1, 0, 1835), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1837), (-1, 0, 1836), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1838), (-1, 0, 1837), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1839), (-1, 0, 1838), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1840), (-1, 0, 1839), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1841), (-1, 0, 1840), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1842), (-1, 0, 1841), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1843), (-1, 0, 1842), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1844), (-1, 0, 1843), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1845), (-1, 0, 1844), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1846), (-1, 0, 1845), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1847), (-1, 0, 1846), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1848), (-1, 0, 1847), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1849), (-1, 0, 1848), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1850), (-1, 0, 1849), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1851), (-1, 0, 1850), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1852), (-1, 0, 1851), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1853), (-1, 0, 1852), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1854), (-1, 0, 1853), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1855), (-1, 0, 1854), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1856), (-1, 0, 1855), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1857), (-1, 0, 1856), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1858), (-1, 0, 1857), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1859), (-1, 0, 1858), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1860), (-1, 0, 1859), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1861), (-1, 0, 1860), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1862), (-1, 0, 1861), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1863), (-1, 0, 1862), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1864), (-1, 0, 1863), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1865), (-1, 0, 1864), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1866), (-1, 0, 1865), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1867), (-1, 0, 1866), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1868), (-1, 0, 1867), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1869), (-1, 0, 1868), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1870), (-1, 0, 1869), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1871), (-1, 0, 1870), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1872), (-1, 0, 1871), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1873), (-1, 0, 1872), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1874), (-1, 0, 1873), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1875), (-1, 0, 1874), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1876), (-1, 0, 1875), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1877), (-1, 0, 1876), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1878), (-1, 0, 1877), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1879), (-1, 0, 1878), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1880), (-1, 0, 1879), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1881), (-1, 0, 1880), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1882), (-1, 0, 1881), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1883), (-1, 0, 1882), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1884), (-1, 0, 1883), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1885), (-1, 0, 1884), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1886), (-1, 0, 1885), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1887), (-1, 0, 1886), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1888), (-1, 0, 1887), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1889), (-1, 0, 1888), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1890), (-1, 0, 1889), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1891), (-1, 0, 1890), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1892), (-1, 0, 1891), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1893), (-1, 0, 1892), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1894), (-1, 0, 1893), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1895), (-1, 0, 1894), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1896), (-1, 0, 1895), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1897), (-1, 0, 1896), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1898), (-1, 0, 1897), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1899), (-1, 0, 1898), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1900), (-1, 0, 1899), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1901), (-1, 0, 1900), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1902), (-1, 0, 1901), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1903), (-1, 0, 1902), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1904), (-1, 0, 1903), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1905), (-1, 0, 1904), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1906), (-1, 0, 1905), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1907), (-1, 0, 1906), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1908), (-1, 0, 1907), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1909), (-1, 0, 1908), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1910), (-1, 0, 1909), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1911), (-1, 0, 1910), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1912), (-1, 0, 1911), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1913), (-1, 0, 1912), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1914), (-1, 0, 1913), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1915), (-1, 0, 1914), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1916), (-1, 0, 1915), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1917), (-1, 0, 1916), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1918), (-1, 0, 1917), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1919), (-1, 0, 1918), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1920), (-1, 0, 1919), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1921), (-1, 0, 1920), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1922), (-1, 0, 1921), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1923), (-1, 0, 1922), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1924), (-1, 0, 1923), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1925), (-1, 0, 1924), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1926), (-1, 0, 1925), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1927), (-1, 0, 1926), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1928), (-1, 0, 1927), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1929), (-1, 0, 1928), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1930), (-1, 0, 1929), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1931), (-1, 0, 1930), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1932), (-1, 0, 1931), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1933), (-1, 0, 1932), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1934), (-1, 0, 1933), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1935), (-1, 0, 1934), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1936), (-1, 0, 1935), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1937), (-1, 0, 1936), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1938), (-1, 0, 1937), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1939), (-1, 0, 1938), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1940), (-1, 0, 1939), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1941), (-1, 0, 1940), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1942), (-1, 0, 1941), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1943), (-1, 0, 1942), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1944), (-1, 0, 1943), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1945), (-1, 0, 1944), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1946), (-1, 0, 1945), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1947), (-1, 0, 1946), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1948), (-1, 0, 1947), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1949), (-1, 0, 1948), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1950), (-1, 0, 1949), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1951), (-1, 0, 1950), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1952), (-1, 0, 1951), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1953), (-1, 0, 1952), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1954), (-1, 0, 1953), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1955), (-1, 0, 1954), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1956), (-1, 0, 1955), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1957), (-1, 0, 1956), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1958), (-1, 0, 1957), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1959), (-1, 0, 1958), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1960), (-1, 0, 1959), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1961), (-1, 0, 1960), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1962), (-1, 0, 1961), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1963), (-1, 0, 1962), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1964), (-1, 0, 1963), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1965), (-1, 0, 1964), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1966), (-1, 0, 1965), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1967), (-1, 0, 1966), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1968), (-1, 0, 1967), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1969), (-1, 0, 1968), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1970), (-1, 0, 1969), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1971), (-1, 0, 1970), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1972), (-1, 0, 1971), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1973), (-1, 0, 1972), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1974), (-1, 0, 1973), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1975), (-1, 0, 1974), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1976), (-1, 0, 1975), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1977), (-1, 0, 1976), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1978), (-1, 0, 1977), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1979), (-1, 0, 1978), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1980), (-1, 0, 1979), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1981), (-1, 0, 1980), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1982), (-1, 0, 1981), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1983), (-1, 0, 1982), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1984), (-1, 0, 1983), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1985), (-1, 0, 1984), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1986), (-1, 0, 1985), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1987), (-1, 0, 1986), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1988), (-1, 0, 1987), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1989), (-1, 0, 1988), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1990), (-1, 0, 1989), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1991), (-1, 0, 1990), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1992), (-1, 0, 1991), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1993), (-1, 0, 1992), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1994), (-1, 0, 1993), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1995), (-1, 0, 1994), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1996), (-1, 0, 1995), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1997), (-1, 0, 1996), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1998), (-1, 0, 1997), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 1999), (-1, 0, 1998), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2000), (-1, 0, 1999), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2001), (-1, 0, 2000), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2002), (-1, 0, 2001), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2003), (-1, 0, 2002), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2004), (-1, 0, 2003), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2005), (-1, 0, 2004), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2006), (-1, 0, 2005), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2007), (-1, 0, 2006), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2008), (-1, 0, 2007), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2009), (-1, 0, 2008), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2010), (-1, 0, 2009), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2011), (-1, 0, 2010), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2012), (-1, 0, 2011), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2013), (-1, 0, 2012), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2014), (-1, 0, 2013), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2015), (-1, 0, 2014), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2016), (-1, 0, 2015), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2017), (-1, 0, 2016), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2018), (-1, 0, 2017), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2019), (-1, 0, 2018), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2020), (-1, 0, 2019), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2021), (-1, 0, 2020), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2022), (-1, 0, 2021), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2023), (-1, 0, 2022), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2024), (-1, 0, 2023), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2025), (-1, 0, 2024), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2026), (-1, 0, 2025), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2027), (-1, 0, 2026), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2028), (-1, 0, 2027), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2029), (-1, 0, 2028), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2030), (-1, 0, 2029), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2031), (-1, 0, 2030), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2032), (-1, 0, 2031), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2033), (-1, 0, 2032), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2034), (-1, 0, 2033), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2035), (-1, 0, 2034), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2036), (-1, 0, 2035), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2037), (-1, 0, 2036), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2038), (-1, 0, 2037), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2039), (-1, 0, 2038), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2040), (-1, 0, 2039), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2041), (-1, 0, 2040), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2042), (-1, 0, 2041), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2043), (-1, 0, 2042), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2044), (-1, 0, 2043), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2045), (-1, 0, 2044), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2046), (-1, 0, 2045), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2047), (-1, 0, 2046), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2048), (-1, 0, 2047), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2048), (-2, 1, 0))),)
@@ -9226,8 +9638,9 @@ def _d_EVPowerProfileEntryList(r: BitReader) -> EVPowerProfileEntryList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVPowerProfileEntryList)
-    _S_EVPowerProfileEntryList_0(o, tuple(f0))
+    o = _B_EVPowerProfileEntryList()
+    o.ev_power_profile_entry = tuple(f0)
+    o.__class__ = EVPowerProfileEntryList
     return o
 
 _DT_PowerDeliveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -9346,10 +9759,11 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PowerDeliveryRes)
-    _S_PowerDeliveryRes_0(o, f0)
-    _S_PowerDeliveryRes_1(o, f1)
-    _S_PowerDeliveryRes_2(o, f2)
+    o = _B_PowerDeliveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.__class__ = PowerDeliveryRes
     return o
 
 _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -9401,12 +9815,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -9448,9 +9871,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVSEStatus)
-    _S_EVSEStatus_0(o, f0)
-    _S_EVSEStatus_1(o, f1)
+    o = _B_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.__class__ = EVSEStatus
     return o
 
 _EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -9551,9 +9975,10 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeteringConfirmationReq)
-    _S_MeteringConfirmationReq_0(o, f0)
-    _S_MeteringConfirmationReq_1(o, f1)
+    o = _B_MeteringConfirmationReq()
+    o.header = f0
+    o.signed_metering_data = f1
+    o.__class__ = MeteringConfirmationReq
     return o
 
 _DT_SignedMeteringData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (2, 2, ((3, 0, 6), (4, 0, 4), (5, 0, 5), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (2, 2, ((4, 0, 4), (5, 0, 5), (-2, 0, 0), (-3, 0, 0))),)
@@ -9735,13 +10160,14 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignedMeteringData)
-    _S_SignedMeteringData_0(o, f0)
-    _S_SignedMeteringData_1(o, f1)
-    _S_SignedMeteringData_2(o, f2)
-    _S_SignedMeteringData_3(o, f3)
-    _S_SignedMeteringData_4(o, f4)
-    _S_SignedMeteringData_5(o, f5)
+    o = _B_SignedMeteringData()
+    o.id = f0
+    o.session_id = f1
+    o.meter_info = f2
+    o.receipt = f3
+    o.dynamic_smdt_control_mode = f4
+    o.scheduled_smdt_control_mode = f5
+    o.__class__ = SignedMeteringData
     return o
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -9903,12 +10329,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -9920,12 +10355,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -9937,12 +10381,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -9954,12 +10407,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -9988,12 +10450,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -10005,12 +10476,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10024,15 +10504,16 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeterInfo)
-    _S_MeterInfo_0(o, f0)
-    _S_MeterInfo_1(o, f1)
-    _S_MeterInfo_2(o, f2)
-    _S_MeterInfo_3(o, f3)
-    _S_MeterInfo_4(o, f4)
-    _S_MeterInfo_5(o, f5)
-    _S_MeterInfo_6(o, f6)
-    _S_MeterInfo_7(o, f7)
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    o.__class__ = MeterInfo
     return o
 
 _EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -10157,12 +10638,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -10231,13 +10721,14 @@ def _d_Receipt(r: BitReader) -> Receipt:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Receipt)
-    _S_Receipt_0(o, f0)
-    _S_Receipt_1(o, f1)
-    _S_Receipt_2(o, f2)
-    _S_Receipt_3(o, f3)
-    _S_Receipt_4(o, f4)
-    _S_Receipt_5(o, tuple(f5))
+    o = _B_Receipt()
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = tuple(f5)
+    o.__class__ = Receipt
     return o
 
 _DT_DetailedCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -10314,9 +10805,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedCost)
-    _S_DetailedCost_0(o, f0)
-    _S_DetailedCost_1(o, f1)
+    o = _B_DetailedCost()
+    o.amount = f0
+    o.cost_per_unit = f1
+    o.__class__ = DetailedCost
     return o
 
 _DT_DetailedTax = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -10368,12 +10860,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10399,9 +10902,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedTax)
-    _S_DetailedTax_0(o, f0)
-    _S_DetailedTax_1(o, f1)
+    o = _B_DetailedTax()
+    o.tax_rule_id = f0
+    o.amount = f1
+    o.__class__ = DetailedTax
     return o
 
 _DT_Dynamic_SMDTControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -10475,12 +10979,23 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -10494,8 +11009,9 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_SMDTControlMode)
-    _S_Scheduled_SMDTControlMode_0(o, f0)
+    o = _B_Scheduled_SMDTControlMode()
+    o.selected_schedule_tuple_id = f0
+    o.__class__ = Scheduled_SMDTControlMode
     return o
 
 
@@ -10555,8 +11071,9 @@ def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
                 _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
             if _t == 0 and _q <= r.end and 1 <= _v and _v <= 4294967295:
                 r.pos = _q
-                o = _new(Scheduled_SMDTControlMode)
-                _S_Scheduled_SMDTControlMode_0(o, _v)
+                o = _B_Scheduled_SMDTControlMode()
+                o.selected_schedule_tuple_id = _v
+                o.__class__ = Scheduled_SMDTControlMode
                 if len(_C_Scheduled_SMDTControlMode) >= 256: _C_Scheduled_SMDTControlMode.clear()
                 _C_Scheduled_SMDTControlMode[_k] = o
                 return o
@@ -10655,9 +11172,10 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeteringConfirmationRes)
-    _S_MeteringConfirmationRes_0(o, f0)
-    _S_MeteringConfirmationRes_1(o, f1)
+    o = _B_MeteringConfirmationRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = MeteringConfirmationRes
     return o
 
 _DT_SessionStopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -10819,11 +11337,12 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionStopReq)
-    _S_SessionStopReq_0(o, f0)
-    _S_SessionStopReq_1(o, f1)
-    _S_SessionStopReq_2(o, f2)
-    _S_SessionStopReq_3(o, f3)
+    o = _B_SessionStopReq()
+    o.header = f0
+    o.charging_session = f1
+    o.ev_termination_code = f2
+    o.ev_termination_explanation = f3
+    o.__class__ = SessionStopReq
     return o
 
 _DT_SessionStopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -10916,9 +11435,10 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SessionStopRes)
-    _S_SessionStopRes_0(o, f0)
-    _S_SessionStopRes_1(o, f1)
+    o = _B_SessionStopRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = SessionStopRes
     return o
 
 _DT_CertificateInstallationReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -11076,12 +11596,13 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateInstallationReq)
-    _S_CertificateInstallationReq_0(o, f0)
-    _S_CertificateInstallationReq_1(o, f1)
-    _S_CertificateInstallationReq_2(o, f2)
-    _S_CertificateInstallationReq_3(o, f3)
-    _S_CertificateInstallationReq_4(o, f4)
+    o = _B_CertificateInstallationReq()
+    o.header = f0
+    o.oem_provisioning_certificate_chain = f1
+    o.list_of_root_certificate_i_ds = f2
+    o.maximum_contract_certificate_chains = f3
+    o.prioritized_emai_ds = f4
+    o.__class__ = CertificateInstallationReq
     return o
 
 _DT_SignedCertificateChain = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -11194,10 +11715,11 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignedCertificateChain)
-    _S_SignedCertificateChain_0(o, f0)
-    _S_SignedCertificateChain_1(o, f1)
-    _S_SignedCertificateChain_2(o, f2)
+    o = _B_SignedCertificateChain()
+    o.id = f0
+    o.certificate = f1
+    o.sub_certificates = f2
+    o.__class__ = SignedCertificateChain
     return o
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
@@ -11251,8 +11773,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ListOfRootCertificateIDs)
-    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    o = _B_ListOfRootCertificateIDs()
+    o.root_certificate_id = tuple(f0)
+    o.__class__ = ListOfRootCertificateIDs
     return o
 
 _DT_EMAIDList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -11316,8 +11839,9 @@ def _d_EMAIDList(r: BitReader) -> EMAIDList:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EMAIDList)
-    _S_EMAIDList_0(o, tuple(f0))
+    o = _B_EMAIDList()
+    o.emaid = tuple(f0)
+    o.__class__ = EMAIDList
     return o
 
 _DT_CertificateInstallationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -11525,13 +12049,14 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateInstallationRes)
-    _S_CertificateInstallationRes_0(o, f0)
-    _S_CertificateInstallationRes_1(o, f1)
-    _S_CertificateInstallationRes_2(o, f2)
-    _S_CertificateInstallationRes_3(o, f3)
-    _S_CertificateInstallationRes_4(o, f4)
-    _S_CertificateInstallationRes_5(o, f5)
+    o = _B_CertificateInstallationRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.cps_certificate_chain = f3
+    o.signed_installation_data = f4
+    o.remaining_contract_certificate_chains = f5
+    o.__class__ = CertificateInstallationRes
     return o
 
 _DT_CertificateChain = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -11622,9 +12147,10 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CertificateChain)
-    _S_CertificateChain_0(o, f0)
-    _S_CertificateChain_1(o, f1)
+    o = _B_CertificateChain()
+    o.certificate = f0
+    o.sub_certificates = f1
+    o.__class__ = CertificateChain
     return o
 
 _DT_SignedInstallationData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 2, ((4, 0, 7), (5, 0, 5), (6, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -11872,14 +12398,15 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignedInstallationData)
-    _S_SignedInstallationData_0(o, f0)
-    _S_SignedInstallationData_1(o, f1)
-    _S_SignedInstallationData_2(o, f2)
-    _S_SignedInstallationData_3(o, f3)
-    _S_SignedInstallationData_4(o, f4)
-    _S_SignedInstallationData_5(o, f5)
-    _S_SignedInstallationData_6(o, f6)
+    o = _B_SignedInstallationData()
+    o.id = f0
+    o.contract_certificate_chain = f1
+    o.ecdh_curve = f2
+    o.dh_public_key = f3
+    o.secp521_encrypted_private_key = f4
+    o.x448_encrypted_private_key = f5
+    o.tpm_encrypted_private_key = f6
+    o.__class__ = SignedInstallationData
     return o
 
 _DT_VehicleCheckInReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -12050,12 +12577,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'VehicleFrame'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12067,12 +12603,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'DeviceOffset'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12084,12 +12629,21 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         _p = 'VehicleTravel'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12103,13 +12657,14 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(VehicleCheckInReq)
-    _S_VehicleCheckInReq_0(o, f0)
-    _S_VehicleCheckInReq_1(o, f1)
-    _S_VehicleCheckInReq_2(o, f2)
-    _S_VehicleCheckInReq_3(o, f3)
-    _S_VehicleCheckInReq_4(o, f4)
-    _S_VehicleCheckInReq_5(o, f5)
+    o = _B_VehicleCheckInReq()
+    o.header = f0
+    o.ev_check_in_status = f1
+    o.parking_method = f2
+    o.vehicle_frame = f3
+    o.device_offset = f4
+    o.vehicle_travel = f5
+    o.__class__ = VehicleCheckInReq
     return o
 
 _DT_VehicleCheckInRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -12242,12 +12797,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'ParkingSpace'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12259,12 +12823,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'DeviceLocation'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -12276,12 +12849,21 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         _p = 'TargetDistance'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12295,12 +12877,13 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(VehicleCheckInRes)
-    _S_VehicleCheckInRes_0(o, f0)
-    _S_VehicleCheckInRes_1(o, f1)
-    _S_VehicleCheckInRes_2(o, f2)
-    _S_VehicleCheckInRes_3(o, f3)
-    _S_VehicleCheckInRes_4(o, f4)
+    o = _B_VehicleCheckInRes()
+    o.header = f0
+    o.response_code = f1
+    o.parking_space = f2
+    o.device_location = f3
+    o.target_distance = f4
+    o.__class__ = VehicleCheckInRes
     return o
 
 _DT_VehicleCheckOutReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -12402,12 +12985,21 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
         _p = 'CheckOutTime'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -12421,10 +13013,11 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(VehicleCheckOutReq)
-    _S_VehicleCheckOutReq_0(o, f0)
-    _S_VehicleCheckOutReq_1(o, f1)
-    _S_VehicleCheckOutReq_2(o, f2)
+    o = _B_VehicleCheckOutReq()
+    o.header = f0
+    o.ev_check_out_status = f1
+    o.check_out_time = f2
+    o.__class__ = VehicleCheckOutReq
     return o
 
 _DT_VehicleCheckOutRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -12553,10 +13146,11 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(VehicleCheckOutRes)
-    _S_VehicleCheckOutRes_0(o, f0)
-    _S_VehicleCheckOutRes_1(o, f1)
-    _S_VehicleCheckOutRes_2(o, f2)
+    o = _B_VehicleCheckOutRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_check_out_status = f2
+    o.__class__ = VehicleCheckOutRes
     return o
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -12611,8 +13205,9 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryReq)
-    _S_ChargeParameterDiscoveryReq_0(o, f0)
+    o = _B_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.__class__ = ChargeParameterDiscoveryReq
     return o
 
 _DT_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -12705,9 +13300,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryRes)
-    _S_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_ChargeParameterDiscoveryRes_1(o, f1)
+    o = _B_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = ChargeParameterDiscoveryRes
     return o
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -12819,10 +13415,11 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopReq)
-    _S_ChargeLoopReq_0(o, f0)
-    _S_ChargeLoopReq_1(o, f1)
-    _S_ChargeLoopReq_2(o, f2)
+    o = _B_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.__class__ = ChargeLoopReq
     return o
 
 _DT_DisplayParameters = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -13084,12 +13681,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13101,12 +13707,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13118,12 +13733,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13197,17 +13821,18 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DisplayParameters)
-    _S_DisplayParameters_0(o, f0)
-    _S_DisplayParameters_1(o, f1)
-    _S_DisplayParameters_2(o, f2)
-    _S_DisplayParameters_3(o, f3)
-    _S_DisplayParameters_4(o, f4)
-    _S_DisplayParameters_5(o, f5)
-    _S_DisplayParameters_6(o, f6)
-    _S_DisplayParameters_7(o, f7)
-    _S_DisplayParameters_8(o, f8)
-    _S_DisplayParameters_9(o, f9)
+    o = _B_DisplayParameters()
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    o.__class__ = DisplayParameters
     return o
 
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -13373,12 +13998,13 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopRes)
-    _S_ChargeLoopRes_0(o, f0)
-    _S_ChargeLoopRes_1(o, f1)
-    _S_ChargeLoopRes_2(o, f2)
-    _S_ChargeLoopRes_3(o, f3)
-    _S_ChargeLoopRes_4(o, f4)
+    o = _B_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.__class__ = ChargeLoopRes
     return o
 
 _DT_Scheduled_CLReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -13484,10 +14110,11 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_CLReqControlMode)
-    _S_Scheduled_CLReqControlMode_0(o, f0)
-    _S_Scheduled_CLReqControlMode_1(o, f1)
-    _S_Scheduled_CLReqControlMode_2(o, f2)
+    o = _B_Scheduled_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.__class__ = Scheduled_CLReqControlMode
     return o
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
@@ -13592,12 +14219,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13647,11 +14283,12 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLReqControlMode)
-    _S_Dynamic_CLReqControlMode_0(o, f0)
-    _S_Dynamic_CLReqControlMode_1(o, f1)
-    _S_Dynamic_CLReqControlMode_2(o, f2)
-    _S_Dynamic_CLReqControlMode_3(o, f3)
+    o = _B_Dynamic_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.__class__ = Dynamic_CLReqControlMode
     return o
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -13735,12 +14372,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -13804,12 +14450,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13823,11 +14478,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLResControlMode)
-    _S_Dynamic_CLResControlMode_0(o, f0)
-    _S_Dynamic_CLResControlMode_1(o, f1)
-    _S_Dynamic_CLResControlMode_2(o, f2)
-    _S_Dynamic_CLResControlMode_3(o, f3)
+    o = _B_Dynamic_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.__class__ = Dynamic_CLResControlMode
     return o
 
 _DT_TargetPosition = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -13880,12 +14536,21 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
         _p = 'TargetOffsetX'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13897,12 +14562,21 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
         _p = 'TargetOffsetY'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -13916,9 +14590,10 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(TargetPosition)
-    _S_TargetPosition_0(o, f0)
-    _S_TargetPosition_1(o, f1)
+    o = _B_TargetPosition()
+    o.target_offset_x = f0
+    o.target_offset_y = f1
+    o.__class__ = TargetPosition
     return o
 
 _REPEATED = {'_d_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_dg_AuthorizationSetupRes': {'AuthorizationServices': 'f2'}, '_d_SupportedProvidersList': {'ProviderID': 'f0'}, '_dg_SupportedProvidersList': {'ProviderID': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ServiceIDList': {'ServiceID': 'f0'}, '_dg_ServiceIDList': {'ServiceID': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_dg_EVPowerScheduleEntryList': {'EVPowerScheduleEntry': 'f0'}, '_d_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_dg_EVPriceRuleStackList': {'EVPriceRuleStack': 'f0'}, '_d_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_dg_EVPriceRuleStack': {'EVPriceRule': 'f1'}, '_d_TaxRuleList': {'TaxRule': 'f0'}, '_dg_TaxRuleList': {'TaxRule': 'f0'}, '_d_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_dg_PriceRuleStackList': {'PriceRuleStack': 'f0'}, '_d_PriceRuleStack': {'PriceRule': 'f1'}, '_dg_PriceRuleStack': {'PriceRule': 'f1'}, '_d_OverstayRuleList': {'OverstayRule': 'f2'}, '_dg_OverstayRuleList': {'OverstayRule': 'f2'}, '_d_AdditionalServiceList': {'AdditionalService': 'f0'}, '_dg_AdditionalServiceList': {'AdditionalService': 'f0'}, '_d_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_dg_PriceLevelScheduleEntryList': {'PriceLevelScheduleEntry': 'f0'}, '_d_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_dg_Scheduled_SEResControlMode': {'ScheduleTuple': 'f0'}, '_d_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_dg_PowerScheduleEntryList': {'PowerScheduleEntry': 'f0'}, '_d_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_dg_EVPowerProfileEntryList': {'EVPowerProfileEntry': 'f0'}, '_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_EMAIDList': {'EMAID': 'f0'}, '_dg_EMAIDList': {'EMAID': 'f0'}}
@@ -13932,320 +14607,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     Scheduled_SMDTControlMode: _EC_Scheduled_SMDTControlMode,
 }
 
-_new = object.__new__
-_S_SessionSetupReq_0 = SessionSetupReq.header.__set__
-_S_SessionSetupReq_1 = SessionSetupReq.evccid.__set__
-_S_V2GRequest_0 = V2GRequest.header.__set__
-_S_V2GMessage_0 = V2GMessage.header.__set__
-_S_MessageHeader_0 = MessageHeader.session_id.__set__
-_S_MessageHeader_1 = MessageHeader.time_stamp.__set__
-_S_MessageHeader_2 = MessageHeader.signature.__set__
-_S_SessionSetupRes_0 = SessionSetupRes.header.__set__
-_S_SessionSetupRes_1 = SessionSetupRes.response_code.__set__
-_S_SessionSetupRes_2 = SessionSetupRes.evseid.__set__
-_S_V2GResponse_0 = V2GResponse.header.__set__
-_S_V2GResponse_1 = V2GResponse.response_code.__set__
-_S_AuthorizationSetupReq_0 = AuthorizationSetupReq.header.__set__
-_S_AuthorizationSetupRes_0 = AuthorizationSetupRes.header.__set__
-_S_AuthorizationSetupRes_1 = AuthorizationSetupRes.response_code.__set__
-_S_AuthorizationSetupRes_2 = AuthorizationSetupRes.authorization_services.__set__
-_S_AuthorizationSetupRes_3 = AuthorizationSetupRes.certificate_installation_service.__set__
-_S_AuthorizationSetupRes_4 = AuthorizationSetupRes.eim_as_res_authorization_mode.__set__
-_S_AuthorizationSetupRes_5 = AuthorizationSetupRes.pn_c_as_res_authorization_mode.__set__
-_S_PnC_ASResAuthorizationMode_0 = PnC_ASResAuthorizationMode.gen_challenge.__set__
-_S_PnC_ASResAuthorizationMode_1 = PnC_ASResAuthorizationMode.supported_providers.__set__
-_S_SupportedProvidersList_0 = SupportedProvidersList.provider_id.__set__
-_S_AuthorizationReq_0 = AuthorizationReq.header.__set__
-_S_AuthorizationReq_1 = AuthorizationReq.selected_authorization_service.__set__
-_S_AuthorizationReq_2 = AuthorizationReq.eim_a_req_authorization_mode.__set__
-_S_AuthorizationReq_3 = AuthorizationReq.pn_c_a_req_authorization_mode.__set__
-_S_PnC_AReqAuthorizationMode_0 = PnC_AReqAuthorizationMode.id.__set__
-_S_PnC_AReqAuthorizationMode_1 = PnC_AReqAuthorizationMode.gen_challenge.__set__
-_S_PnC_AReqAuthorizationMode_2 = PnC_AReqAuthorizationMode.contract_certificate_chain.__set__
-_S_ContractCertificateChain_0 = ContractCertificateChain.certificate.__set__
-_S_ContractCertificateChain_1 = ContractCertificateChain.sub_certificates.__set__
-_S_SubCertificates_0 = SubCertificates.certificate.__set__
-_S_AuthorizationRes_0 = AuthorizationRes.header.__set__
-_S_AuthorizationRes_1 = AuthorizationRes.response_code.__set__
-_S_AuthorizationRes_2 = AuthorizationRes.evse_processing.__set__
-_S_ServiceDiscoveryReq_0 = ServiceDiscoveryReq.header.__set__
-_S_ServiceDiscoveryReq_1 = ServiceDiscoveryReq.supported_service_i_ds.__set__
-_S_ServiceIDList_0 = ServiceIDList.service_id.__set__
-_S_ServiceDiscoveryRes_0 = ServiceDiscoveryRes.header.__set__
-_S_ServiceDiscoveryRes_1 = ServiceDiscoveryRes.response_code.__set__
-_S_ServiceDiscoveryRes_2 = ServiceDiscoveryRes.service_renegotiation_supported.__set__
-_S_ServiceDiscoveryRes_3 = ServiceDiscoveryRes.energy_transfer_service_list.__set__
-_S_ServiceDiscoveryRes_4 = ServiceDiscoveryRes.vas_list.__set__
-_S_ServiceList_0 = ServiceList.service.__set__
-_S_Service_0 = Service.service_id.__set__
-_S_Service_1 = Service.free_service.__set__
-_S_ServiceDetailReq_0 = ServiceDetailReq.header.__set__
-_S_ServiceDetailReq_1 = ServiceDetailReq.service_id.__set__
-_S_ServiceDetailRes_0 = ServiceDetailRes.header.__set__
-_S_ServiceDetailRes_1 = ServiceDetailRes.response_code.__set__
-_S_ServiceDetailRes_2 = ServiceDetailRes.service_id.__set__
-_S_ServiceDetailRes_3 = ServiceDetailRes.service_parameter_list.__set__
-_S_ServiceParameterList_0 = ServiceParameterList.parameter_set.__set__
-_S_ParameterSet_0 = ParameterSet.parameter_set_id.__set__
-_S_ParameterSet_1 = ParameterSet.parameter.__set__
-_S_Parameter_0 = Parameter.name.__set__
-_S_Parameter_1 = Parameter.bool_value.__set__
-_S_Parameter_2 = Parameter.byte_value.__set__
-_S_Parameter_3 = Parameter.short_value.__set__
-_S_Parameter_4 = Parameter.int_value.__set__
-_S_Parameter_5 = Parameter.rational_number.__set__
-_S_Parameter_6 = Parameter.finite_string.__set__
-_S_RationalNumber_0 = RationalNumber.exponent.__set__
-_S_RationalNumber_1 = RationalNumber.value.__set__
-_S_ServiceSelectionReq_0 = ServiceSelectionReq.header.__set__
-_S_ServiceSelectionReq_1 = ServiceSelectionReq.selected_energy_transfer_service.__set__
-_S_ServiceSelectionReq_2 = ServiceSelectionReq.selected_vas_list.__set__
-_S_SelectedService_0 = SelectedService.service_id.__set__
-_S_SelectedService_1 = SelectedService.parameter_set_id.__set__
-_S_SelectedServiceList_0 = SelectedServiceList.selected_service.__set__
-_S_ServiceSelectionRes_0 = ServiceSelectionRes.header.__set__
-_S_ServiceSelectionRes_1 = ServiceSelectionRes.response_code.__set__
-_S_ScheduleExchangeReq_0 = ScheduleExchangeReq.header.__set__
-_S_ScheduleExchangeReq_1 = ScheduleExchangeReq.maximum_supporting_points.__set__
-_S_ScheduleExchangeReq_2 = ScheduleExchangeReq.dynamic_se_req_control_mode.__set__
-_S_ScheduleExchangeReq_3 = ScheduleExchangeReq.scheduled_se_req_control_mode.__set__
-_S_Dynamic_SEReqControlMode_0 = Dynamic_SEReqControlMode.departure_time.__set__
-_S_Dynamic_SEReqControlMode_1 = Dynamic_SEReqControlMode.minimum_soc.__set__
-_S_Dynamic_SEReqControlMode_2 = Dynamic_SEReqControlMode.target_soc.__set__
-_S_Dynamic_SEReqControlMode_3 = Dynamic_SEReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_SEReqControlMode_4 = Dynamic_SEReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_SEReqControlMode_5 = Dynamic_SEReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_SEReqControlMode_6 = Dynamic_SEReqControlMode.ev_maximum_v2_x_energy_request.__set__
-_S_Dynamic_SEReqControlMode_7 = Dynamic_SEReqControlMode.ev_minimum_v2_x_energy_request.__set__
-_S_Scheduled_SEReqControlMode_0 = Scheduled_SEReqControlMode.departure_time.__set__
-_S_Scheduled_SEReqControlMode_1 = Scheduled_SEReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_SEReqControlMode_2 = Scheduled_SEReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_SEReqControlMode_3 = Scheduled_SEReqControlMode.ev_minimum_energy_request.__set__
-_S_Scheduled_SEReqControlMode_4 = Scheduled_SEReqControlMode.ev_energy_offer.__set__
-_S_EVEnergyOffer_0 = EVEnergyOffer.ev_power_schedule.__set__
-_S_EVEnergyOffer_1 = EVEnergyOffer.ev_absolute_price_schedule.__set__
-_S_EVPowerSchedule_0 = EVPowerSchedule.time_anchor.__set__
-_S_EVPowerSchedule_1 = EVPowerSchedule.ev_power_schedule_entries.__set__
-_S_EVPowerScheduleEntryList_0 = EVPowerScheduleEntryList.ev_power_schedule_entry.__set__
-_S_EVPowerScheduleEntry_0 = EVPowerScheduleEntry.duration.__set__
-_S_EVPowerScheduleEntry_1 = EVPowerScheduleEntry.power.__set__
-_S_EVAbsolutePriceSchedule_0 = EVAbsolutePriceSchedule.time_anchor.__set__
-_S_EVAbsolutePriceSchedule_1 = EVAbsolutePriceSchedule.currency.__set__
-_S_EVAbsolutePriceSchedule_2 = EVAbsolutePriceSchedule.price_algorithm.__set__
-_S_EVAbsolutePriceSchedule_3 = EVAbsolutePriceSchedule.ev_price_rule_stacks.__set__
-_S_EVPriceRuleStackList_0 = EVPriceRuleStackList.ev_price_rule_stack.__set__
-_S_EVPriceRuleStack_0 = EVPriceRuleStack.duration.__set__
-_S_EVPriceRuleStack_1 = EVPriceRuleStack.ev_price_rule.__set__
-_S_EVPriceRule_0 = EVPriceRule.energy_fee.__set__
-_S_EVPriceRule_1 = EVPriceRule.power_range_start.__set__
-_S_ScheduleExchangeRes_0 = ScheduleExchangeRes.header.__set__
-_S_ScheduleExchangeRes_1 = ScheduleExchangeRes.response_code.__set__
-_S_ScheduleExchangeRes_2 = ScheduleExchangeRes.evse_processing.__set__
-_S_ScheduleExchangeRes_3 = ScheduleExchangeRes.go_to_pause.__set__
-_S_ScheduleExchangeRes_4 = ScheduleExchangeRes.dynamic_se_res_control_mode.__set__
-_S_ScheduleExchangeRes_5 = ScheduleExchangeRes.scheduled_se_res_control_mode.__set__
-_S_Dynamic_SEResControlMode_0 = Dynamic_SEResControlMode.departure_time.__set__
-_S_Dynamic_SEResControlMode_1 = Dynamic_SEResControlMode.minimum_soc.__set__
-_S_Dynamic_SEResControlMode_2 = Dynamic_SEResControlMode.target_soc.__set__
-_S_Dynamic_SEResControlMode_3 = Dynamic_SEResControlMode.absolute_price_schedule.__set__
-_S_Dynamic_SEResControlMode_4 = Dynamic_SEResControlMode.price_level_schedule.__set__
-_S_AbsolutePriceSchedule_0 = AbsolutePriceSchedule.id.__set__
-_S_AbsolutePriceSchedule_1 = AbsolutePriceSchedule.time_anchor.__set__
-_S_AbsolutePriceSchedule_2 = AbsolutePriceSchedule.price_schedule_id.__set__
-_S_AbsolutePriceSchedule_3 = AbsolutePriceSchedule.price_schedule_description.__set__
-_S_AbsolutePriceSchedule_4 = AbsolutePriceSchedule.currency.__set__
-_S_AbsolutePriceSchedule_5 = AbsolutePriceSchedule.language.__set__
-_S_AbsolutePriceSchedule_6 = AbsolutePriceSchedule.price_algorithm.__set__
-_S_AbsolutePriceSchedule_7 = AbsolutePriceSchedule.minimum_cost.__set__
-_S_AbsolutePriceSchedule_8 = AbsolutePriceSchedule.maximum_cost.__set__
-_S_AbsolutePriceSchedule_9 = AbsolutePriceSchedule.tax_rules.__set__
-_S_AbsolutePriceSchedule_10 = AbsolutePriceSchedule.price_rule_stacks.__set__
-_S_AbsolutePriceSchedule_11 = AbsolutePriceSchedule.overstay_rules.__set__
-_S_AbsolutePriceSchedule_12 = AbsolutePriceSchedule.additional_selected_services.__set__
-_S_PriceSchedule_0 = PriceSchedule.time_anchor.__set__
-_S_PriceSchedule_1 = PriceSchedule.price_schedule_id.__set__
-_S_PriceSchedule_2 = PriceSchedule.price_schedule_description.__set__
-_S_TaxRuleList_0 = TaxRuleList.tax_rule.__set__
-_S_TaxRule_0 = TaxRule.tax_rule_id.__set__
-_S_TaxRule_1 = TaxRule.tax_rule_name.__set__
-_S_TaxRule_2 = TaxRule.tax_rate.__set__
-_S_TaxRule_3 = TaxRule.tax_included_in_price.__set__
-_S_TaxRule_4 = TaxRule.applies_to_energy_fee.__set__
-_S_TaxRule_5 = TaxRule.applies_to_parking_fee.__set__
-_S_TaxRule_6 = TaxRule.applies_to_overstay_fee.__set__
-_S_TaxRule_7 = TaxRule.applies_minimum_maximum_cost.__set__
-_S_PriceRuleStackList_0 = PriceRuleStackList.price_rule_stack.__set__
-_S_PriceRuleStack_0 = PriceRuleStack.duration.__set__
-_S_PriceRuleStack_1 = PriceRuleStack.price_rule.__set__
-_S_PriceRule_0 = PriceRule.energy_fee.__set__
-_S_PriceRule_1 = PriceRule.parking_fee.__set__
-_S_PriceRule_2 = PriceRule.parking_fee_period.__set__
-_S_PriceRule_3 = PriceRule.carbon_dioxide_emission.__set__
-_S_PriceRule_4 = PriceRule.renewable_generation_percentage.__set__
-_S_PriceRule_5 = PriceRule.power_range_start.__set__
-_S_OverstayRuleList_0 = OverstayRuleList.overstay_time_threshold.__set__
-_S_OverstayRuleList_1 = OverstayRuleList.overstay_power_threshold.__set__
-_S_OverstayRuleList_2 = OverstayRuleList.overstay_rule.__set__
-_S_OverstayRule_0 = OverstayRule.overstay_rule_description.__set__
-_S_OverstayRule_1 = OverstayRule.start_time.__set__
-_S_OverstayRule_2 = OverstayRule.overstay_fee.__set__
-_S_OverstayRule_3 = OverstayRule.overstay_fee_period.__set__
-_S_AdditionalServiceList_0 = AdditionalServiceList.additional_service.__set__
-_S_AdditionalService_0 = AdditionalService.service_name.__set__
-_S_AdditionalService_1 = AdditionalService.service_fee.__set__
-_S_PriceLevelSchedule_0 = PriceLevelSchedule.id.__set__
-_S_PriceLevelSchedule_1 = PriceLevelSchedule.time_anchor.__set__
-_S_PriceLevelSchedule_2 = PriceLevelSchedule.price_schedule_id.__set__
-_S_PriceLevelSchedule_3 = PriceLevelSchedule.price_schedule_description.__set__
-_S_PriceLevelSchedule_4 = PriceLevelSchedule.number_of_price_levels.__set__
-_S_PriceLevelSchedule_5 = PriceLevelSchedule.price_level_schedule_entries.__set__
-_S_PriceLevelScheduleEntryList_0 = PriceLevelScheduleEntryList.price_level_schedule_entry.__set__
-_S_PriceLevelScheduleEntry_0 = PriceLevelScheduleEntry.duration.__set__
-_S_PriceLevelScheduleEntry_1 = PriceLevelScheduleEntry.price_level.__set__
-_S_Scheduled_SEResControlMode_0 = Scheduled_SEResControlMode.schedule_tuple.__set__
-_S_ScheduleTuple_0 = ScheduleTuple.schedule_tuple_id.__set__
-_S_ScheduleTuple_1 = ScheduleTuple.charging_schedule.__set__
-_S_ScheduleTuple_2 = ScheduleTuple.discharging_schedule.__set__
-_S_ChargingSchedule_0 = ChargingSchedule.power_schedule.__set__
-_S_ChargingSchedule_1 = ChargingSchedule.absolute_price_schedule.__set__
-_S_ChargingSchedule_2 = ChargingSchedule.price_level_schedule.__set__
-_S_PowerSchedule_0 = PowerSchedule.time_anchor.__set__
-_S_PowerSchedule_1 = PowerSchedule.available_energy.__set__
-_S_PowerSchedule_2 = PowerSchedule.power_tolerance.__set__
-_S_PowerSchedule_3 = PowerSchedule.power_schedule_entries.__set__
-_S_PowerScheduleEntryList_0 = PowerScheduleEntryList.power_schedule_entry.__set__
-_S_PowerScheduleEntry_0 = PowerScheduleEntry.duration.__set__
-_S_PowerScheduleEntry_1 = PowerScheduleEntry.power.__set__
-_S_PowerScheduleEntry_2 = PowerScheduleEntry.power_l2.__set__
-_S_PowerScheduleEntry_3 = PowerScheduleEntry.power_l3.__set__
-_S_PowerDeliveryReq_0 = PowerDeliveryReq.header.__set__
-_S_PowerDeliveryReq_1 = PowerDeliveryReq.ev_processing.__set__
-_S_PowerDeliveryReq_2 = PowerDeliveryReq.charge_progress.__set__
-_S_PowerDeliveryReq_3 = PowerDeliveryReq.ev_power_profile.__set__
-_S_PowerDeliveryReq_4 = PowerDeliveryReq.bpt_channel_selection.__set__
-_S_EVPowerProfile_0 = EVPowerProfile.time_anchor.__set__
-_S_EVPowerProfile_1 = EVPowerProfile.dynamic_evppt_control_mode.__set__
-_S_EVPowerProfile_2 = EVPowerProfile.scheduled_evppt_control_mode.__set__
-_S_EVPowerProfile_3 = EVPowerProfile.ev_power_profile_entries.__set__
-_S_Scheduled_EVPPTControlMode_0 = Scheduled_EVPPTControlMode.selected_schedule_tuple_id.__set__
-_S_Scheduled_EVPPTControlMode_1 = Scheduled_EVPPTControlMode.power_tolerance_acceptance.__set__
-_S_EVPowerProfileEntryList_0 = EVPowerProfileEntryList.ev_power_profile_entry.__set__
-_S_PowerDeliveryRes_0 = PowerDeliveryRes.header.__set__
-_S_PowerDeliveryRes_1 = PowerDeliveryRes.response_code.__set__
-_S_PowerDeliveryRes_2 = PowerDeliveryRes.evse_status.__set__
-_S_EVSEStatus_0 = EVSEStatus.notification_max_delay.__set__
-_S_EVSEStatus_1 = EVSEStatus.evse_notification.__set__
-_S_MeteringConfirmationReq_0 = MeteringConfirmationReq.header.__set__
-_S_MeteringConfirmationReq_1 = MeteringConfirmationReq.signed_metering_data.__set__
-_S_SignedMeteringData_0 = SignedMeteringData.id.__set__
-_S_SignedMeteringData_1 = SignedMeteringData.session_id.__set__
-_S_SignedMeteringData_2 = SignedMeteringData.meter_info.__set__
-_S_SignedMeteringData_3 = SignedMeteringData.receipt.__set__
-_S_SignedMeteringData_4 = SignedMeteringData.dynamic_smdt_control_mode.__set__
-_S_SignedMeteringData_5 = SignedMeteringData.scheduled_smdt_control_mode.__set__
-_S_MeterInfo_0 = MeterInfo.meter_id.__set__
-_S_MeterInfo_1 = MeterInfo.charged_energy_reading_wh.__set__
-_S_MeterInfo_2 = MeterInfo.bpt_discharged_energy_reading_wh.__set__
-_S_MeterInfo_3 = MeterInfo.capacitive_energy_reading_va_rh.__set__
-_S_MeterInfo_4 = MeterInfo.bpt_inductive_energy_reading_va_rh.__set__
-_S_MeterInfo_5 = MeterInfo.meter_signature.__set__
-_S_MeterInfo_6 = MeterInfo.meter_status.__set__
-_S_MeterInfo_7 = MeterInfo.meter_timestamp.__set__
-_S_Receipt_0 = Receipt.time_anchor.__set__
-_S_Receipt_1 = Receipt.energy_costs.__set__
-_S_Receipt_2 = Receipt.occupancy_costs.__set__
-_S_Receipt_3 = Receipt.additional_services_costs.__set__
-_S_Receipt_4 = Receipt.overstay_costs.__set__
-_S_Receipt_5 = Receipt.tax_costs.__set__
-_S_DetailedCost_0 = DetailedCost.amount.__set__
-_S_DetailedCost_1 = DetailedCost.cost_per_unit.__set__
-_S_DetailedTax_0 = DetailedTax.tax_rule_id.__set__
-_S_DetailedTax_1 = DetailedTax.amount.__set__
-_S_Scheduled_SMDTControlMode_0 = Scheduled_SMDTControlMode.selected_schedule_tuple_id.__set__
-_S_MeteringConfirmationRes_0 = MeteringConfirmationRes.header.__set__
-_S_MeteringConfirmationRes_1 = MeteringConfirmationRes.response_code.__set__
-_S_SessionStopReq_0 = SessionStopReq.header.__set__
-_S_SessionStopReq_1 = SessionStopReq.charging_session.__set__
-_S_SessionStopReq_2 = SessionStopReq.ev_termination_code.__set__
-_S_SessionStopReq_3 = SessionStopReq.ev_termination_explanation.__set__
-_S_SessionStopRes_0 = SessionStopRes.header.__set__
-_S_SessionStopRes_1 = SessionStopRes.response_code.__set__
-_S_CertificateInstallationReq_0 = CertificateInstallationReq.header.__set__
-_S_CertificateInstallationReq_1 = CertificateInstallationReq.oem_provisioning_certificate_chain.__set__
-_S_CertificateInstallationReq_2 = CertificateInstallationReq.list_of_root_certificate_i_ds.__set__
-_S_CertificateInstallationReq_3 = CertificateInstallationReq.maximum_contract_certificate_chains.__set__
-_S_CertificateInstallationReq_4 = CertificateInstallationReq.prioritized_emai_ds.__set__
-_S_SignedCertificateChain_0 = SignedCertificateChain.id.__set__
-_S_SignedCertificateChain_1 = SignedCertificateChain.certificate.__set__
-_S_SignedCertificateChain_2 = SignedCertificateChain.sub_certificates.__set__
-_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
-_S_EMAIDList_0 = EMAIDList.emaid.__set__
-_S_CertificateInstallationRes_0 = CertificateInstallationRes.header.__set__
-_S_CertificateInstallationRes_1 = CertificateInstallationRes.response_code.__set__
-_S_CertificateInstallationRes_2 = CertificateInstallationRes.evse_processing.__set__
-_S_CertificateInstallationRes_3 = CertificateInstallationRes.cps_certificate_chain.__set__
-_S_CertificateInstallationRes_4 = CertificateInstallationRes.signed_installation_data.__set__
-_S_CertificateInstallationRes_5 = CertificateInstallationRes.remaining_contract_certificate_chains.__set__
-_S_CertificateChain_0 = CertificateChain.certificate.__set__
-_S_CertificateChain_1 = CertificateChain.sub_certificates.__set__
-_S_SignedInstallationData_0 = SignedInstallationData.id.__set__
-_S_SignedInstallationData_1 = SignedInstallationData.contract_certificate_chain.__set__
-_S_SignedInstallationData_2 = SignedInstallationData.ecdh_curve.__set__
-_S_SignedInstallationData_3 = SignedInstallationData.dh_public_key.__set__
-_S_SignedInstallationData_4 = SignedInstallationData.secp521_encrypted_private_key.__set__
-_S_SignedInstallationData_5 = SignedInstallationData.x448_encrypted_private_key.__set__
-_S_SignedInstallationData_6 = SignedInstallationData.tpm_encrypted_private_key.__set__
-_S_VehicleCheckInReq_0 = VehicleCheckInReq.header.__set__
-_S_VehicleCheckInReq_1 = VehicleCheckInReq.ev_check_in_status.__set__
-_S_VehicleCheckInReq_2 = VehicleCheckInReq.parking_method.__set__
-_S_VehicleCheckInReq_3 = VehicleCheckInReq.vehicle_frame.__set__
-_S_VehicleCheckInReq_4 = VehicleCheckInReq.device_offset.__set__
-_S_VehicleCheckInReq_5 = VehicleCheckInReq.vehicle_travel.__set__
-_S_VehicleCheckInRes_0 = VehicleCheckInRes.header.__set__
-_S_VehicleCheckInRes_1 = VehicleCheckInRes.response_code.__set__
-_S_VehicleCheckInRes_2 = VehicleCheckInRes.parking_space.__set__
-_S_VehicleCheckInRes_3 = VehicleCheckInRes.device_location.__set__
-_S_VehicleCheckInRes_4 = VehicleCheckInRes.target_distance.__set__
-_S_VehicleCheckOutReq_0 = VehicleCheckOutReq.header.__set__
-_S_VehicleCheckOutReq_1 = VehicleCheckOutReq.ev_check_out_status.__set__
-_S_VehicleCheckOutReq_2 = VehicleCheckOutReq.check_out_time.__set__
-_S_VehicleCheckOutRes_0 = VehicleCheckOutRes.header.__set__
-_S_VehicleCheckOutRes_1 = VehicleCheckOutRes.response_code.__set__
-_S_VehicleCheckOutRes_2 = VehicleCheckOutRes.evse_check_out_status.__set__
-_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.header.__set__
-_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.header.__set__
-_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.response_code.__set__
-_S_ChargeLoopReq_0 = ChargeLoopReq.header.__set__
-_S_ChargeLoopReq_1 = ChargeLoopReq.display_parameters.__set__
-_S_ChargeLoopReq_2 = ChargeLoopReq.meter_info_requested.__set__
-_S_DisplayParameters_0 = DisplayParameters.present_soc.__set__
-_S_DisplayParameters_1 = DisplayParameters.minimum_soc.__set__
-_S_DisplayParameters_2 = DisplayParameters.target_soc.__set__
-_S_DisplayParameters_3 = DisplayParameters.maximum_soc.__set__
-_S_DisplayParameters_4 = DisplayParameters.remaining_time_to_minimum_soc.__set__
-_S_DisplayParameters_5 = DisplayParameters.remaining_time_to_target_soc.__set__
-_S_DisplayParameters_6 = DisplayParameters.remaining_time_to_maximum_soc.__set__
-_S_DisplayParameters_7 = DisplayParameters.charging_complete.__set__
-_S_DisplayParameters_8 = DisplayParameters.battery_energy_capacity.__set__
-_S_DisplayParameters_9 = DisplayParameters.inlet_hot.__set__
-_S_ChargeLoopRes_0 = ChargeLoopRes.header.__set__
-_S_ChargeLoopRes_1 = ChargeLoopRes.response_code.__set__
-_S_ChargeLoopRes_2 = ChargeLoopRes.evse_status.__set__
-_S_ChargeLoopRes_3 = ChargeLoopRes.meter_info.__set__
-_S_ChargeLoopRes_4 = ChargeLoopRes.receipt.__set__
-_S_Scheduled_CLReqControlMode_0 = Scheduled_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_CLReqControlMode_1 = Scheduled_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_CLReqControlMode_2 = Scheduled_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_0 = Dynamic_CLReqControlMode.departure_time.__set__
-_S_Dynamic_CLReqControlMode_1 = Dynamic_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_CLReqControlMode_2 = Dynamic_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_3 = Dynamic_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_CLResControlMode_0 = Dynamic_CLResControlMode.departure_time.__set__
-_S_Dynamic_CLResControlMode_1 = Dynamic_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_CLResControlMode_2 = Dynamic_CLResControlMode.target_soc.__set__
-_S_Dynamic_CLResControlMode_3 = Dynamic_CLResControlMode.ack_max_delay.__set__
-_S_TargetPosition_0 = TargetPosition.target_offset_x.__set__
-_S_TargetPosition_1 = TargetPosition.target_offset_y.__set__
+builders(globals(), (SessionSetupReq, V2GRequest, V2GMessage, MessageHeader, SessionSetupRes, V2GResponse, AuthorizationSetupReq, AuthorizationSetupRes, PnC_ASResAuthorizationMode, SupportedProvidersList, AuthorizationReq, PnC_AReqAuthorizationMode, ContractCertificateChain, SubCertificates, AuthorizationRes, ServiceDiscoveryReq, ServiceIDList, ServiceDiscoveryRes, ServiceList, Service, ServiceDetailReq, ServiceDetailRes, ServiceParameterList, ParameterSet, Parameter, RationalNumber, ServiceSelectionReq, SelectedService, SelectedServiceList, ServiceSelectionRes, ScheduleExchangeReq, Dynamic_SEReqControlMode, Scheduled_SEReqControlMode, EVEnergyOffer, EVPowerSchedule, EVPowerScheduleEntryList, EVPowerScheduleEntry, EVAbsolutePriceSchedule, EVPriceRuleStackList, EVPriceRuleStack, EVPriceRule, ScheduleExchangeRes, Dynamic_SEResControlMode, AbsolutePriceSchedule, PriceSchedule, TaxRuleList, TaxRule, PriceRuleStackList, PriceRuleStack, PriceRule, OverstayRuleList, OverstayRule, AdditionalServiceList, AdditionalService, PriceLevelSchedule, PriceLevelScheduleEntryList, PriceLevelScheduleEntry, Scheduled_SEResControlMode, ScheduleTuple, ChargingSchedule, PowerSchedule, PowerScheduleEntryList, PowerScheduleEntry, PowerDeliveryReq, EVPowerProfile, Scheduled_EVPPTControlMode, EVPowerProfileEntryList, PowerDeliveryRes, EVSEStatus, MeteringConfirmationReq, SignedMeteringData, MeterInfo, Receipt, DetailedCost, DetailedTax, Scheduled_SMDTControlMode, MeteringConfirmationRes, SessionStopReq, SessionStopRes, CertificateInstallationReq, SignedCertificateChain, ListOfRootCertificateIDs, EMAIDList, CertificateInstallationRes, CertificateChain, SignedInstallationData, VehicleCheckInReq, VehicleCheckInRes, VehicleCheckOutReq, VehicleCheckOutRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargeLoopReq, DisplayParameters, ChargeLoopRes, Scheduled_CLReqControlMode, Dynamic_CLReqControlMode, Dynamic_CLResControlMode, TargetPosition,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     CLReqControlMode: (),
@@ -14642,12 +15004,21 @@ def _es_f1(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f1(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -14797,12 +15168,21 @@ def _es_f17(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f17(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14814,12 +15194,21 @@ def _es_f18(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f18(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14831,12 +15220,21 @@ def _es_f24(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f24(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14848,12 +15246,21 @@ def _es_f25(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f25(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'CarbonDioxideEmission', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -14932,12 +15339,21 @@ def _es_f31(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f31(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -14998,12 +15414,21 @@ def _es_f35(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f35(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CheckOutTime', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -15055,12 +15480,21 @@ def _es_f41(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f41(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15072,12 +15506,21 @@ def _es_f42(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f42(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15089,12 +15532,21 @@ def _es_f43(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f43(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'DeviceLocation', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -15106,12 +15558,21 @@ def _es_f44(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f44(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'DeviceOffset', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -15142,12 +15603,21 @@ def _es_f49(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f49(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'Duration', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15568,11 +16038,20 @@ def _es_f98(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f98(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -15796,12 +16275,21 @@ def _es_f117(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f117(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -15813,12 +16301,21 @@ def _es_f118(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f118(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -15916,12 +16413,21 @@ def _es_f126(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f126(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -15955,12 +16461,21 @@ def _es_f133(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f133(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'OverstayFeePeriod', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -15992,12 +16507,21 @@ def _es_f138(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f138(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'OverstayTimeThreshold', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16066,12 +16590,21 @@ def _es_f145(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f145(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ParameterSetID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16083,12 +16616,21 @@ def _es_f147(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f147(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'ParkingFeePeriod', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16127,12 +16669,21 @@ def _es_f149(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f149(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'ParkingSpace', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16274,12 +16825,23 @@ def _es_f174(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f174(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'PriceScheduleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'PriceScheduleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16352,12 +16914,21 @@ def _es_f183(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f183(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16369,12 +16940,21 @@ def _es_f184(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f184(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16386,12 +16966,21 @@ def _es_f185(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f185(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16491,12 +17080,23 @@ def _es_f196(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f196(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'ScheduleTupleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16552,12 +17152,23 @@ def _es_f204(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f204(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'SelectedScheduleTupleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16569,12 +17180,21 @@ def _es_f213(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f213(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'ServiceID', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16668,12 +17288,21 @@ def _es_f233(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f233(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'StartTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16705,12 +17334,21 @@ def _es_f238(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f238(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'TargetDistance', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16722,12 +17360,21 @@ def _es_f239(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f239(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'TargetOffsetX', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16739,12 +17386,21 @@ def _es_f240(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f240(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'TargetOffsetY', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -16826,12 +17482,23 @@ def _es_f247(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f247(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16843,12 +17510,23 @@ def _es_f248(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f248(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -16880,12 +17558,21 @@ def _es_f251(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f251(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16897,12 +17584,21 @@ def _es_f252(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f252(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16914,12 +17610,21 @@ def _es_f253(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f253(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -16931,12 +17636,21 @@ def _es_f257(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f257(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16948,12 +17662,21 @@ def _es_f262(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f262(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'VehicleFrame', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -16965,12 +17688,21 @@ def _es_f263(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f263(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'VehicleTravel', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -17078,11 +17810,20 @@ def _es_f271(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f271(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -17215,12 +17956,21 @@ def _es_f278(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f278(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -2147483648 or _x > 2147483647: range_violation(r, 'intValue', _x, -2147483648, 2147483647)
+            expect_ee(r)
     return _x
 
 
@@ -17232,12 +17982,21 @@ def _es_f280(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f280(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'shortValue', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 FRAGMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AbsolutePriceSchedule', AbsolutePriceSchedule, _e_AbsolutePriceSchedule, _d_AbsolutePriceSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay', None, _es_f1, _ds_f1, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalSelectedServices', AdditionalServiceList, _e_AdditionalServiceList, _d_AdditionalServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AdditionalService', AdditionalService, _e_AdditionalService, _d_AdditionalService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesMinimumMaximumCost', None, _es_f6, _ds_f6, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToEnergyFee', None, _es_f7, _ds_f7, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToOverstayFee', None, _es_f8, _ds_f8, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AppliesToParkingFee', None, _es_f9, _ds_f9, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationReq', AuthorizationReq, _e_AuthorizationReq, _d_AuthorizationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationRes', AuthorizationRes, _e_AuthorizationRes, _d_AuthorizationRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationServices', None, _es_f12, _ds_f12, ('enum', Authorization)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupReq', AuthorizationSetupReq, _e_AuthorizationSetupReq, _d_AuthorizationSetupReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AuthorizationSetupRes', AuthorizationSetupRes, _e_AuthorizationSetupRes, _d_AuthorizationSetupRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'AvailableEnergy', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'BPT_ChannelSelection', None, _es_f16, _ds_f16, ('enum', ChannelSelection)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh', None, _es_f17, _ds_f17, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh', None, _es_f18, _ds_f18, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode', CLReqControlMode, _e_CLReqControlMode, _d_CLReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode', CLResControlMode, _e_CLResControlMode, _d_CLResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CPSCertificateChain', CertificateChain, _e_CertificateChain, _d_CertificateChain, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod', CanonicalizationMethod, _e_CanonicalizationMethod, _d_CanonicalizationMethod, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh', None, _es_f24, _ds_f24, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CarbonDioxideEmission', None, _es_f25, _ds_f25, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Certificate', None, _es_f26, _ds_f26, ('bytes', None, 1600, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationReq', CertificateInstallationReq, _e_CertificateInstallationReq, _d_CertificateInstallationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationRes', CertificateInstallationRes, _e_CertificateInstallationRes, _d_CertificateInstallationRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CertificateInstallationService', None, _es_f29, _ds_f29, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargeProgress', None, _es_f30, _ds_f30, ('enum', ChargeProgress)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh', None, _es_f31, _ds_f31, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete', None, _es_f32, _ds_f32, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSchedule', ChargingSchedule, _e_ChargingSchedule, _d_ChargingSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ChargingSession', None, _es_f34, _ds_f34, ('enum', ChargingSession)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'CheckOutTime', None, _es_f35, _ds_f35, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ContractCertificateChain', ContractCertificateChain, _e_ContractCertificateChain, _d_ContractCertificateChain, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Currency', None, _es_f38, _ds_f38, ('str', None, 3)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DHPublicKey', None, _es_f39, _ds_f39, ('bytes', 133, 133, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue', DSAKeyValue, _e_DSAKeyValue, _d_DSAKeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DepartureTime', None, _es_f41, _ds_f41, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime', None, _es_f42, _ds_f42, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceLocation', None, _es_f43, _ds_f43, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DeviceOffset', None, _es_f44, _ds_f44, ('int', -32768, 32767)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod', DigestMethod, _e_DigestMethod, _d_DigestMethod, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'DigestValue', None, _es_f46, _ds_f46, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'DischargingSchedule', ChargingSchedule, _e_ChargingSchedule, _d_ChargingSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters', DisplayParameters, _e_DisplayParameters, _d_DisplayParameters, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Duration', None, _es_f49, _ds_f49, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_EVPPTControlMode', Dynamic_EVPPTControlMode, _e_Dynamic_EVPPTControlMode, _d_Dynamic_EVPPTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEReqControlMode', Dynamic_SEReqControlMode, _e_Dynamic_SEReqControlMode, _d_Dynamic_SEReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SEResControlMode', Dynamic_SEResControlMode, _e_Dynamic_SEResControlMode, _d_Dynamic_SEResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Dynamic_SMDTControlMode', Dynamic_SMDTControlMode, _e_Dynamic_SMDTControlMode, _d_Dynamic_SMDTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ECDHCurve', None, _es_f54, _ds_f54, ('enum', EcdhCurve)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_AReqAuthorizationMode', EIM_AReqAuthorizationMode, _e_EIM_AReqAuthorizationMode, _d_EIM_AReqAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EIM_ASResAuthorizationMode', EIM_ASResAuthorizationMode, _e_EIM_ASResAuthorizationMode, _d_EIM_ASResAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EMAID', None, _es_f57, _ds_f57, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVAbsolutePriceSchedule', EVAbsolutePriceSchedule, _e_EVAbsolutePriceSchedule, _d_EVAbsolutePriceSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCCID', None, _es_f59, _ds_f59, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckInStatus', None, _es_f60, _ds_f60, ('enum', EvCheckInStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVCheckOutStatus', None, _es_f61, _ds_f61, ('enum', EvCheckOutStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVEnergyOffer', EVEnergyOffer, _e_EVEnergyOffer, _d_EVEnergyOffer, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMaximumV2XEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVMinimumV2XEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfile', EVPowerProfile, _e_EVPowerProfile, _d_EVPowerProfile, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntries', EVPowerProfileEntryList, _e_EVPowerProfileEntryList, _d_EVPowerProfileEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerProfileEntry', PowerScheduleEntry, _e_PowerScheduleEntry, _d_PowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerSchedule', EVPowerSchedule, _e_EVPowerSchedule, _d_EVPowerSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntries', EVPowerScheduleEntryList, _e_EVPowerScheduleEntryList, _d_EVPowerScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPowerScheduleEntry', EVPowerScheduleEntry, _e_EVPowerScheduleEntry, _d_EVPowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRule', EVPriceRule, _e_EVPriceRule, _d_EVPriceRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStack', EVPriceRuleStack, _e_EVPriceRuleStack, _d_EVPriceRuleStack, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVPriceRuleStacks', EVPriceRuleStackList, _e_EVPriceRuleStackList, _d_EVPriceRuleStackList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVProcessing', None, _es_f78, _ds_f78, ('enum', Processing)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSECheckOutStatus', None, _es_f79, _ds_f79, ('enum', EvseCheckOutStatus)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEID', None, _es_f80, _ds_f80, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification', None, _es_f81, _ds_f81, ('enum', EvseNotification)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEProcessing', None, _es_f82, _ds_f82, ('enum', Processing)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVSEStatus', EVSEStatus, _e_EVSEStatus, _d_EVSEStatus, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus', EVSEStatus, _e_EVSEStatus, _d_EVSEStatus, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTargetEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationCode', None, _es_f87, _ds_f87, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EVTerminationExplanation', None, _es_f88, _ds_f88, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'EnergyTransferServiceList', ServiceList, _e_ServiceList, _d_ServiceList, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Exponent', None, _es_f92, _ds_f92, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent', None, _es_f93, _ds_f93, ('int', -128, 127)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'FreeService', None, _es_f94, _ds_f94, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'G', None, _es_f95, _ds_f95, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'GenChallenge', None, _es_f96, _ds_f96, ('bytes', 16, 16, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'GoToPause', None, _es_f97, _ds_f97, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength', None, _es_f98, _ds_f98, ('int', None, None)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Header', MessageHeader, _e_MessageHeader, _d_MessageHeader, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot', None, _es_f100, _ds_f100, ('bool',)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'J', None, _es_f101, _ds_f101, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', KeyInfo, _e_KeyInfo, _d_KeyInfo, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyName', None, _es_f103, _ds_f103, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'KeyValue', KeyValue, _e_KeyValue, _d_KeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Language', None, _es_f105, _ds_f105, ('str', None, 3)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ListOfRootCertificateIDs', ListOfRootCertificateIDs, _e_ListOfRootCertificateIDs, _d_ListOfRootCertificateIDs, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Manifest', Manifest, _e_Manifest, _d_Manifest, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumContractCertificateChains', None, _es_f108, _ds_f108, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumCost', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC', None, _es_f110, _ds_f110, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MaximumSupportingPoints', None, _es_f111, _ds_f111, ('int', 12, 1024)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID', None, _es_f112, _ds_f112, ('str', None, 32)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeterInfo', MeterInfo, _e_MeterInfo, _d_MeterInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo', MeterInfo, _e_MeterInfo, _d_MeterInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested', None, _es_f115, _ds_f115, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature', None, _es_f116, _ds_f116, ('bytes', None, 64, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus', None, _es_f117, _ds_f117, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp', None, _es_f118, _ds_f118, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationReq', MeteringConfirmationReq, _e_MeteringConfirmationReq, _d_MeteringConfirmationReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MeteringConfirmationRes', MeteringConfirmationRes, _e_MeteringConfirmationRes, _d_MeteringConfirmationRes, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'MgmtData', None, _es_f121, _ds_f121, ('str', None, None)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumCost', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'MinimumSOC', None, _es_f123, _ds_f123, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC', None, _es_f124, _ds_f124, ('int', 0, 100)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Modulus', None, _es_f125, _ds_f125, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay', None, _es_f126, _ds_f126, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'NumberOfPriceLevels', None, _es_f127, _ds_f127, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OEMProvisioningCertificateChain', SignedCertificateChain, _e_SignedCertificateChain, _d_SignedCertificateChain, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Object', Object, _e_Object, _d_Object, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts', DetailedCost, _e_DetailedCost, _d_DetailedCost, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayFeePeriod', None, _es_f133, _ds_f133, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayPowerThreshold', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRule', OverstayRule, _e_OverstayRule, _d_OverstayRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRuleDescription', None, _es_f136, _ds_f136, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayRules', OverstayRuleList, _e_OverstayRuleList, _d_OverstayRuleList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'OverstayTimeThreshold', None, _es_f138, _ds_f138, ('int', 0, 4294967295)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'P', None, _es_f139, _ds_f139, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPData', PGPData, _e_PGPData, _d_PGPData, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID', None, _es_f141, _ds_f141, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket', None, _es_f142, _ds_f142, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Parameter', Parameter, _e_Parameter, _d_Parameter, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSet', ParameterSet, _e_ParameterSet, _d_ParameterSet, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParameterSetID', None, _es_f145, _ds_f145, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingFeePeriod', None, _es_f147, _ds_f147, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingMethod', None, _es_f148, _ds_f148, ('enum', ParkingMethod)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ParkingSpace', None, _es_f149, _ds_f149, ('int', -32768, 32767)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter', None, _es_f150, _ds_f150, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_AReqAuthorizationMode', PnC_AReqAuthorizationMode, _e_PnC_AReqAuthorizationMode, _d_PnC_AReqAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PnC_ASResAuthorizationMode', PnC_ASResAuthorizationMode, _e_PnC_ASResAuthorizationMode, _d_PnC_ASResAuthorizationMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryReq', PowerDeliveryReq, _e_PowerDeliveryReq, _d_PowerDeliveryReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerDeliveryRes', PowerDeliveryRes, _e_PowerDeliveryRes, _d_PowerDeliveryRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerRangeStart', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerSchedule', PowerSchedule, _e_PowerSchedule, _d_PowerSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntries', PowerScheduleEntryList, _e_PowerScheduleEntryList, _d_PowerScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerScheduleEntry', PowerScheduleEntry, _e_PowerScheduleEntry, _d_PowerScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerTolerance', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PowerToleranceAcceptance', None, _es_f161, _ds_f161, ('enum', PowerToleranceAcceptance)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L2', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Power_L3', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC', None, _es_f164, _ds_f164, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceAlgorithm', None, _es_f165, _ds_f165, ('str', None, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevel', None, _es_f166, _ds_f166, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelSchedule', PriceLevelSchedule, _e_PriceLevelSchedule, _d_PriceLevelSchedule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntries', PriceLevelScheduleEntryList, _e_PriceLevelScheduleEntryList, _d_PriceLevelScheduleEntryList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceLevelScheduleEntry', PriceLevelScheduleEntry, _e_PriceLevelScheduleEntry, _d_PriceLevelScheduleEntry, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRule', PriceRule, _e_PriceRule, _d_PriceRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStack', PriceRuleStack, _e_PriceRuleStack, _d_PriceRuleStack, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceRuleStacks', PriceRuleStackList, _e_PriceRuleStackList, _d_PriceRuleStackList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleDescription', None, _es_f173, _ds_f173, ('str', None, 160)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PriceScheduleID', None, _es_f174, _ds_f174, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'PrioritizedEMAIDs', EMAIDList, _e_EMAIDList, _d_EMAIDList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ProviderID', None, _es_f176, _ds_f176, ('str', None, 80)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Q', None, _es_f177, _ds_f177, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue', RSAKeyValue, _e_RSAKeyValue, _d_RSAKeyValue, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Receipt', Receipt, _e_Receipt, _d_Receipt, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt', Receipt, _e_Receipt, _d_Receipt, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Reference', Reference, _e_Reference, _d_Reference, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'RemainingContractCertificateChains', None, _es_f182, _ds_f182, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC', None, _es_f183, _ds_f183, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC', None, _es_f184, _ds_f184, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC', None, _es_f185, _ds_f185, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'RenewableGenerationPercentage', None, _es_f186, _ds_f186, ('int', 0, 255)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode', None, _es_f187, _ds_f187, ('enum', ResponseCode)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod', RetrievalMethod, _e_RetrievalMethod, _d_RetrievalMethod, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID', X509IssuerSerial, _e_X509IssuerSerial, _d_X509IssuerSerial, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SECP521_EncryptedPrivateKey', None, _es_f190, _ds_f190, ('bytes', 94, 94, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SPKIData', SPKIData, _e_SPKIData, _d_SPKIData, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp', None, _es_f192, _ds_f192, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeReq', ScheduleExchangeReq, _e_ScheduleExchangeReq, _d_ScheduleExchangeReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleExchangeRes', ScheduleExchangeRes, _e_ScheduleExchangeRes, _d_ScheduleExchangeRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTuple', ScheduleTuple, _e_ScheduleTuple, _d_ScheduleTuple, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ScheduleTupleID', None, _es_f196, _ds_f196, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_EVPPTControlMode', Scheduled_EVPPTControlMode, _e_Scheduled_EVPPTControlMode, _d_Scheduled_EVPPTControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEReqControlMode', Scheduled_SEReqControlMode, _e_Scheduled_SEReqControlMode, _d_Scheduled_SEReqControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SEResControlMode', Scheduled_SEResControlMode, _e_Scheduled_SEResControlMode, _d_Scheduled_SEResControlMode, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Scheduled_SMDTControlMode', Scheduled_SMDTControlMode, _e_Scheduled_SMDTControlMode, _d_Scheduled_SMDTControlMode, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Seed', None, _es_f201, _ds_f201, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedAuthorizationService', None, _es_f202, _ds_f202, ('enum', Authorization)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedEnergyTransferService', SelectedService, _e_SelectedService, _d_SelectedService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedScheduleTupleID', None, _es_f204, _ds_f204, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedService', SelectedService, _e_SelectedService, _d_SelectedService, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SelectedVASList', SelectedServiceList, _e_SelectedServiceList, _d_SelectedServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'Service', Service, _e_Service, _d_Service, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailReq', ServiceDetailReq, _e_ServiceDetailReq, _d_ServiceDetailReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDetailRes', ServiceDetailRes, _e_ServiceDetailRes, _d_ServiceDetailRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryReq', ServiceDiscoveryReq, _e_ServiceDiscoveryReq, _d_ServiceDiscoveryReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceDiscoveryRes', ServiceDiscoveryRes, _e_ServiceDiscoveryRes, _d_ServiceDiscoveryRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceFee', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceID', None, _es_f213, _ds_f213, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceName', None, _es_f214, _ds_f214, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceParameterList', ServiceParameterList, _e_ServiceParameterList, _d_ServiceParameterList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceRenegotiationSupported', None, _es_f216, _ds_f216, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionReq', ServiceSelectionReq, _e_ServiceSelectionReq, _d_ServiceSelectionReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'ServiceSelectionRes', ServiceSelectionRes, _e_ServiceSelectionRes, _d_ServiceSelectionRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionID', None, _es_f219, _ds_f219, ('bytes', 8, 8, 'hex')), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID', None, _es_f220, _ds_f220, ('bytes', 8, 8, 'hex')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupReq', SessionSetupReq, _e_SessionSetupReq, _d_SessionSetupReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionSetupRes', SessionSetupRes, _e_SessionSetupRes, _d_SessionSetupRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopReq', SessionStopReq, _e_SessionStopReq, _d_SessionStopReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SessionStopRes', SessionStopRes, _e_SessionStopRes, _d_SessionStopRes, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Signature', Signature, _e_Signature, _d_Signature, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod', SignatureMethod, _e_SignatureMethod, _d_SignatureMethod, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties', SignatureProperties, _e_SignatureProperties, _d_SignatureProperties, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty', SignatureProperty, _e_SignatureProperty, _d_SignatureProperty, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', SignatureValue, _e_SignatureValue, _d_SignatureValue, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', SignedInfo, _e_SignedInfo, _d_SignedInfo, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedInstallationData', SignedInstallationData, _e_SignedInstallationData, _d_SignedInstallationData, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SignedMeteringData', SignedMeteringData, _e_SignedMeteringData, _d_SignedMeteringData, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'StartTime', None, _es_f233, _ds_f233, ('int', 0, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SubCertificates', SubCertificates, _e_SubCertificates, _d_SubCertificates, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedProviders', SupportedProvidersList, _e_SupportedProvidersList, _d_SupportedProvidersList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'SupportedServiceIDs', ServiceIDList, _e_ServiceIDList, _d_ServiceIDList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TPM_EncryptedPrivateKey', None, _es_f237, _ds_f237, ('bytes', 206, 206, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetDistance', None, _es_f238, _ds_f238, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetX', None, _es_f239, _ds_f239, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetOffsetY', None, _es_f240, _ds_f240, ('int', 0, 65535)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TargetSOC', None, _es_f241, _ds_f241, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC', None, _es_f242, _ds_f242, ('int', 0, 100)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts', DetailedTax, _e_DetailedTax, _d_DetailedTax, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxIncludedInPrice', None, _es_f244, _ds_f244, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRate', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRule', TaxRule, _e_TaxRule, _d_TaxRule, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleID', None, _es_f247, _ds_f247, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID', None, _es_f248, _ds_f248, ('int', 1, 4294967295)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRuleName', None, _es_f249, _ds_f249, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TaxRules', TaxRuleList, _e_TaxRuleList, _d_TaxRuleList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'TimeAnchor', None, _es_f251, _ds_f251, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor', None, _es_f252, _ds_f252, ('int', 0, 18446744073709551615)), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp', None, _es_f253, _ds_f253, ('int', 0, 18446744073709551615)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Transform', Transform, _e_Transform, _d_Transform, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Transforms', Transforms, _e_Transforms, _d_Transforms, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VASList', ServiceList, _e_ServiceList, _d_ServiceList, None), RootInfo('urn:iso:std:iso:15118:-20:CommonTypes', 'Value', None, _es_f257, _ds_f257, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInReq', VehicleCheckInReq, _e_VehicleCheckInReq, _d_VehicleCheckInReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckInRes', VehicleCheckInRes, _e_VehicleCheckInRes, _d_VehicleCheckInRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutReq', VehicleCheckOutReq, _e_VehicleCheckOutReq, _d_VehicleCheckOutReq, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleCheckOutRes', VehicleCheckOutRes, _e_VehicleCheckOutRes, _d_VehicleCheckOutRes, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleFrame', None, _es_f262, _ds_f262, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'VehicleTravel', None, _es_f263, _ds_f263, ('int', -32768, 32767)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'X448_EncryptedPrivateKey', None, _es_f264, _ds_f264, ('bytes', 84, 84, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509CRL', None, _es_f265, _ds_f265, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate', None, _es_f266, _ds_f266, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509Data', X509Data, _e_X509Data, _d_X509Data, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName', None, _es_f268, _ds_f268, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial', X509IssuerSerial, _e_X509IssuerSerial, _d_X509IssuerSerial, None), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SKI', None, _es_f270, _ds_f270, ('bytes', None, None, 'b64')), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber', None, _es_f271, _ds_f271, ('int', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName', None, _es_f272, _ds_f272, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'XPath', None, _es_f273, _ds_f273, ('str', None, None)), RootInfo('http://www.w3.org/2000/09/xmldsig#', 'Y', None, _es_f274, _ds_f274, ('bytes', None, None, 'b64')), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'boolValue', None, _es_f275, _ds_f275, ('bool',)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'byteValue', None, _es_f276, _ds_f276, ('int', -128, 127)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'finiteString', None, _es_f277, _ds_f277, ('str', None, 80)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'intValue', None, _es_f278, _ds_f278, ('int', -2147483648, 2147483647)), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'rationalNumber', RationalNumber, _e_RationalNumber, _d_RationalNumber, None), RootInfo('urn:iso:std:iso:15118:-20:CommonMessages', 'shortValue', None, _es_f280, _ds_f280, ('int', -32768, 32767)),)

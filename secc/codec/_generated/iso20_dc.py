@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -770,9 +770,10 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_ChargeParameterDiscoveryReq)
-    _S_DC_ChargeParameterDiscoveryReq_0(o, f0)
-    _S_DC_ChargeParameterDiscoveryReq_1(o, f1)
+    o = _B_DC_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.dc_cpd_req_energy_transfer_mode = f1
+    o.__class__ = DC_ChargeParameterDiscoveryReq
     return o
 
 _DT_ChargeParameterDiscoveryReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -827,8 +828,9 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryReq)
-    _S_ChargeParameterDiscoveryReq_0(o, f0)
+    o = _B_ChargeParameterDiscoveryReq()
+    o.header = f0
+    o.__class__ = ChargeParameterDiscoveryReq
     return o
 
 _DT_V2GRequest = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -883,8 +885,9 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GRequest)
-    _S_V2GRequest_0(o, f0)
+    o = _B_V2GRequest()
+    o.header = f0
+    o.__class__ = V2GRequest
     return o
 
 _DT_V2GMessage = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -939,8 +942,9 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GMessage)
-    _S_V2GMessage_0(o, f0)
+    o = _B_V2GMessage()
+    o.header = f0
+    o.__class__ = V2GMessage
     return o
 
 _DT_MessageHeader = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1028,12 +1032,21 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         _p = 'TimeStamp'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -1059,10 +1072,11 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MessageHeader)
-    _S_MessageHeader_0(o, f0)
-    _S_MessageHeader_1(o, f1)
-    _S_MessageHeader_2(o, f2)
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    o.__class__ = MessageHeader
     return o
 
 _EC_MessageHeader: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -1290,14 +1304,15 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_CPDReqEnergyTransferMode)
-    _S_DC_CPDReqEnergyTransferMode_0(o, f0)
-    _S_DC_CPDReqEnergyTransferMode_1(o, f1)
-    _S_DC_CPDReqEnergyTransferMode_2(o, f2)
-    _S_DC_CPDReqEnergyTransferMode_3(o, f3)
-    _S_DC_CPDReqEnergyTransferMode_4(o, f4)
-    _S_DC_CPDReqEnergyTransferMode_5(o, f5)
-    _S_DC_CPDReqEnergyTransferMode_6(o, f6)
+    o = _B_DC_CPDReqEnergyTransferMode()
+    o.ev_maximum_charge_power = f0
+    o.ev_minimum_charge_power = f1
+    o.ev_maximum_charge_current = f2
+    o.ev_minimum_charge_current = f3
+    o.ev_maximum_voltage = f4
+    o.ev_minimum_voltage = f5
+    o.target_soc = f6
+    o.__class__ = DC_CPDReqEnergyTransferMode
     return o
 
 _DT_RationalNumber = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1372,12 +1387,21 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         _p = 'Value'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -1391,9 +1415,10 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RationalNumber)
-    _S_RationalNumber_0(o, f0)
-    _S_RationalNumber_1(o, f1)
+    o = _B_RationalNumber()
+    o.exponent = f0
+    o.value = f1
+    o.__class__ = RationalNumber
     return o
 
 
@@ -1456,9 +1481,10 @@ def _d_RationalNumber(r: BitReader) -> RationalNumber:
             if _x & 1: _v = -_v - 1
             if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
                 r.pos = _q
-                o = _new(RationalNumber)
-                _S_RationalNumber_0(o, a0 + -128)
-                _S_RationalNumber_1(o, _v)
+                o = _B_RationalNumber()
+                o.exponent = a0 + -128
+                o.value = _v
+                o.__class__ = RationalNumber
                 if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
                 _C_RationalNumber[_k] = o
                 return o
@@ -1586,10 +1612,11 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_ChargeParameterDiscoveryRes)
-    _S_DC_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_DC_ChargeParameterDiscoveryRes_1(o, f1)
-    _S_DC_ChargeParameterDiscoveryRes_2(o, f2)
+    o = _B_DC_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.dc_cpd_res_energy_transfer_mode = f2
+    o.__class__ = DC_ChargeParameterDiscoveryRes
     return o
 
 _DT_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1682,9 +1709,10 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeParameterDiscoveryRes)
-    _S_ChargeParameterDiscoveryRes_0(o, f0)
-    _S_ChargeParameterDiscoveryRes_1(o, f1)
+    o = _B_ChargeParameterDiscoveryRes()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = ChargeParameterDiscoveryRes
     return o
 
 _DT_V2GResponse = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1777,9 +1805,10 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(V2GResponse)
-    _S_V2GResponse_0(o, f0)
-    _S_V2GResponse_1(o, f1)
+    o = _B_V2GResponse()
+    o.header = f0
+    o.response_code = f1
+    o.__class__ = V2GResponse
     return o
 
 _DT_DC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 1, ((6, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -1970,14 +1999,15 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_CPDResEnergyTransferMode)
-    _S_DC_CPDResEnergyTransferMode_0(o, f0)
-    _S_DC_CPDResEnergyTransferMode_1(o, f1)
-    _S_DC_CPDResEnergyTransferMode_2(o, f2)
-    _S_DC_CPDResEnergyTransferMode_3(o, f3)
-    _S_DC_CPDResEnergyTransferMode_4(o, f4)
-    _S_DC_CPDResEnergyTransferMode_5(o, f5)
-    _S_DC_CPDResEnergyTransferMode_6(o, f6)
+    o = _B_DC_CPDResEnergyTransferMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_minimum_charge_power = f1
+    o.evse_maximum_charge_current = f2
+    o.evse_minimum_charge_current = f3
+    o.evse_maximum_voltage = f4
+    o.evse_minimum_voltage = f5
+    o.evse_power_ramp_limitation = f6
+    o.__class__ = DC_CPDResEnergyTransferMode
     return o
 
 _DT_DC_CableCheckReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
@@ -2032,8 +2062,9 @@ def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_CableCheckReq)
-    _S_DC_CableCheckReq_0(o, f0)
+    o = _B_DC_CableCheckReq()
+    o.header = f0
+    o.__class__ = DC_CableCheckReq
     return o
 
 _DT_DC_CableCheckRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2164,10 +2195,11 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_CableCheckRes)
-    _S_DC_CableCheckRes_0(o, f0)
-    _S_DC_CableCheckRes_1(o, f1)
-    _S_DC_CableCheckRes_2(o, f2)
+    o = _B_DC_CableCheckRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_processing = f2
+    o.__class__ = DC_CableCheckRes
     return o
 
 _DT_DC_PreChargeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -2304,11 +2336,12 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_PreChargeReq)
-    _S_DC_PreChargeReq_0(o, f0)
-    _S_DC_PreChargeReq_1(o, f1)
-    _S_DC_PreChargeReq_2(o, f2)
-    _S_DC_PreChargeReq_3(o, f3)
+    o = _B_DC_PreChargeReq()
+    o.header = f0
+    o.ev_processing = f1
+    o.ev_present_voltage = f2
+    o.ev_target_voltage = f3
+    o.__class__ = DC_PreChargeReq
     return o
 
 _DT_DC_PreChargeRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2423,10 +2456,11 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_PreChargeRes)
-    _S_DC_PreChargeRes_0(o, f0)
-    _S_DC_PreChargeRes_1(o, f1)
-    _S_DC_PreChargeRes_2(o, f2)
+    o = _B_DC_PreChargeRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_present_voltage = f2
+    o.__class__ = DC_PreChargeRes
     return o
 
 _DT_DC_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (3, 2, ((4, 0, 5), (4, 1, 5), (4, 2, 5), (4, 3, 5), (4, 4, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
@@ -2589,12 +2623,13 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_ChargeLoopReq)
-    _S_DC_ChargeLoopReq_0(o, f0)
-    _S_DC_ChargeLoopReq_1(o, f1)
-    _S_DC_ChargeLoopReq_2(o, f2)
-    _S_DC_ChargeLoopReq_3(o, f3)
-    _S_DC_ChargeLoopReq_4(o, f4)
+    o = _B_DC_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.ev_present_voltage = f3
+    o.cl_req_control_mode = f4
+    o.__class__ = DC_ChargeLoopReq
     return o
 
 _DT_ChargeLoopReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2706,10 +2741,11 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopReq)
-    _S_ChargeLoopReq_0(o, f0)
-    _S_ChargeLoopReq_1(o, f1)
-    _S_ChargeLoopReq_2(o, f2)
+    o = _B_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.__class__ = ChargeLoopReq
     return o
 
 _DT_DisplayParameters = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((6, 0, 7), (7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 8), (8, 0, 9), (9, 0, 10), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 9), (9, 0, 10), (-1, 0, 8), (-2, 1, 0))), (2, 1, ((9, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 10), (-2, 1, 0))),)
@@ -2971,12 +3007,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -2988,12 +3033,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f5 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3005,12 +3059,21 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3084,17 +3147,18 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DisplayParameters)
-    _S_DisplayParameters_0(o, f0)
-    _S_DisplayParameters_1(o, f1)
-    _S_DisplayParameters_2(o, f2)
-    _S_DisplayParameters_3(o, f3)
-    _S_DisplayParameters_4(o, f4)
-    _S_DisplayParameters_5(o, f5)
-    _S_DisplayParameters_6(o, f6)
-    _S_DisplayParameters_7(o, f7)
-    _S_DisplayParameters_8(o, f8)
-    _S_DisplayParameters_9(o, f9)
+    o = _B_DisplayParameters()
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    o.__class__ = DisplayParameters
     return o
 
 _DT_DC_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 2, ((2, 0, 4), (3, 0, 5), (4, 0, 6), (5, 0, 3), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (2, 2, ((3, 0, 5), (4, 0, 6), (5, 0, 3), (-2, 0, 0))), (2, 2, ((4, 0, 6), (5, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((5, 0, 3), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (3, 2, ((10, 0, 11), (10, 1, 11), (10, 2, 11), (10, 3, 11), (10, 4, 11), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
@@ -3431,18 +3495,19 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_ChargeLoopRes)
-    _S_DC_ChargeLoopRes_0(o, f0)
-    _S_DC_ChargeLoopRes_1(o, f1)
-    _S_DC_ChargeLoopRes_2(o, f2)
-    _S_DC_ChargeLoopRes_3(o, f3)
-    _S_DC_ChargeLoopRes_4(o, f4)
-    _S_DC_ChargeLoopRes_5(o, f5)
-    _S_DC_ChargeLoopRes_6(o, f6)
-    _S_DC_ChargeLoopRes_7(o, f7)
-    _S_DC_ChargeLoopRes_8(o, f8)
-    _S_DC_ChargeLoopRes_9(o, f9)
-    _S_DC_ChargeLoopRes_10(o, f10)
+    o = _B_DC_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.evse_present_current = f5
+    o.evse_present_voltage = f6
+    o.evse_power_limit_achieved = f7
+    o.evse_current_limit_achieved = f8
+    o.evse_voltage_limit_achieved = f9
+    o.cl_res_control_mode = f10
+    o.__class__ = DC_ChargeLoopRes
     return o
 
 _EC_DC_ChargeLoopRes: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3632,12 +3697,13 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ChargeLoopRes)
-    _S_ChargeLoopRes_0(o, f0)
-    _S_ChargeLoopRes_1(o, f1)
-    _S_ChargeLoopRes_2(o, f2)
-    _S_ChargeLoopRes_3(o, f3)
-    _S_ChargeLoopRes_4(o, f4)
+    o = _B_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.__class__ = ChargeLoopRes
     return o
 
 _DT_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -3689,12 +3755,21 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         _p = 'NotificationMaxDelay'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -3736,9 +3811,10 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(EVSEStatus)
-    _S_EVSEStatus_0(o, f0)
-    _S_EVSEStatus_1(o, f1)
+    o = _B_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.__class__ = EVSEStatus
     return o
 
 _EC_EVSEStatus: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -3924,12 +4000,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3941,12 +4026,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f2 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3958,12 +4052,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -3975,12 +4078,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f4 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4009,12 +4121,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterStatus'
         if fid == 6:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+                    expect_ee(r)
             f6 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -4026,12 +4147,21 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         _p = 'MeterTimestamp'
         if fid == 7:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f7 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4045,15 +4175,16 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(MeterInfo)
-    _S_MeterInfo_0(o, f0)
-    _S_MeterInfo_1(o, f1)
-    _S_MeterInfo_2(o, f2)
-    _S_MeterInfo_3(o, f3)
-    _S_MeterInfo_4(o, f4)
-    _S_MeterInfo_5(o, f5)
-    _S_MeterInfo_6(o, f6)
-    _S_MeterInfo_7(o, f7)
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    o.__class__ = MeterInfo
     return o
 
 _EC_MeterInfo: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -4178,12 +4309,21 @@ def _d_Receipt(r: BitReader) -> Receipt:
         _p = 'TimeAnchor'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -4252,13 +4392,14 @@ def _d_Receipt(r: BitReader) -> Receipt:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Receipt)
-    _S_Receipt_0(o, f0)
-    _S_Receipt_1(o, f1)
-    _S_Receipt_2(o, f2)
-    _S_Receipt_3(o, f3)
-    _S_Receipt_4(o, f4)
-    _S_Receipt_5(o, tuple(f5))
+    o = _B_Receipt()
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = tuple(f5)
+    o.__class__ = Receipt
     return o
 
 _DT_DetailedCost = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4335,9 +4476,10 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedCost)
-    _S_DetailedCost_0(o, f0)
-    _S_DetailedCost_1(o, f1)
+    o = _B_DetailedCost()
+    o.amount = f0
+    o.cost_per_unit = f1
+    o.__class__ = DetailedCost
     return o
 
 _DT_DetailedTax = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4389,12 +4531,23 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         _p = 'TaxRuleID'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+                if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
             else:
-                _x = r.uint()
-                if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -4420,9 +4573,10 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DetailedTax)
-    _S_DetailedTax_0(o, f0)
-    _S_DetailedTax_1(o, f1)
+    o = _B_DetailedTax()
+    o.tax_rule_id = f0
+    o.amount = f1
+    o.__class__ = DetailedTax
     return o
 
 _DT_DC_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4515,9 +4669,10 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_WeldingDetectionReq)
-    _S_DC_WeldingDetectionReq_0(o, f0)
-    _S_DC_WeldingDetectionReq_1(o, f1)
+    o = _B_DC_WeldingDetectionReq()
+    o.header = f0
+    o.ev_processing = f1
+    o.__class__ = DC_WeldingDetectionReq
     return o
 
 _DT_DC_WeldingDetectionRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -4632,10 +4787,11 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DC_WeldingDetectionRes)
-    _S_DC_WeldingDetectionRes_0(o, f0)
-    _S_DC_WeldingDetectionRes_1(o, f1)
-    _S_DC_WeldingDetectionRes_2(o, f2)
+    o = _B_DC_WeldingDetectionRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_present_voltage = f2
+    o.__class__ = DC_WeldingDetectionRes
     return o
 
 _DT_BPT_DC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
@@ -4924,18 +5080,19 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_DC_CPDReqEnergyTransferMode)
-    _S_BPT_DC_CPDReqEnergyTransferMode_0(o, f0)
-    _S_BPT_DC_CPDReqEnergyTransferMode_1(o, f1)
-    _S_BPT_DC_CPDReqEnergyTransferMode_2(o, f2)
-    _S_BPT_DC_CPDReqEnergyTransferMode_3(o, f3)
-    _S_BPT_DC_CPDReqEnergyTransferMode_4(o, f4)
-    _S_BPT_DC_CPDReqEnergyTransferMode_5(o, f5)
-    _S_BPT_DC_CPDReqEnergyTransferMode_6(o, f6)
-    _S_BPT_DC_CPDReqEnergyTransferMode_7(o, f7)
-    _S_BPT_DC_CPDReqEnergyTransferMode_8(o, f8)
-    _S_BPT_DC_CPDReqEnergyTransferMode_9(o, f9)
-    _S_BPT_DC_CPDReqEnergyTransferMode_10(o, f10)
+    o = _B_BPT_DC_CPDReqEnergyTransferMode()
+    o.ev_maximum_charge_power = f0
+    o.ev_minimum_charge_power = f1
+    o.ev_maximum_charge_current = f2
+    o.ev_minimum_charge_current = f3
+    o.ev_maximum_voltage = f4
+    o.ev_minimum_voltage = f5
+    o.target_soc = f6
+    o.ev_maximum_discharge_power = f7
+    o.ev_minimum_discharge_power = f8
+    o.ev_maximum_discharge_current = f9
+    o.ev_minimum_discharge_current = f10
+    o.__class__ = BPT_DC_CPDReqEnergyTransferMode
     return o
 
 _DT_BPT_DC_CPDResEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 2, ((6, 0, 8), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
@@ -5211,18 +5368,19 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_DC_CPDResEnergyTransferMode)
-    _S_BPT_DC_CPDResEnergyTransferMode_0(o, f0)
-    _S_BPT_DC_CPDResEnergyTransferMode_1(o, f1)
-    _S_BPT_DC_CPDResEnergyTransferMode_2(o, f2)
-    _S_BPT_DC_CPDResEnergyTransferMode_3(o, f3)
-    _S_BPT_DC_CPDResEnergyTransferMode_4(o, f4)
-    _S_BPT_DC_CPDResEnergyTransferMode_5(o, f5)
-    _S_BPT_DC_CPDResEnergyTransferMode_6(o, f6)
-    _S_BPT_DC_CPDResEnergyTransferMode_7(o, f7)
-    _S_BPT_DC_CPDResEnergyTransferMode_8(o, f8)
-    _S_BPT_DC_CPDResEnergyTransferMode_9(o, f9)
-    _S_BPT_DC_CPDResEnergyTransferMode_10(o, f10)
+    o = _B_BPT_DC_CPDResEnergyTransferMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_minimum_charge_power = f1
+    o.evse_maximum_charge_current = f2
+    o.evse_minimum_charge_current = f3
+    o.evse_maximum_voltage = f4
+    o.evse_minimum_voltage = f5
+    o.evse_power_ramp_limitation = f6
+    o.evse_maximum_discharge_power = f7
+    o.evse_minimum_discharge_power = f8
+    o.evse_maximum_discharge_current = f9
+    o.evse_minimum_discharge_current = f10
+    o.__class__ = BPT_DC_CPDResEnergyTransferMode
     return o
 
 _DT_Scheduled_DC_CLReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (3, 1, ((5, 0, 7), (6, 0, 8), (7, 0, 9), (8, 0, 10), (9, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))), (3, 1, ((6, 0, 8), (7, 0, 9), (8, 0, 10), (9, 0, 6), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((7, 0, 9), (8, 0, 10), (9, 0, 6), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((8, 0, 10), (9, 0, 6), (-1, 0, 9), (-2, 1, 0))), (2, 1, ((9, 0, 6), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))),)
@@ -5493,17 +5651,18 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_DC_CLReqControlMode)
-    _S_Scheduled_DC_CLReqControlMode_0(o, f0)
-    _S_Scheduled_DC_CLReqControlMode_1(o, f1)
-    _S_Scheduled_DC_CLReqControlMode_2(o, f2)
-    _S_Scheduled_DC_CLReqControlMode_3(o, f3)
-    _S_Scheduled_DC_CLReqControlMode_4(o, f4)
-    _S_Scheduled_DC_CLReqControlMode_5(o, f5)
-    _S_Scheduled_DC_CLReqControlMode_6(o, f6)
-    _S_Scheduled_DC_CLReqControlMode_7(o, f7)
-    _S_Scheduled_DC_CLReqControlMode_8(o, f8)
-    _S_Scheduled_DC_CLReqControlMode_9(o, f9)
+    o = _B_Scheduled_DC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_target_current = f3
+    o.ev_target_voltage = f4
+    o.ev_maximum_charge_power = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_maximum_charge_current = f7
+    o.ev_maximum_voltage = f8
+    o.ev_minimum_voltage = f9
+    o.__class__ = Scheduled_DC_CLReqControlMode
     return o
 
 _DT_Scheduled_CLReqControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -5609,10 +5768,11 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_CLReqControlMode)
-    _S_Scheduled_CLReqControlMode_0(o, f0)
-    _S_Scheduled_CLReqControlMode_1(o, f1)
-    _S_Scheduled_CLReqControlMode_2(o, f2)
+    o = _B_Scheduled_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.__class__ = Scheduled_CLReqControlMode
     return o
 
 _DT_Scheduled_DC_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -5743,11 +5903,12 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Scheduled_DC_CLResControlMode)
-    _S_Scheduled_DC_CLResControlMode_0(o, f0)
-    _S_Scheduled_DC_CLResControlMode_1(o, f1)
-    _S_Scheduled_DC_CLResControlMode_2(o, f2)
-    _S_Scheduled_DC_CLResControlMode_3(o, f3)
+    o = _B_Scheduled_DC_CLResControlMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_minimum_charge_power = f1
+    o.evse_maximum_charge_current = f2
+    o.evse_maximum_voltage = f3
+    o.__class__ = Scheduled_DC_CLResControlMode
     return o
 
 _EC_Scheduled_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -6146,20 +6307,21 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Scheduled_DC_CLReqControlMode)
-    _S_BPT_Scheduled_DC_CLReqControlMode_0(o, f0)
-    _S_BPT_Scheduled_DC_CLReqControlMode_1(o, f1)
-    _S_BPT_Scheduled_DC_CLReqControlMode_2(o, f2)
-    _S_BPT_Scheduled_DC_CLReqControlMode_3(o, f3)
-    _S_BPT_Scheduled_DC_CLReqControlMode_4(o, f4)
-    _S_BPT_Scheduled_DC_CLReqControlMode_5(o, f5)
-    _S_BPT_Scheduled_DC_CLReqControlMode_6(o, f6)
-    _S_BPT_Scheduled_DC_CLReqControlMode_7(o, f7)
-    _S_BPT_Scheduled_DC_CLReqControlMode_8(o, f8)
-    _S_BPT_Scheduled_DC_CLReqControlMode_9(o, f9)
-    _S_BPT_Scheduled_DC_CLReqControlMode_10(o, f10)
-    _S_BPT_Scheduled_DC_CLReqControlMode_11(o, f11)
-    _S_BPT_Scheduled_DC_CLReqControlMode_12(o, f12)
+    o = _B_BPT_Scheduled_DC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_target_current = f3
+    o.ev_target_voltage = f4
+    o.ev_maximum_charge_power = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_maximum_charge_current = f7
+    o.ev_maximum_voltage = f8
+    o.ev_minimum_voltage = f9
+    o.ev_maximum_discharge_power = f10
+    o.ev_minimum_discharge_power = f11
+    o.ev_maximum_discharge_current = f12
+    o.__class__ = BPT_Scheduled_DC_CLReqControlMode
     return o
 
 _DT_BPT_Scheduled_DC_CLResControlMode = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -6386,15 +6548,16 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Scheduled_DC_CLResControlMode)
-    _S_BPT_Scheduled_DC_CLResControlMode_0(o, f0)
-    _S_BPT_Scheduled_DC_CLResControlMode_1(o, f1)
-    _S_BPT_Scheduled_DC_CLResControlMode_2(o, f2)
-    _S_BPT_Scheduled_DC_CLResControlMode_3(o, f3)
-    _S_BPT_Scheduled_DC_CLResControlMode_4(o, f4)
-    _S_BPT_Scheduled_DC_CLResControlMode_5(o, f5)
-    _S_BPT_Scheduled_DC_CLResControlMode_6(o, f6)
-    _S_BPT_Scheduled_DC_CLResControlMode_7(o, f7)
+    o = _B_BPT_Scheduled_DC_CLResControlMode()
+    o.evse_maximum_charge_power = f0
+    o.evse_minimum_charge_power = f1
+    o.evse_maximum_charge_current = f2
+    o.evse_maximum_voltage = f3
+    o.evse_maximum_discharge_power = f4
+    o.evse_minimum_discharge_power = f5
+    o.evse_maximum_discharge_current = f6
+    o.evse_minimum_voltage = f7
+    o.__class__ = BPT_Scheduled_DC_CLResControlMode
     return o
 
 _EC_BPT_Scheduled_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -6541,12 +6704,21 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6656,16 +6828,17 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_DC_CLReqControlMode)
-    _S_Dynamic_DC_CLReqControlMode_0(o, f0)
-    _S_Dynamic_DC_CLReqControlMode_1(o, f1)
-    _S_Dynamic_DC_CLReqControlMode_2(o, f2)
-    _S_Dynamic_DC_CLReqControlMode_3(o, f3)
-    _S_Dynamic_DC_CLReqControlMode_4(o, f4)
-    _S_Dynamic_DC_CLReqControlMode_5(o, f5)
-    _S_Dynamic_DC_CLReqControlMode_6(o, f6)
-    _S_Dynamic_DC_CLReqControlMode_7(o, f7)
-    _S_Dynamic_DC_CLReqControlMode_8(o, f8)
+    o = _B_Dynamic_DC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_minimum_charge_power = f5
+    o.ev_maximum_charge_current = f6
+    o.ev_maximum_voltage = f7
+    o.ev_minimum_voltage = f8
+    o.__class__ = Dynamic_DC_CLReqControlMode
     return o
 
 _DT_Dynamic_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
@@ -6738,12 +6911,21 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -6793,11 +6975,12 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLReqControlMode)
-    _S_Dynamic_CLReqControlMode_0(o, f0)
-    _S_Dynamic_CLReqControlMode_1(o, f1)
-    _S_Dynamic_CLReqControlMode_2(o, f2)
-    _S_Dynamic_CLReqControlMode_3(o, f3)
+    o = _B_Dynamic_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.__class__ = Dynamic_CLReqControlMode
     return o
 
 _DT_Dynamic_DC_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
@@ -6921,12 +7104,21 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -6990,12 +7182,21 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7057,15 +7258,16 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_DC_CLResControlMode)
-    _S_Dynamic_DC_CLResControlMode_0(o, f0)
-    _S_Dynamic_DC_CLResControlMode_1(o, f1)
-    _S_Dynamic_DC_CLResControlMode_2(o, f2)
-    _S_Dynamic_DC_CLResControlMode_3(o, f3)
-    _S_Dynamic_DC_CLResControlMode_4(o, f4)
-    _S_Dynamic_DC_CLResControlMode_5(o, f5)
-    _S_Dynamic_DC_CLResControlMode_6(o, f6)
-    _S_Dynamic_DC_CLResControlMode_7(o, f7)
+    o = _B_Dynamic_DC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_maximum_charge_power = f4
+    o.evse_minimum_charge_power = f5
+    o.evse_maximum_charge_current = f6
+    o.evse_maximum_voltage = f7
+    o.__class__ = Dynamic_DC_CLResControlMode
     return o
 
 _EC_Dynamic_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -7173,12 +7375,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7242,12 +7453,21 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7261,11 +7481,12 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Dynamic_CLResControlMode)
-    _S_Dynamic_CLResControlMode_0(o, f0)
-    _S_Dynamic_CLResControlMode_1(o, f1)
-    _S_Dynamic_CLResControlMode_2(o, f2)
-    _S_Dynamic_CLResControlMode_3(o, f3)
+    o = _B_Dynamic_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.__class__ = Dynamic_CLResControlMode
     return o
 
 _DT_BPT_Dynamic_DC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 2, ((11, 0, 12), (-2, 0, 0))), (2, 1, ((12, 0, 13), (13, 0, 14), (-1, 0, 12), (-2, 1, 0))), (2, 1, ((13, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 14), (-2, 1, 0))),)
@@ -7443,12 +7664,21 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7618,21 +7848,22 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Dynamic_DC_CLReqControlMode)
-    _S_BPT_Dynamic_DC_CLReqControlMode_0(o, f0)
-    _S_BPT_Dynamic_DC_CLReqControlMode_1(o, f1)
-    _S_BPT_Dynamic_DC_CLReqControlMode_2(o, f2)
-    _S_BPT_Dynamic_DC_CLReqControlMode_3(o, f3)
-    _S_BPT_Dynamic_DC_CLReqControlMode_4(o, f4)
-    _S_BPT_Dynamic_DC_CLReqControlMode_5(o, f5)
-    _S_BPT_Dynamic_DC_CLReqControlMode_6(o, f6)
-    _S_BPT_Dynamic_DC_CLReqControlMode_7(o, f7)
-    _S_BPT_Dynamic_DC_CLReqControlMode_8(o, f8)
-    _S_BPT_Dynamic_DC_CLReqControlMode_9(o, f9)
-    _S_BPT_Dynamic_DC_CLReqControlMode_10(o, f10)
-    _S_BPT_Dynamic_DC_CLReqControlMode_11(o, f11)
-    _S_BPT_Dynamic_DC_CLReqControlMode_12(o, f12)
-    _S_BPT_Dynamic_DC_CLReqControlMode_13(o, f13)
+    o = _B_BPT_Dynamic_DC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_minimum_charge_power = f5
+    o.ev_maximum_charge_current = f6
+    o.ev_maximum_voltage = f7
+    o.ev_minimum_voltage = f8
+    o.ev_maximum_discharge_power = f9
+    o.ev_minimum_discharge_power = f10
+    o.ev_maximum_discharge_current = f11
+    o.ev_maximum_v2_x_energy_request = f12
+    o.ev_minimum_v2_x_energy_request = f13
+    o.__class__ = BPT_Dynamic_DC_CLReqControlMode
     return o
 
 _DT_BPT_Dynamic_DC_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 2, ((11, 0, 12), (-2, 0, 0))), (1, 1, ((-1, 0, 12), (-2, 1, 0))),)
@@ -7796,12 +8027,21 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         _p = 'DepartureTime'
         if fid == 0:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+                    expect_ee(r)
             f0 = _x
             _q = r.pos + 3
             if _q > r.wend: _c = r.bits(3)
@@ -7865,12 +8105,21 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         _p = 'AckMaxDelay'
         if fid == 3:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 18
+            _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+            if _x & 0x30100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f)
+            elif _x & 0x30101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
             else:
-                _x = r.uint()
-                if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.uint()
+                    if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+                    expect_ee(r)
             f3 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -7980,19 +8229,20 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(BPT_Dynamic_DC_CLResControlMode)
-    _S_BPT_Dynamic_DC_CLResControlMode_0(o, f0)
-    _S_BPT_Dynamic_DC_CLResControlMode_1(o, f1)
-    _S_BPT_Dynamic_DC_CLResControlMode_2(o, f2)
-    _S_BPT_Dynamic_DC_CLResControlMode_3(o, f3)
-    _S_BPT_Dynamic_DC_CLResControlMode_4(o, f4)
-    _S_BPT_Dynamic_DC_CLResControlMode_5(o, f5)
-    _S_BPT_Dynamic_DC_CLResControlMode_6(o, f6)
-    _S_BPT_Dynamic_DC_CLResControlMode_7(o, f7)
-    _S_BPT_Dynamic_DC_CLResControlMode_8(o, f8)
-    _S_BPT_Dynamic_DC_CLResControlMode_9(o, f9)
-    _S_BPT_Dynamic_DC_CLResControlMode_10(o, f10)
-    _S_BPT_Dynamic_DC_CLResControlMode_11(o, f11)
+    o = _B_BPT_Dynamic_DC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_maximum_charge_power = f4
+    o.evse_minimum_charge_power = f5
+    o.evse_maximum_charge_current = f6
+    o.evse_maximum_voltage = f7
+    o.evse_maximum_discharge_power = f8
+    o.evse_minimum_discharge_power = f9
+    o.evse_maximum_discharge_current = f10
+    o.evse_minimum_voltage = f11
+    o.__class__ = BPT_Dynamic_DC_CLResControlMode
     return o
 
 _EC_BPT_Dynamic_DC_CLResControlMode: dict[int, tuple[Any, int, int]] = {}  # id -> (value, bits, width)
@@ -8070,8 +8320,9 @@ def _d_ListOfRootCertificateIDs(r: BitReader) -> ListOfRootCertificateIDs:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(ListOfRootCertificateIDs)
-    _S_ListOfRootCertificateIDs_0(o, tuple(f0))
+    o = _B_ListOfRootCertificateIDs()
+    o.root_certificate_id = tuple(f0)
+    o.__class__ = ListOfRootCertificateIDs
     return o
 _SM_DC_ChargeParameterDiscoveryReq_1 = {BPT_DC_CPDReqEnergyTransferMode: 0, DC_CPDReqEnergyTransferMode: 1}
 _SE_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode = (_e_BPT_DC_CPDReqEnergyTransferMode, _e_DC_CPDReqEnergyTransferMode,)
@@ -8101,220 +8352,7 @@ _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
     BPT_Dynamic_DC_CLResControlMode: _EC_BPT_Dynamic_DC_CLResControlMode,
 }
 
-_new = object.__new__
-_S_DC_ChargeParameterDiscoveryReq_0 = DC_ChargeParameterDiscoveryReq.header.__set__
-_S_DC_ChargeParameterDiscoveryReq_1 = DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode.__set__
-_S_ChargeParameterDiscoveryReq_0 = ChargeParameterDiscoveryReq.header.__set__
-_S_V2GRequest_0 = V2GRequest.header.__set__
-_S_V2GMessage_0 = V2GMessage.header.__set__
-_S_MessageHeader_0 = MessageHeader.session_id.__set__
-_S_MessageHeader_1 = MessageHeader.time_stamp.__set__
-_S_MessageHeader_2 = MessageHeader.signature.__set__
-_S_DC_CPDReqEnergyTransferMode_0 = DC_CPDReqEnergyTransferMode.ev_maximum_charge_power.__set__
-_S_DC_CPDReqEnergyTransferMode_1 = DC_CPDReqEnergyTransferMode.ev_minimum_charge_power.__set__
-_S_DC_CPDReqEnergyTransferMode_2 = DC_CPDReqEnergyTransferMode.ev_maximum_charge_current.__set__
-_S_DC_CPDReqEnergyTransferMode_3 = DC_CPDReqEnergyTransferMode.ev_minimum_charge_current.__set__
-_S_DC_CPDReqEnergyTransferMode_4 = DC_CPDReqEnergyTransferMode.ev_maximum_voltage.__set__
-_S_DC_CPDReqEnergyTransferMode_5 = DC_CPDReqEnergyTransferMode.ev_minimum_voltage.__set__
-_S_DC_CPDReqEnergyTransferMode_6 = DC_CPDReqEnergyTransferMode.target_soc.__set__
-_S_RationalNumber_0 = RationalNumber.exponent.__set__
-_S_RationalNumber_1 = RationalNumber.value.__set__
-_S_DC_ChargeParameterDiscoveryRes_0 = DC_ChargeParameterDiscoveryRes.header.__set__
-_S_DC_ChargeParameterDiscoveryRes_1 = DC_ChargeParameterDiscoveryRes.response_code.__set__
-_S_DC_ChargeParameterDiscoveryRes_2 = DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode.__set__
-_S_ChargeParameterDiscoveryRes_0 = ChargeParameterDiscoveryRes.header.__set__
-_S_ChargeParameterDiscoveryRes_1 = ChargeParameterDiscoveryRes.response_code.__set__
-_S_V2GResponse_0 = V2GResponse.header.__set__
-_S_V2GResponse_1 = V2GResponse.response_code.__set__
-_S_DC_CPDResEnergyTransferMode_0 = DC_CPDResEnergyTransferMode.evse_maximum_charge_power.__set__
-_S_DC_CPDResEnergyTransferMode_1 = DC_CPDResEnergyTransferMode.evse_minimum_charge_power.__set__
-_S_DC_CPDResEnergyTransferMode_2 = DC_CPDResEnergyTransferMode.evse_maximum_charge_current.__set__
-_S_DC_CPDResEnergyTransferMode_3 = DC_CPDResEnergyTransferMode.evse_minimum_charge_current.__set__
-_S_DC_CPDResEnergyTransferMode_4 = DC_CPDResEnergyTransferMode.evse_maximum_voltage.__set__
-_S_DC_CPDResEnergyTransferMode_5 = DC_CPDResEnergyTransferMode.evse_minimum_voltage.__set__
-_S_DC_CPDResEnergyTransferMode_6 = DC_CPDResEnergyTransferMode.evse_power_ramp_limitation.__set__
-_S_DC_CableCheckReq_0 = DC_CableCheckReq.header.__set__
-_S_DC_CableCheckRes_0 = DC_CableCheckRes.header.__set__
-_S_DC_CableCheckRes_1 = DC_CableCheckRes.response_code.__set__
-_S_DC_CableCheckRes_2 = DC_CableCheckRes.evse_processing.__set__
-_S_DC_PreChargeReq_0 = DC_PreChargeReq.header.__set__
-_S_DC_PreChargeReq_1 = DC_PreChargeReq.ev_processing.__set__
-_S_DC_PreChargeReq_2 = DC_PreChargeReq.ev_present_voltage.__set__
-_S_DC_PreChargeReq_3 = DC_PreChargeReq.ev_target_voltage.__set__
-_S_DC_PreChargeRes_0 = DC_PreChargeRes.header.__set__
-_S_DC_PreChargeRes_1 = DC_PreChargeRes.response_code.__set__
-_S_DC_PreChargeRes_2 = DC_PreChargeRes.evse_present_voltage.__set__
-_S_DC_ChargeLoopReq_0 = DC_ChargeLoopReq.header.__set__
-_S_DC_ChargeLoopReq_1 = DC_ChargeLoopReq.display_parameters.__set__
-_S_DC_ChargeLoopReq_2 = DC_ChargeLoopReq.meter_info_requested.__set__
-_S_DC_ChargeLoopReq_3 = DC_ChargeLoopReq.ev_present_voltage.__set__
-_S_DC_ChargeLoopReq_4 = DC_ChargeLoopReq.cl_req_control_mode.__set__
-_S_ChargeLoopReq_0 = ChargeLoopReq.header.__set__
-_S_ChargeLoopReq_1 = ChargeLoopReq.display_parameters.__set__
-_S_ChargeLoopReq_2 = ChargeLoopReq.meter_info_requested.__set__
-_S_DisplayParameters_0 = DisplayParameters.present_soc.__set__
-_S_DisplayParameters_1 = DisplayParameters.minimum_soc.__set__
-_S_DisplayParameters_2 = DisplayParameters.target_soc.__set__
-_S_DisplayParameters_3 = DisplayParameters.maximum_soc.__set__
-_S_DisplayParameters_4 = DisplayParameters.remaining_time_to_minimum_soc.__set__
-_S_DisplayParameters_5 = DisplayParameters.remaining_time_to_target_soc.__set__
-_S_DisplayParameters_6 = DisplayParameters.remaining_time_to_maximum_soc.__set__
-_S_DisplayParameters_7 = DisplayParameters.charging_complete.__set__
-_S_DisplayParameters_8 = DisplayParameters.battery_energy_capacity.__set__
-_S_DisplayParameters_9 = DisplayParameters.inlet_hot.__set__
-_S_DC_ChargeLoopRes_0 = DC_ChargeLoopRes.header.__set__
-_S_DC_ChargeLoopRes_1 = DC_ChargeLoopRes.response_code.__set__
-_S_DC_ChargeLoopRes_2 = DC_ChargeLoopRes.evse_status.__set__
-_S_DC_ChargeLoopRes_3 = DC_ChargeLoopRes.meter_info.__set__
-_S_DC_ChargeLoopRes_4 = DC_ChargeLoopRes.receipt.__set__
-_S_DC_ChargeLoopRes_5 = DC_ChargeLoopRes.evse_present_current.__set__
-_S_DC_ChargeLoopRes_6 = DC_ChargeLoopRes.evse_present_voltage.__set__
-_S_DC_ChargeLoopRes_7 = DC_ChargeLoopRes.evse_power_limit_achieved.__set__
-_S_DC_ChargeLoopRes_8 = DC_ChargeLoopRes.evse_current_limit_achieved.__set__
-_S_DC_ChargeLoopRes_9 = DC_ChargeLoopRes.evse_voltage_limit_achieved.__set__
-_S_DC_ChargeLoopRes_10 = DC_ChargeLoopRes.cl_res_control_mode.__set__
-_S_ChargeLoopRes_0 = ChargeLoopRes.header.__set__
-_S_ChargeLoopRes_1 = ChargeLoopRes.response_code.__set__
-_S_ChargeLoopRes_2 = ChargeLoopRes.evse_status.__set__
-_S_ChargeLoopRes_3 = ChargeLoopRes.meter_info.__set__
-_S_ChargeLoopRes_4 = ChargeLoopRes.receipt.__set__
-_S_EVSEStatus_0 = EVSEStatus.notification_max_delay.__set__
-_S_EVSEStatus_1 = EVSEStatus.evse_notification.__set__
-_S_MeterInfo_0 = MeterInfo.meter_id.__set__
-_S_MeterInfo_1 = MeterInfo.charged_energy_reading_wh.__set__
-_S_MeterInfo_2 = MeterInfo.bpt_discharged_energy_reading_wh.__set__
-_S_MeterInfo_3 = MeterInfo.capacitive_energy_reading_va_rh.__set__
-_S_MeterInfo_4 = MeterInfo.bpt_inductive_energy_reading_va_rh.__set__
-_S_MeterInfo_5 = MeterInfo.meter_signature.__set__
-_S_MeterInfo_6 = MeterInfo.meter_status.__set__
-_S_MeterInfo_7 = MeterInfo.meter_timestamp.__set__
-_S_Receipt_0 = Receipt.time_anchor.__set__
-_S_Receipt_1 = Receipt.energy_costs.__set__
-_S_Receipt_2 = Receipt.occupancy_costs.__set__
-_S_Receipt_3 = Receipt.additional_services_costs.__set__
-_S_Receipt_4 = Receipt.overstay_costs.__set__
-_S_Receipt_5 = Receipt.tax_costs.__set__
-_S_DetailedCost_0 = DetailedCost.amount.__set__
-_S_DetailedCost_1 = DetailedCost.cost_per_unit.__set__
-_S_DetailedTax_0 = DetailedTax.tax_rule_id.__set__
-_S_DetailedTax_1 = DetailedTax.amount.__set__
-_S_DC_WeldingDetectionReq_0 = DC_WeldingDetectionReq.header.__set__
-_S_DC_WeldingDetectionReq_1 = DC_WeldingDetectionReq.ev_processing.__set__
-_S_DC_WeldingDetectionRes_0 = DC_WeldingDetectionRes.header.__set__
-_S_DC_WeldingDetectionRes_1 = DC_WeldingDetectionRes.response_code.__set__
-_S_DC_WeldingDetectionRes_2 = DC_WeldingDetectionRes.evse_present_voltage.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_0 = BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_1 = BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_2 = BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_3 = BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_4 = BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_5 = BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_6 = BPT_DC_CPDReqEnergyTransferMode.target_soc.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_7 = BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_8 = BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_9 = BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current.__set__
-_S_BPT_DC_CPDReqEnergyTransferMode_10 = BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_0 = BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_1 = BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_2 = BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_3 = BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_4 = BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_5 = BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_6 = BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_7 = BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_8 = BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_9 = BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current.__set__
-_S_BPT_DC_CPDResEnergyTransferMode_10 = BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current.__set__
-_S_Scheduled_DC_CLReqControlMode_0 = Scheduled_DC_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_DC_CLReqControlMode_1 = Scheduled_DC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_DC_CLReqControlMode_2 = Scheduled_DC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Scheduled_DC_CLReqControlMode_3 = Scheduled_DC_CLReqControlMode.ev_target_current.__set__
-_S_Scheduled_DC_CLReqControlMode_4 = Scheduled_DC_CLReqControlMode.ev_target_voltage.__set__
-_S_Scheduled_DC_CLReqControlMode_5 = Scheduled_DC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_Scheduled_DC_CLReqControlMode_6 = Scheduled_DC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_Scheduled_DC_CLReqControlMode_7 = Scheduled_DC_CLReqControlMode.ev_maximum_charge_current.__set__
-_S_Scheduled_DC_CLReqControlMode_8 = Scheduled_DC_CLReqControlMode.ev_maximum_voltage.__set__
-_S_Scheduled_DC_CLReqControlMode_9 = Scheduled_DC_CLReqControlMode.ev_minimum_voltage.__set__
-_S_Scheduled_CLReqControlMode_0 = Scheduled_CLReqControlMode.ev_target_energy_request.__set__
-_S_Scheduled_CLReqControlMode_1 = Scheduled_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Scheduled_CLReqControlMode_2 = Scheduled_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Scheduled_DC_CLResControlMode_0 = Scheduled_DC_CLResControlMode.evse_maximum_charge_power.__set__
-_S_Scheduled_DC_CLResControlMode_1 = Scheduled_DC_CLResControlMode.evse_minimum_charge_power.__set__
-_S_Scheduled_DC_CLResControlMode_2 = Scheduled_DC_CLResControlMode.evse_maximum_charge_current.__set__
-_S_Scheduled_DC_CLResControlMode_3 = Scheduled_DC_CLResControlMode.evse_maximum_voltage.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_0 = BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_1 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_2 = BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_3 = BPT_Scheduled_DC_CLReqControlMode.ev_target_current.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_4 = BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_5 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_6 = BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_7 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_8 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_9 = BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_10 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_11 = BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power.__set__
-_S_BPT_Scheduled_DC_CLReqControlMode_12 = BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_0 = BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_1 = BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_2 = BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_3 = BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_4 = BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_5 = BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_6 = BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current.__set__
-_S_BPT_Scheduled_DC_CLResControlMode_7 = BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage.__set__
-_S_Dynamic_DC_CLReqControlMode_0 = Dynamic_DC_CLReqControlMode.departure_time.__set__
-_S_Dynamic_DC_CLReqControlMode_1 = Dynamic_DC_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_DC_CLReqControlMode_2 = Dynamic_DC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_DC_CLReqControlMode_3 = Dynamic_DC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_DC_CLReqControlMode_4 = Dynamic_DC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_Dynamic_DC_CLReqControlMode_5 = Dynamic_DC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_Dynamic_DC_CLReqControlMode_6 = Dynamic_DC_CLReqControlMode.ev_maximum_charge_current.__set__
-_S_Dynamic_DC_CLReqControlMode_7 = Dynamic_DC_CLReqControlMode.ev_maximum_voltage.__set__
-_S_Dynamic_DC_CLReqControlMode_8 = Dynamic_DC_CLReqControlMode.ev_minimum_voltage.__set__
-_S_Dynamic_CLReqControlMode_0 = Dynamic_CLReqControlMode.departure_time.__set__
-_S_Dynamic_CLReqControlMode_1 = Dynamic_CLReqControlMode.ev_target_energy_request.__set__
-_S_Dynamic_CLReqControlMode_2 = Dynamic_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_Dynamic_CLReqControlMode_3 = Dynamic_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_Dynamic_DC_CLResControlMode_0 = Dynamic_DC_CLResControlMode.departure_time.__set__
-_S_Dynamic_DC_CLResControlMode_1 = Dynamic_DC_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_DC_CLResControlMode_2 = Dynamic_DC_CLResControlMode.target_soc.__set__
-_S_Dynamic_DC_CLResControlMode_3 = Dynamic_DC_CLResControlMode.ack_max_delay.__set__
-_S_Dynamic_DC_CLResControlMode_4 = Dynamic_DC_CLResControlMode.evse_maximum_charge_power.__set__
-_S_Dynamic_DC_CLResControlMode_5 = Dynamic_DC_CLResControlMode.evse_minimum_charge_power.__set__
-_S_Dynamic_DC_CLResControlMode_6 = Dynamic_DC_CLResControlMode.evse_maximum_charge_current.__set__
-_S_Dynamic_DC_CLResControlMode_7 = Dynamic_DC_CLResControlMode.evse_maximum_voltage.__set__
-_S_Dynamic_CLResControlMode_0 = Dynamic_CLResControlMode.departure_time.__set__
-_S_Dynamic_CLResControlMode_1 = Dynamic_CLResControlMode.minimum_soc.__set__
-_S_Dynamic_CLResControlMode_2 = Dynamic_CLResControlMode.target_soc.__set__
-_S_Dynamic_CLResControlMode_3 = Dynamic_CLResControlMode.ack_max_delay.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_0 = BPT_Dynamic_DC_CLReqControlMode.departure_time.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_1 = BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_2 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_3 = BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_4 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_5 = BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_6 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_7 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_8 = BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_9 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_10 = BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_11 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_12 = BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2_x_energy_request.__set__
-_S_BPT_Dynamic_DC_CLReqControlMode_13 = BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2_x_energy_request.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_0 = BPT_Dynamic_DC_CLResControlMode.departure_time.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_1 = BPT_Dynamic_DC_CLResControlMode.minimum_soc.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_2 = BPT_Dynamic_DC_CLResControlMode.target_soc.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_3 = BPT_Dynamic_DC_CLResControlMode.ack_max_delay.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_4 = BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_5 = BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_6 = BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_7 = BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_8 = BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_9 = BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_10 = BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current.__set__
-_S_BPT_Dynamic_DC_CLResControlMode_11 = BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage.__set__
-_S_ListOfRootCertificateIDs_0 = ListOfRootCertificateIDs.root_certificate_id.__set__
+builders(globals(), (DC_ChargeParameterDiscoveryReq, ChargeParameterDiscoveryReq, V2GRequest, V2GMessage, MessageHeader, DC_CPDReqEnergyTransferMode, RationalNumber, DC_ChargeParameterDiscoveryRes, ChargeParameterDiscoveryRes, V2GResponse, DC_CPDResEnergyTransferMode, DC_CableCheckReq, DC_CableCheckRes, DC_PreChargeReq, DC_PreChargeRes, DC_ChargeLoopReq, ChargeLoopReq, DisplayParameters, DC_ChargeLoopRes, ChargeLoopRes, EVSEStatus, MeterInfo, Receipt, DetailedCost, DetailedTax, DC_WeldingDetectionReq, DC_WeldingDetectionRes, BPT_DC_CPDReqEnergyTransferMode, BPT_DC_CPDResEnergyTransferMode, Scheduled_DC_CLReqControlMode, Scheduled_CLReqControlMode, Scheduled_DC_CLResControlMode, BPT_Scheduled_DC_CLReqControlMode, BPT_Scheduled_DC_CLResControlMode, Dynamic_DC_CLReqControlMode, Dynamic_CLReqControlMode, Dynamic_DC_CLResControlMode, Dynamic_CLResControlMode, BPT_Dynamic_DC_CLReqControlMode, BPT_Dynamic_DC_CLResControlMode, ListOfRootCertificateIDs,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     CLReqControlMode: (),
@@ -8525,12 +8563,21 @@ def _es_f0(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f0(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'AckMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -8542,12 +8589,21 @@ def _es_f5(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f5(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_DischargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8559,12 +8615,21 @@ def _es_f8(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f8(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'BPT_InductiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8576,12 +8641,21 @@ def _es_f15(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f15(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'CapacitiveEnergyReadingVARh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8593,12 +8667,21 @@ def _es_f16(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f16(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'ChargedEnergyReadingWh', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -8632,12 +8715,21 @@ def _es_f32(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f32(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'DepartureTime', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -8875,11 +8967,20 @@ def _es_f80(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f80(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -9037,12 +9138,21 @@ def _es_f93(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f93(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'MeterStatus', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -9054,12 +9164,21 @@ def _es_f94(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f94(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'MeterTimestamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9133,12 +9252,21 @@ def _es_f98(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f98(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 65535: range_violation(r, 'NotificationMaxDelay', _x, 0, 65535)
+            expect_ee(r)
     return _x
 
 
@@ -9269,12 +9397,21 @@ def _es_f112(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f112(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMaximumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9286,12 +9423,21 @@ def _es_f113(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f113(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToMinimumSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9303,12 +9449,21 @@ def _es_f114(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f114(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 4294967295: range_violation(r, 'RemainingTimeToTargetSOC', _x, 0, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9453,12 +9608,23 @@ def _es_f133(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f133(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
+        if _x < 1 or _x > 4294967295: r.pos -= 1; range_violation(r, 'TaxRuleID', _x, 1, 4294967295); r.pos += 1
     else:
-        _x = r.uint()
-        if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x < 1 or _x > 4294967295: range_violation(r, 'TaxRuleID', _x, 1, 4294967295)
+            expect_ee(r)
     return _x
 
 
@@ -9470,12 +9636,21 @@ def _es_f134(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f134(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeAnchor', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9487,12 +9662,21 @@ def _es_f135(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f135(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 18
+    _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
+    if _x & 0x30100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f)
+    elif _x & 0x30101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6))
     else:
-        _x = r.uint()
-        if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.uint()
+            if _x > 18446744073709551615: range_violation(r, 'TimeStamp', _x, 0, 18446744073709551615)
+            expect_ee(r)
     return _x
 
 
@@ -9504,12 +9688,21 @@ def _es_f138(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f138(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            if _x < -32768 or _x > 32767: range_violation(r, 'Value', _x, -32768, 32767)
+            expect_ee(r)
     return _x
 
 
@@ -9597,11 +9790,20 @@ def _es_f145(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f145(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

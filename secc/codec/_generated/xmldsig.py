@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
@@ -349,12 +349,13 @@ def _d_Signature(r: BitReader) -> Signature:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Signature)
-    _S_Signature_0(o, f0)
-    _S_Signature_1(o, f1)
-    _S_Signature_2(o, f2)
-    _S_Signature_3(o, f3)
-    _S_Signature_4(o, tuple(f4))
+    o = _B_Signature()
+    o.id = f0
+    o.signed_info = f1
+    o.signature_value = f2
+    o.key_info = f3
+    o.object = tuple(f4)
+    o.__class__ = Signature
     return o
 
 _DT_SignedInfo = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((3, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((3, 0, 5), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))),)
@@ -474,11 +475,12 @@ def _d_SignedInfo(r: BitReader) -> SignedInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignedInfo)
-    _S_SignedInfo_0(o, f0)
-    _S_SignedInfo_1(o, f1)
-    _S_SignedInfo_2(o, f2)
-    _S_SignedInfo_3(o, tuple(f3))
+    o = _B_SignedInfo()
+    o.id = f0
+    o.canonicalization_method = f1
+    o.signature_method = f2
+    o.reference = tuple(f3)
+    o.__class__ = SignedInfo
     return o
 
 _DT_CanonicalizationMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
@@ -533,8 +535,9 @@ def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(CanonicalizationMethod)
-    _S_CanonicalizationMethod_0(o, f0)
+    o = _B_CanonicalizationMethod()
+    o.algorithm = f0
+    o.__class__ = CanonicalizationMethod
     return o
 
 _DT_SignatureMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (-4, 0, 3), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0))),)
@@ -602,11 +605,20 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
         _p = 'HMACOutputLength'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 2
             if _q > r.wend: _c = r.bits(2)
@@ -620,9 +632,10 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignatureMethod)
-    _S_SignatureMethod_0(o, f0)
-    _S_SignatureMethod_1(o, f1)
+    o = _B_SignatureMethod()
+    o.algorithm = f0
+    o.hmac_output_length = f1
+    o.__class__ = SignatureMethod
     return o
 
 _DT_Reference = ((3, 4, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 3, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 3, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-2, 0, 0))), (2, 2, ((3, 0, 4), (4, 0, 5), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 1, ((-1, 0, 6), (-2, 1, 0))),)
@@ -806,13 +819,14 @@ def _d_Reference(r: BitReader) -> Reference:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Reference)
-    _S_Reference_0(o, f0)
-    _S_Reference_1(o, f1)
-    _S_Reference_2(o, f2)
-    _S_Reference_3(o, f3)
-    _S_Reference_4(o, f4)
-    _S_Reference_5(o, f5)
+    o = _B_Reference()
+    o.id = f0
+    o.type = f1
+    o.uri = f2
+    o.transforms = f3
+    o.digest_method = f4
+    o.digest_value = f5
+    o.__class__ = Reference
     return o
 
 _DT_Transforms = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -865,8 +879,9 @@ def _d_Transforms(r: BitReader) -> Transforms:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Transforms)
-    _S_Transforms_0(o, tuple(f0))
+    o = _B_Transforms()
+    o.transform = tuple(f0)
+    o.__class__ = Transforms
     return o
 
 _DT_Transform = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 3), (-4, 0, 2), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))),)
@@ -954,9 +969,10 @@ def _d_Transform(r: BitReader) -> Transform:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Transform)
-    _S_Transform_0(o, f0)
-    _S_Transform_1(o, tuple(f1))
+    o = _B_Transform()
+    o.algorithm = f0
+    o.x_path = tuple(f1)
+    o.__class__ = Transform
     return o
 
 _DT_DigestMethod = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((-4, 0, 2), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
@@ -1011,8 +1027,9 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DigestMethod)
-    _S_DigestMethod_0(o, f0)
+    o = _B_DigestMethod()
+    o.algorithm = f0
+    o.__class__ = DigestMethod
     return o
 
 _DT_SignatureValue = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1097,9 +1114,10 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignatureValue)
-    _S_SignatureValue_0(o, f0)
-    _S_SignatureValue_1(o, f1)
+    o = _B_SignatureValue()
+    o.id = f0
+    o.value = f1
+    o.__class__ = SignatureValue
     return o
 
 _DT_KeyInfo = ((4, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-5, 0, 0), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-5, 0, 1), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 5), (-5, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 6), (-5, 0, 6), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 7), (-5, 0, 7), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 8), (-5, 0, 8), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (4, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-4, 0, 9), (-1, 0, 9), (-5, 0, 9), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))),)
@@ -1316,15 +1334,16 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(KeyInfo)
-    _S_KeyInfo_0(o, f0)
-    _S_KeyInfo_1(o, tuple(f1))
-    _S_KeyInfo_2(o, tuple(f2))
-    _S_KeyInfo_3(o, tuple(f3))
-    _S_KeyInfo_4(o, tuple(f4))
-    _S_KeyInfo_5(o, tuple(f5))
-    _S_KeyInfo_6(o, tuple(f6))
-    _S_KeyInfo_7(o, tuple(f7))
+    o = _B_KeyInfo()
+    o.id = f0
+    o.key_name = tuple(f1)
+    o.key_value = tuple(f2)
+    o.retrieval_method = tuple(f3)
+    o.x509_data = tuple(f4)
+    o.pgp_data = tuple(f5)
+    o.spki_data = tuple(f6)
+    o.mgmt_data = tuple(f7)
+    o.__class__ = KeyInfo
     return o
 
 _DT_KeyValue = ((3, 3, ((0, 0, 1), (1, 0, 2), (-4, 0, 3), (-5, 0, 0), (-2, 0, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-1, 0, 3), (-5, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -1406,9 +1425,10 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(KeyValue)
-    _S_KeyValue_0(o, f0)
-    _S_KeyValue_1(o, f1)
+    o = _B_KeyValue()
+    o.dsa_key_value = f0
+    o.rsa_key_value = f1
+    o.__class__ = KeyValue
     return o
 
 _DT_DSAKeyValue = ((2, 3, ((0, 0, 1), (2, 0, 2), (3, 0, 3), (-2, 0, 0))), (1, 2, ((1, 0, 4), (-2, 0, 0))), (1, 2, ((3, 0, 3), (-2, 0, 0))), (2, 1, ((4, 0, 6), (5, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 2, ((2, 0, 2), (3, 0, 3), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (2, 1, ((5, 0, 5), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
@@ -1671,14 +1691,15 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(DSAKeyValue)
-    _S_DSAKeyValue_0(o, f0)
-    _S_DSAKeyValue_1(o, f1)
-    _S_DSAKeyValue_2(o, f2)
-    _S_DSAKeyValue_3(o, f3)
-    _S_DSAKeyValue_4(o, f4)
-    _S_DSAKeyValue_5(o, f5)
-    _S_DSAKeyValue_6(o, f6)
+    o = _B_DSAKeyValue()
+    o.p = f0
+    o.q = f1
+    o.g = f2
+    o.y = f3
+    o.j = f4
+    o.seed = f5
+    o.pgen_counter = f6
+    o.__class__ = DSAKeyValue
     return o
 
 _DT_RSAKeyValue = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -1773,9 +1794,10 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RSAKeyValue)
-    _S_RSAKeyValue_0(o, f0)
-    _S_RSAKeyValue_1(o, f1)
+    o = _B_RSAKeyValue()
+    o.modulus = f0
+    o.exponent = f1
+    o.__class__ = RSAKeyValue
     return o
 
 _DT_RetrievalMethod = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1881,10 +1903,11 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(RetrievalMethod)
-    _S_RetrievalMethod_0(o, f0)
-    _S_RetrievalMethod_1(o, f1)
-    _S_RetrievalMethod_2(o, f2)
+    o = _B_RetrievalMethod()
+    o.type = f0
+    o.uri = f1
+    o.transforms = f2
+    o.__class__ = RetrievalMethod
     return o
 
 _DT_X509Data = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-2, 0, 0), (-3, 0, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 1), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 3), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 4), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 5), (-2, 1, 0))), (3, 1, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-4, 0, 6), (-1, 0, 6), (-2, 1, 0))),)
@@ -2057,12 +2080,13 @@ def _d_X509Data(r: BitReader) -> X509Data:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(X509Data)
-    _S_X509Data_0(o, tuple(f0))
-    _S_X509Data_1(o, tuple(f1))
-    _S_X509Data_2(o, tuple(f2))
-    _S_X509Data_3(o, tuple(f3))
-    _S_X509Data_4(o, tuple(f4))
+    o = _B_X509Data()
+    o.x509_issuer_serial = tuple(f0)
+    o.x509_ski = tuple(f1)
+    o.x509_subject_name = tuple(f2)
+    o.x509_certificate = tuple(f3)
+    o.x509_crl = tuple(f4)
+    o.__class__ = X509Data
     return o
 
 _DT_X509IssuerSerial = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2135,11 +2159,20 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
         _p = 'X509SerialNumber'
         if fid == 1:
             st = nst
-            if r.bit():
-                _x = empty_value(r, 3, 'int')
+            _q = r.pos + 19
+            _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+            if _x & 0x50100 == 0:
+                r.pos = _q - 8
+                _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+            elif _x & 0x50101 == 0x10000:
+                r.pos = _q
+                _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
             else:
-                _x = r.integer()
-                expect_ee(r)
+                if r.bit():
+                    _x = empty_value(r, 3, 'int')
+                else:
+                    _x = r.integer()
+                    expect_ee(r)
             f1 = _x
             _q = r.pos + 1
             if _q > r.wend: _c = r.bits(1)
@@ -2153,9 +2186,10 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(X509IssuerSerial)
-    _S_X509IssuerSerial_0(o, f0)
-    _S_X509IssuerSerial_1(o, f1)
+    o = _B_X509IssuerSerial()
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    o.__class__ = X509IssuerSerial
     return o
 
 _DT_PGPData = ((2, 3, ((0, 0, 1), (2, 0, 2), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-4, 0, 4), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((-4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 6), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 7), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 6), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 7), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))),)
@@ -2288,10 +2322,11 @@ def _d_PGPData(r: BitReader) -> PGPData:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(PGPData)
-    _S_PGPData_0(o, f0)
-    _S_PGPData_1(o, f1)
-    _S_PGPData_2(o, f2)
+    o = _B_PGPData()
+    o.pgp_key_id = f0
+    o.pgp_key_packet = f1
+    o.pgp_key_packet_2 = f2
+    o.__class__ = PGPData
     return o
 
 _DT_SPKIData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 1), (-4, 0, 2), (-1, 0, 1), (-2, 1, 0))), (2, 1, ((0, 0, 1), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))),)
@@ -2356,8 +2391,9 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SPKIData)
-    _S_SPKIData_0(o, tuple(f0))
+    o = _B_SPKIData()
+    o.spki_sexp = tuple(f0)
+    o.__class__ = SPKIData
     return o
 
 _DT_Object = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (-4, 0, 4), (-1, 0, 0), (-5, 0, 0), (-2, 1, 0), (-3, 0, 0))), (3, 3, ((1, 0, 2), (2, 0, 3), (-4, 0, 4), (-1, 0, 1), (-5, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 2, ((2, 0, 3), (-4, 0, 4), (-1, 0, 2), (-5, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))), (2, 1, ((-4, 0, 4), (-1, 0, 4), (-5, 0, 4), (-2, 1, 0))),)
@@ -2463,10 +2499,11 @@ def _d_Object(r: BitReader) -> Object:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Object)
-    _S_Object_0(o, f0)
-    _S_Object_1(o, f1)
-    _S_Object_2(o, f2)
+    o = _B_Object()
+    o.encoding = f0
+    o.id = f1
+    o.mime_type = f2
+    o.__class__ = Object
     return o
 
 _DT_Manifest = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -2541,9 +2578,10 @@ def _d_Manifest(r: BitReader) -> Manifest:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(Manifest)
-    _S_Manifest_0(o, f0)
-    _S_Manifest_1(o, tuple(f1))
+    o = _B_Manifest()
+    o.id = f0
+    o.reference = tuple(f1)
+    o.__class__ = Manifest
     return o
 
 _DT_SignatureProperties = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((1, 0, 3), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))),)
@@ -2618,9 +2656,10 @@ def _d_SignatureProperties(r: BitReader) -> SignatureProperties:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignatureProperties)
-    _S_SignatureProperties_0(o, f0)
-    _S_SignatureProperties_1(o, tuple(f1))
+    o = _B_SignatureProperties()
+    o.id = f0
+    o.signature_property = tuple(f1)
+    o.__class__ = SignatureProperties
     return o
 
 _DT_SignatureProperty = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 3, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((-4, 0, 3), (-5, 0, 2), (-2, 0, 0), (-3, 0, 0))), (2, 1, ((-4, 0, 3), (-1, 0, 3), (-5, 0, 3), (-2, 1, 0))),)
@@ -2702,9 +2741,10 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     except CodecError as e:
         if _p is not None: e.at(_p)
         raise
-    o = _new(SignatureProperty)
-    _S_SignatureProperty_0(o, f0)
-    _S_SignatureProperty_1(o, f1)
+    o = _B_SignatureProperty()
+    o.id = f0
+    o.target = f1
+    o.__class__ = SignatureProperty
     return o
 
 _REPEATED = {'_d_Signature': {'Object': 'f4'}, '_dg_Signature': {'Object': 'f4'}, '_d_SignedInfo': {'Reference': 'f3'}, '_dg_SignedInfo': {'Reference': 'f3'}, '_d_Transforms': {'Transform': 'f0'}, '_dg_Transforms': {'Transform': 'f0'}, '_d_Transform': {'XPath': 'f1'}, '_dg_Transform': {'XPath': 'f1'}, '_d_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_dg_KeyInfo': {'KeyName': 'f1', 'KeyValue': 'f2', 'RetrievalMethod': 'f3', 'X509Data': 'f4', 'PGPData': 'f5', 'SPKIData': 'f6', 'MgmtData': 'f7'}, '_d_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_dg_X509Data': {'X509IssuerSerial': 'f0', 'X509SKI': 'f1', 'X509SubjectName': 'f2', 'X509Certificate': 'f3', 'X509CRL': 'f4'}, '_d_SPKIData': {'SPKISexp': 'f0'}, '_dg_SPKIData': {'SPKISexp': 'f0'}, '_d_Manifest': {'Reference': 'f1'}, '_dg_Manifest': {'Reference': 'f1'}, '_d_SignatureProperties': {'SignatureProperty': 'f1'}, '_dg_SignatureProperties': {'SignatureProperty': 'f1'}}
@@ -2713,73 +2753,7 @@ _REPEATED = {'_d_Signature': {'Object': 'f4'}, '_dg_Signature': {'Object': 'f4'}
 _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {
 }
 
-_new = object.__new__
-_S_Signature_0 = Signature.id.__set__
-_S_Signature_1 = Signature.signed_info.__set__
-_S_Signature_2 = Signature.signature_value.__set__
-_S_Signature_3 = Signature.key_info.__set__
-_S_Signature_4 = Signature.object.__set__
-_S_SignedInfo_0 = SignedInfo.id.__set__
-_S_SignedInfo_1 = SignedInfo.canonicalization_method.__set__
-_S_SignedInfo_2 = SignedInfo.signature_method.__set__
-_S_SignedInfo_3 = SignedInfo.reference.__set__
-_S_CanonicalizationMethod_0 = CanonicalizationMethod.algorithm.__set__
-_S_SignatureMethod_0 = SignatureMethod.algorithm.__set__
-_S_SignatureMethod_1 = SignatureMethod.hmac_output_length.__set__
-_S_Reference_0 = Reference.id.__set__
-_S_Reference_1 = Reference.type.__set__
-_S_Reference_2 = Reference.uri.__set__
-_S_Reference_3 = Reference.transforms.__set__
-_S_Reference_4 = Reference.digest_method.__set__
-_S_Reference_5 = Reference.digest_value.__set__
-_S_Transforms_0 = Transforms.transform.__set__
-_S_Transform_0 = Transform.algorithm.__set__
-_S_Transform_1 = Transform.x_path.__set__
-_S_DigestMethod_0 = DigestMethod.algorithm.__set__
-_S_SignatureValue_0 = SignatureValue.id.__set__
-_S_SignatureValue_1 = SignatureValue.value.__set__
-_S_KeyInfo_0 = KeyInfo.id.__set__
-_S_KeyInfo_1 = KeyInfo.key_name.__set__
-_S_KeyInfo_2 = KeyInfo.key_value.__set__
-_S_KeyInfo_3 = KeyInfo.retrieval_method.__set__
-_S_KeyInfo_4 = KeyInfo.x509_data.__set__
-_S_KeyInfo_5 = KeyInfo.pgp_data.__set__
-_S_KeyInfo_6 = KeyInfo.spki_data.__set__
-_S_KeyInfo_7 = KeyInfo.mgmt_data.__set__
-_S_KeyValue_0 = KeyValue.dsa_key_value.__set__
-_S_KeyValue_1 = KeyValue.rsa_key_value.__set__
-_S_DSAKeyValue_0 = DSAKeyValue.p.__set__
-_S_DSAKeyValue_1 = DSAKeyValue.q.__set__
-_S_DSAKeyValue_2 = DSAKeyValue.g.__set__
-_S_DSAKeyValue_3 = DSAKeyValue.y.__set__
-_S_DSAKeyValue_4 = DSAKeyValue.j.__set__
-_S_DSAKeyValue_5 = DSAKeyValue.seed.__set__
-_S_DSAKeyValue_6 = DSAKeyValue.pgen_counter.__set__
-_S_RSAKeyValue_0 = RSAKeyValue.modulus.__set__
-_S_RSAKeyValue_1 = RSAKeyValue.exponent.__set__
-_S_RetrievalMethod_0 = RetrievalMethod.type.__set__
-_S_RetrievalMethod_1 = RetrievalMethod.uri.__set__
-_S_RetrievalMethod_2 = RetrievalMethod.transforms.__set__
-_S_X509Data_0 = X509Data.x509_issuer_serial.__set__
-_S_X509Data_1 = X509Data.x509_ski.__set__
-_S_X509Data_2 = X509Data.x509_subject_name.__set__
-_S_X509Data_3 = X509Data.x509_certificate.__set__
-_S_X509Data_4 = X509Data.x509_crl.__set__
-_S_X509IssuerSerial_0 = X509IssuerSerial.x509_issuer_name.__set__
-_S_X509IssuerSerial_1 = X509IssuerSerial.x509_serial_number.__set__
-_S_PGPData_0 = PGPData.pgp_key_id.__set__
-_S_PGPData_1 = PGPData.pgp_key_packet.__set__
-_S_PGPData_2 = PGPData.pgp_key_packet_2.__set__
-_S_SPKIData_0 = SPKIData.spki_sexp.__set__
-_S_Object_0 = Object.encoding.__set__
-_S_Object_1 = Object.id.__set__
-_S_Object_2 = Object.mime_type.__set__
-_S_Manifest_0 = Manifest.id.__set__
-_S_Manifest_1 = Manifest.reference.__set__
-_S_SignatureProperties_0 = SignatureProperties.id.__set__
-_S_SignatureProperties_1 = SignatureProperties.signature_property.__set__
-_S_SignatureProperty_0 = SignatureProperty.id.__set__
-_S_SignatureProperty_1 = SignatureProperty.target.__set__
+builders(globals(), (Signature, SignedInfo, CanonicalizationMethod, SignatureMethod, Reference, Transforms, Transform, DigestMethod, SignatureValue, KeyInfo, KeyValue, DSAKeyValue, RSAKeyValue, RetrievalMethod, X509Data, X509IssuerSerial, PGPData, SPKIData, Object, Manifest, SignatureProperties, SignatureProperty,))
 
 FIELDS: dict[type, tuple[FieldInfo, ...]] = {
     Signature: (FieldInfo('id', 'attr', '', 'Id', True, False, 1, ('str', None, None)), FieldInfo('signed_info', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', False, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo', ('class', SignedInfo)),))), FieldInfo('signature_value', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', False, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue', ('class', SignatureValue)),))), FieldInfo('key_info', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', True, False, 1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo', ('class', KeyInfo)),))), FieldInfo('object', 'elem', 'http://www.w3.org/2000/09/xmldsig#', 'Object', True, True, -1, ('elem', (('http://www.w3.org/2000/09/xmldsig#', 'Object', ('class', Object)),))),),
@@ -2979,11 +2953,20 @@ def _es_f6(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f6(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 
@@ -3280,11 +3263,20 @@ def _es_f41(w: BitWriter, x: Any) -> None:
 
 
 def _ds_f41(r: BitReader) -> Any:
-    if r.bit():
-        _x = empty_value(r, 3, 'int')
+    _q = r.pos + 19
+    _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
+    if _x & 0x50100 == 0:
+        r.pos = _q - 8
+        _x = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1)
+    elif _x & 0x50101 == 0x10000:
+        r.pos = _q
+        _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1)
     else:
-        _x = r.integer()
-        expect_ee(r)
+        if r.bit():
+            _x = empty_value(r, 3, 'int')
+        else:
+            _x = r.integer()
+            expect_ee(r)
     return _x
 
 

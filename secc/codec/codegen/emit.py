@@ -70,7 +70,7 @@ class Emitter(ValueEmitter):
         self.enums: dict[str, tuple[str, ...]] = {}  # class name -> values
         self.enum_names: dict[int, str] = {}
         self.lines: list[str] = []
-        self._setters: list[str] = []
+        self._built: list[str] = []  # classes whose decoders build values (_B_X)
         self._repeated: dict[str, dict[str, str]] = {}
         self._name_types()
 
@@ -501,14 +501,22 @@ class Emitter(ValueEmitter):
         out.append("        if _p is not None: e.at(_p)")
         out.append("        raise")
         if g.fields:
-            out.append(f"    o = _new({g.key})")
-            for i, a in enumerate(args):
-                out.append(f"    _S_{g.key}_{i}(o, {a.split('=', 1)[1]})")
+            out.extend(self._build(g, [a.split("=", 1)[1] for a in args], "    "))
             out.append("    return o")
-            for i, f in enumerate(g.fields):
-                self._setters.append(f"_S_{g.key}_{i} = {g.key}.{f.name}.__set__")
         else:
             out.append(f"    return {g.key}()")
+
+    def _build(self, g: TypeGrammar, values: list[str], ind: str) -> list[str]:
+        """``o`` = a new value of ``g`` holding ``values`` (one per field): a plain
+        object with the class's slots (``_B_X``, see ``runtime.Builders``) whose slots
+        are set by plain stores, then given the frozen class (a frozen dataclass sets
+        each field through ``object.__setattr__``; a descriptor call each costs ten
+        times a store)."""
+        self._built.append(g.key)
+        lines = [f"{ind}o = _B_{g.key}()"]
+        lines += [f"{ind}o.{f.name} = {v}" for f, v in zip(g.fields, values, strict=True)]
+        lines.append(f"{ind}o.__class__ = {g.key}")
+        return lines
 
     def _dec_content(self, g: TypeGrammar, f: Field, fid: int, ind: str, body: list[str]) -> None:
         label = self._xml_name(f)
@@ -626,7 +634,7 @@ class Emitter(ValueEmitter):
         plan = self._fused_plan(g)
         if plan is None:
             return False
-        steps, ee_code, ee_w = plan
+        _steps, ee_code, ee_w = plan
         total, mask, expected, fields, tail = self._fused_layout(plan)
         out = self.lines
         out.append("")
@@ -702,9 +710,7 @@ class Emitter(ValueEmitter):
             ind += "    "
         if tail:
             out.append(f"{ind}r.pos = _q")
-        out.append(f"{ind}o = _new({g.key})")
-        for (fid, _f, _c, _w, _vc), val in zip(steps, vals, strict=True):
-            out.append(f"{ind}_S_{g.key}_{fid}(o, {val})")
+        out.extend(self._build(g, vals, ind))
         out.append(f"{ind}if len(_C_{g.key}) >= {self.FUSED_CACHE}: _C_{g.key}.clear()")
         out.append(f"{ind}_C_{g.key}[_k] = o")
         out.append(f"{ind}return o")
@@ -1023,7 +1029,7 @@ class Emitter(ValueEmitter):
         out.append(
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
             "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
-            "missing, not_allowed, unexpected)"
+            "builders, missing, not_allowed, unexpected)"
         )
         out.append(
             "from secc.codec.exi.facets import (encode_length, encode_range, length_violation, "
@@ -1074,8 +1080,8 @@ class Emitter(ValueEmitter):
         out.extend(f"    {k}: _EC_{k}," for k in cached)
         out.append("}")
         out.append("")
-        out.append("_new = object.__new__")
-        out.extend(self._setters)
+        built = ", ".join(dict.fromkeys(self._built))
+        out.append(f"builders(globals(), ({built},))")
         # metadata
         out.append("")
         out.append("FIELDS: dict[type, tuple[FieldInfo, ...]] = {")

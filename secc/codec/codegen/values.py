@@ -229,6 +229,8 @@ class ValueEmitter:
             *[f"{ind}    {ln}" for ln in lines],
             f"{ind}    expect_ee(r)",
         ]
+        if vc.kind in ("uint", "sint"):
+            return self._dec_int_elem(vc, label, ind, slow)
         n = {"nbit": vc.nbits, "enum": vc.nbits, "bool": 1}.get(vc.kind)
         if n is None:
             return slow
@@ -262,3 +264,41 @@ class ValueEmitter:
                 )
             fast.append(f"{ind}    _x = _V_{vc.enum_cls}[_x]")
         return fast
+
+    def _dec_int_elem(self, vc: ValueCodec, label: str, ind: str, slow: list[str]) -> list[str]:
+        """An integer simple element whose value has one or two 7-bit groups (most do:
+        SoC, times, counters below 16384) in one read of CH, [sign,] two octets and the
+        element's EE; anything else (a longer value, an escape, a wrong EE, the end of
+        the window) runs the general lines from the same position."""
+        lines, _ = self.dec_value(vc, label)
+        s = 1 if vc.kind == "sint" else 0  # the sign bit
+
+        def check(lo: int, hi: int) -> list[str]:
+            """The facets, where values of lo..hi can break them; a violation's offset
+            is the end of the value, before the EE bit, as in the general lines."""
+            if (vc.lo is None or vc.lo <= lo) and (vc.hi is None or vc.hi >= hi):
+                return []
+            return [
+                ln.replace("range_violation(", "r.pos -= 1; range_violation(") + "; r.pos += 1"
+                for ln in lines[1:]
+            ]
+
+        n = 18 + s  # CH, [sign], two octets, the bit after the first octet
+        top = 1 << (n - 1)  # CH
+        one = top | (1 << 16) | (1 << 8)  # CH, the first octet's MSB, EE after it
+        two = one | 1  # CH, both MSBs, EE after the second
+        sign = " ^ -((_x >> 17) & 1)" if s else ""
+        return [
+            f"{ind}_q = r.pos + {n}",
+            f"{ind}_x = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x} if _q <= r.wend else -1",
+            f"{ind}if _x & {one:#x} == 0:",
+            f"{ind}    r.pos = _q - 8",
+            f"{ind}    _x = ((_x >> 9) & 0x7f){sign}",
+            *[f"{ind}    {ln}" for ln in check(-128 * s, 127)],
+            f"{ind}elif _x & {two:#x} == 0x10000:",
+            f"{ind}    r.pos = _q",
+            f"{ind}    _x = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)){sign}",
+            *[f"{ind}    {ln}" for ln in check(-16384 * s, 16383)],
+            f"{ind}else:",
+            *["    " + ln for ln in slow],
+        ]

@@ -17,6 +17,7 @@ __all__ = [
     "EmptyStr",
     "EncodeError",
     "bad_value",
+    "builders",
     "empty_value",
     "ev",
     "ev_special",
@@ -49,6 +50,35 @@ class EmptyBytes(bytes):
     """The binary counterpart of :class:`EmptyStr`."""
 
     __slots__ = ()
+
+
+class _Builder:
+    """Stands for ``_B_X`` (a plain class with the slots of the generated frozen class
+    ``X``) until a decoder first needs it: then makes the class, puts it in the module's
+    namespace in its own place and returns an instance; later decodes call the class
+    directly.  The decoders set the slots of the plain instance with plain stores and
+    then assign ``__class__ = X`` (both classes have the same slots, so CPython allows
+    it): a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, and a slot descriptor's ``__set__`` is a call each."""
+
+    __slots__ = ("cls", "ns")
+
+    def __init__(self, ns: dict[str, Any], cls: type) -> None:
+        self.ns = ns
+        self.cls = cls
+
+    def __call__(self) -> Any:
+        cls = self.cls
+        plain = type(f"{cls.__name__}Builder", (), {"__slots__": cls.__slots__})  # type: ignore[attr-defined]
+        plain.__module__ = cls.__module__
+        self.ns[f"_B_{cls.__name__}"] = plain
+        return plain()
+
+
+def builders(ns: dict[str, Any], classes: tuple[type, ...]) -> None:
+    """``_B_X`` for each class ``X`` of a generated module (made on first use)."""
+    for cls in classes:
+        ns[f"_B_{cls.__name__}"] = _Builder(ns, cls)
 
 
 def ev(r: BitReader, table: tuple[Any, ...], st: int) -> tuple[int, int, int]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget, StartIsolationTest
-from secc.core.context import Context, Reply, State, physical_value, value_of
+from secc.core.construct import Builders, builder
+from secc.core.context import Context, Reply, State, loop_built, physical_value, value_of
 from secc.core.failures import PeerError, Timeout, WrongChargeParameter
 from secc.core.iso2.power import check_contactors, meter_info, receipt_required
 
@@ -56,16 +57,15 @@ def _target(ctx: Context, voltage: float, current: float) -> tuple[Action, ...]:
     lim = ctx.config.dc
     if voltage > lim.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
         raise WrongChargeParameter(f"target {voltage} V / {current} A is outside the limits")
-    key = (voltage, current)
-    hit = _TARGETS.get(key)
-    if hit is None:  # the loop asks the same target again and again: one frozen action
-        if len(_TARGETS) >= 256:
-            _TARGETS.clear()
-        hit = _TARGETS[key] = (SetDcTarget(voltage=voltage, current=current),)
-    return hit
+    last = ctx.target_memo
+    if last is not None and last[0] == voltage and last[1] == current:
+        return last[2]  # the loop asks the same target again and again: the same action
+    actions = (_set_dc_target(voltage, current),)
+    ctx.target_memo = (voltage, current, actions)
+    return actions
 
 
-_TARGETS: dict[tuple[float, float], tuple[Action, ...]] = {}
+_set_dc_target = builder(SetDcTarget, "voltage", "current")
 
 
 def pre_charge(ctx: Context, req: Any, now: float) -> Reply:
@@ -99,73 +99,97 @@ _LOOP_FIELDS = (
     "evse_maximum_current_limit",
     "evse_maximum_power_limit",
 )
+# ISO 15118-2 adds these (DIN has none of them)
+_ISO_FIELDS = (*_LOOP_FIELDS, "evseid", "sa_schedule_tuple_id", "meter_info", "receipt_required")
+_DIN_RES = Builders(*_LOOP_FIELDS)
+_ISO_RES = Builders(*_ISO_FIELDS)
 
 
-def _loop_values(ctx: Context, req: Any, now: float) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
-    """The CurrentDemandRes values ISO and DIN share (in ``_LOOP_FIELDS`` order), and the
-    power module's new target."""
-    mod = ctx.mod
-    check_contactors(ctx, now)
+def _limits(ctx: Context, mod: Any, max_power: float) -> tuple[Any, Any, Any]:
+    """The EVSE's maximum voltage, current and power as PhysicalValues: made again only
+    when the power limit in force (or the module) changes, not per loop message."""
+    memo = ctx.limits_memo
+    if memo is not None and memo[0] is mod.PhysicalValue and memo[1] == max_power:
+        return memo[2]  # type: ignore[no-any-return]
     lim = ctx.config.dc
-    voltage = value_of(req.ev_target_voltage)
-    current = value_of(req.ev_target_current)
-    current_limited = current >= lim.max_current
-    current = min(current, lim.max_current)
-    scheduled = ctx.scheduled_power(now)  # the CSMS's limit in force bounds the delivery
-    max_power = lim.max_power if scheduled is None else min(lim.max_power, scheduled)
-    power_limited = voltage * current >= max_power
-    if power_limited and voltage > 0:
-        current = max_power / voltage
-    actions = _target(ctx, voltage, current)
-    st = ctx.status
-    values = (
-        mod.ResponseCode.OK,
-        ctx.dc_evse_status(),
-        physical_value(mod, st.present_voltage, "V"),
-        physical_value(mod, st.present_current, "A"),
-        current_limited,
-        voltage >= lim.max_voltage,
-        power_limited,
+    pvs = (
         physical_value(mod, lim.max_voltage, "V"),
         physical_value(mod, lim.max_current, "A"),
         physical_value(mod, max_power, "W"),
     )
+    ctx.limits_memo = (mod.PhysicalValue, max_power, pvs)
+    return pvs
+
+
+def _present(ctx: Context, mod: Any) -> tuple[Any, Any]:
+    """The EVSE's present voltage and current as PhysicalValues, made once per status
+    report (the HAL's status after each target), not per loop message."""
+    st = ctx.status
+    memo = ctx.present_memo
+    if memo is not None and memo[0] is st and memo[1] is mod.PhysicalValue:
+        return memo[2]  # type: ignore[no-any-return]
+    pvs = (
+        physical_value(mod, st.present_voltage, "V"),
+        physical_value(mod, st.present_current, "A"),
+    )
+    ctx.present_memo = (st, mod.PhysicalValue, pvs)
+    return pvs
+
+
+def _loop_values(
+    ctx: Context, mod: Any, req: Any, now: float
+) -> tuple[tuple[Any, ...], tuple[Action, ...]]:
+    """The CurrentDemandRes values ISO and DIN share (in ``_LOOP_FIELDS`` order), and the
+    power module's new target."""
+    if ctx.contactors_closed and not ctx.status.contactors_closed:
+        check_contactors(ctx, now)
+    lim = ctx.config.dc
+    pv = req.ev_target_voltage
+    voltage = float(pv.value) * 10.0 ** int(pv.multiplier)  # (value_of, inline)
+    pv = req.ev_target_current
+    current = float(pv.value) * 10.0 ** int(pv.multiplier)
+    max_current = lim.max_current
+    current_limited = current >= max_current
+    if current_limited:
+        current = max_current
+    max_power = lim.max_power
+    if ctx.csms_schedule is not None:  # the CSMS's limit in force bounds the delivery
+        scheduled = ctx.scheduled_power(now)
+        if scheduled is not None:
+            max_power = min(max_power, scheduled)
+    power_limited = voltage * current >= max_power
+    if power_limited and voltage > 0:
+        current = max_power / voltage
+    actions = _target(ctx, voltage, current)
+    present_v, present_i = _present(ctx, mod)
+    max_v, max_i, max_p = _limits(ctx, mod, max_power)
+    values = (
+        mod.ResponseCode.OK,
+        ctx.dc_evse_status(),
+        present_v,
+        present_i,
+        current_limited,
+        voltage >= lim.max_voltage,
+        power_limited,
+        max_v,
+        max_i,
+        max_p,
+    )
     return values, actions
 
 
-def current_demand_fields(
-    ctx: Context, req: Any, now: float
-) -> tuple[dict[str, Any], tuple[Action, ...]]:
-    """The CurrentDemandRes fields ISO and DIN share, and the power module's new target."""
-    values, actions = _loop_values(ctx, req, now)
-    return dict(zip(_LOOP_FIELDS, values, strict=True)), actions
-
-
-def loop_body(ctx: Context, cls: type, values: tuple[Any, ...], extra: dict[str, Any]) -> Any:
-    """The loop response ``cls`` of ``values`` and ``extra`` (named fields): the last
-    one again when nothing in it changed (values are frozen, compared by identity first),
-    so the charging loop builds no response object and the encoder finds its bits."""
-    key = (cls, values, *extra.values())
-    memo = ctx.loop_memo
-    if memo is not None and memo[0] == key:
-        ctx.loop_memo = (key, memo[1])  # equal parts that are other objects: compare
-        return memo[1]  # by identity next time
-    body = cls(**dict(zip(_LOOP_FIELDS, values, strict=True)), **extra)
-    ctx.loop_memo = (key, body)
-    return body
-
-
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
-    values, actions = _loop_values(ctx, req, now)
-    extra = {
-        "evseid": ctx.config.evse_id,
-        "sa_schedule_tuple_id": ctx.sa_schedule_tuple_id,
-        "meter_info": meter_info(ctx),
-        "receipt_required": receipt_required(ctx, now),
-    }
-    return Reply(
-        loop_body(ctx, ctx.mod.CurrentDemandRes, values, extra), State.DC_CHARGING, actions
+    mod = ctx.mod
+    values, actions = _loop_values(ctx, mod, req, now)
+    cfg = ctx.config
+    values += (
+        cfg.evse_id,
+        ctx.sa_schedule_tuple_id,
+        None if cfg.meter_id is None else meter_info(ctx),
+        receipt_required(ctx, now) if cfg.metering_receipts else None,
     )
+    body = loop_built(ctx, _ISO_RES, mod.CurrentDemandRes, values)
+    return Reply(body, State.DC_CHARGING, actions)
 
 
 def welding_detection(ctx: Context, req: Any, now: float) -> Reply:

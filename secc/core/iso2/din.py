@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.context import Context, Reply, State, value_of
+from secc.core.context import Context, Reply, State, loop_built, value_of
 from secc.core.failures import (
     NotAuthorized,
     PaymentSelectionInvalid,
@@ -129,7 +129,7 @@ def power_delivery(ctx: Context, req: Any, now: float) -> Reply:
 
 def current_demand(ctx: Context, req: Any, now: float) -> Reply:
     """DIN's CurrentDemandRes: the ISO fields without EVSEID, schedule and meter."""
-    values, actions = dc._loop_values(ctx, req, now)
-    return Reply(
-        dc.loop_body(ctx, ctx.mod.CurrentDemandRes, values, {}), State.DC_CHARGING, actions
-    )
+    mod = ctx.mod
+    values, actions = dc._loop_values(ctx, mod, req, now)
+    body = loop_built(ctx, dc._DIN_RES, mod.CurrentDemandRes, values)
+    return Reply(body, State.DC_CHARGING, actions)

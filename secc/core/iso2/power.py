@@ -17,6 +17,7 @@ from secc.core.actions import (
     OpenContactors,
     StopDcOutput,
 )
+from secc.core.construct import Builders
 from secc.core.context import Context, Reply, State, value_of
 from secc.core.failures import (
     ChargingProfileInvalid,
@@ -44,7 +45,7 @@ def receipt_required(ctx: Context, now: float) -> bool | None:
     return ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
 
 
-_METER_INFO: dict[tuple[Any, ...], Any] = {}
+_METER = Builders("meter_id", "meter_reading", "t_meter")
 
 
 def meter_info(ctx: Context) -> Any:
@@ -54,14 +55,20 @@ def meter_info(ctx: Context) -> Any:
     if meter_id is None:
         return None
     mod = ctx.mod
-    key = (mod, meter_id, int(ctx.status.energy_wh), int(ctx.utc_now().timestamp()))
-    info = _METER_INFO.get(key)
-    if info is None:
-        if len(_METER_INFO) >= 64:
-            _METER_INFO.clear()
-        info = _METER_INFO[key] = mod.MeterInfo(
-            meter_id=meter_id, meter_reading=key[2], t_meter=key[3]
-        )
+    reading = int(ctx.status.energy_wh)
+    stamp = ctx.unix_seconds()
+    memo = ctx.meter_memo
+    if (
+        memo is not None
+        and memo[1] == reading
+        and memo[2] == stamp
+        and memo[0] is mod.MeterInfo
+        and memo[3] == meter_id
+    ):
+        return memo[4]
+    cls = mod.MeterInfo
+    info = _METER[cls](meter_id, reading, stamp)
+    ctx.meter_memo = (cls, reading, stamp, meter_id, info)
     return info
 
 

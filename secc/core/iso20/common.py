@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from secc import codec
+from secc.core.construct import Builders
 from secc.core.context import Context, frozen, scale_int16
 from secc.core.events import Schema
 from secc.core.failures import failed_response
@@ -96,6 +97,7 @@ LOOP_RESPONSES = frozenset({"AC_ChargeLoopRes", "DC_ChargeLoopRes"})
 
 _RN_CACHE: dict[tuple[int, float], Any] = {}
 _RN_CACHE_LIMIT = 4096
+_RN = Builders("exponent", "value")
 
 
 def rational(mod: Any, value: float) -> Any:
@@ -105,8 +107,12 @@ def rational(mod: Any, value: float) -> Any:
     hit = _RN_CACHE.get(key)
     if hit is not None:
         return hit
-    exponent, scaled = scale_int16(value, 127)
-    rn = mod.RationalNumber(exponent=exponent, value=scaled)
+    scaled = int(value) if -32768 < value < 32768 else None
+    if scaled is not None and scaled == value:  # a whole number that fits: no search
+        exponent = 0
+    else:
+        exponent, scaled = scale_int16(value, 127)
+    rn = _RN[mod.RationalNumber](exponent, scaled)
     if len(_RN_CACHE) >= _RN_CACHE_LIMIT:
         _RN_CACHE.clear()
     _RN_CACHE[key] = rn
@@ -121,7 +127,7 @@ def number(rn: Any) -> float:
 def header(ctx: Context, mod: Any) -> Any:
     """The response MessageHeader: the session's ID and the station's time (seconds)."""
     sid = ctx.session_id if len(ctx.session_id) == 8 else bytes(8)
-    key = (mod, sid, int(ctx.utc_now().timestamp()))
+    key = (mod, sid, ctx.unix_seconds())
     hit = _HEADERS.get(key)  # (the same header within a second: every loop response)
     if hit is None:
         hit = frozen(_HEADERS, key, lambda: mod.MessageHeader(session_id=sid, time_stamp=key[2]))
@@ -165,7 +171,7 @@ def meter_info(ctx: Context, mod: Any) -> Any:
         ctx.config.meter_id,
         int(ctx.status.energy_wh),
         None if exported is None else int(exported),
-        int(ctx.utc_now().timestamp()),
+        ctx.unix_seconds(),
     )
     return frozen(
         _METERS,

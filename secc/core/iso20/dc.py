@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from secc.core.actions import Action, SetDcTarget
-from secc.core.context import Context, Reply, frozen, loop_response
+from secc.core.construct import Builders
+from secc.core.context import Context, Reply, frozen, loop_built
 from secc.core.failures import (
     ServiceSelectionInvalid,
     Timeout,
@@ -171,20 +172,40 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
     actions: tuple[Action, ...] = () if ctx.standby else _bpt_target(ctx, voltage, current)
     st = ctx.status
     meter = loop_meter_info(ctx, DC, bool(req.meter_info_requested))
-    fields = {
-        "header": header(ctx, DC),
-        "response_code": DC.ResponseCode.OK,
-        "evse_status": evse_status(ctx, DC),
-        "meter_info": meter,
-        "evse_present_current": rn(DC, st.present_current),
-        "evse_present_voltage": rn(DC, st.present_voltage),
-        "evse_power_limit_achieved": power_limited,
-        "evse_current_limit_achieved": current_limited,
-        "evse_voltage_limit_achieved": voltage >= lim.max_voltage,
-        "cl_res_control_mode": _res_mode(ctx, scheduled, bpt, cap),
-    }
-    body = loop_response(ctx, DC.DC_ChargeLoopRes, fields)
+    memo = ctx.present_memo  # the present values as sent, once per status report
+    if memo is not None and memo[0] is st and memo[1] is DC.RationalNumber:
+        present_i, present_v = memo[2]
+    else:
+        present_i, present_v = rn(DC, st.present_current), rn(DC, st.present_voltage)
+        ctx.present_memo = (st, DC.RationalNumber, (present_i, present_v))
+    values = (
+        header(ctx, DC),
+        DC.ResponseCode.OK,
+        evse_status(ctx, DC),
+        meter,
+        present_i,
+        present_v,
+        power_limited,
+        current_limited,
+        voltage >= lim.max_voltage,
+        _res_mode(ctx, scheduled, bpt, cap),
+    )
+    body = loop_built(ctx, _LOOP_RES, DC.DC_ChargeLoopRes, values)
     return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP, actions)
+
+
+_LOOP_RES = Builders(
+    "header",
+    "response_code",
+    "evse_status",
+    "meter_info",
+    "evse_present_current",
+    "evse_present_voltage",
+    "evse_power_limit_achieved",
+    "evse_current_limit_achieved",
+    "evse_voltage_limit_achieved",
+    "cl_res_control_mode",
+)
 
 
 def _discharge(ctx: Context, current: float, reference: float) -> tuple[float, bool, bool]:
