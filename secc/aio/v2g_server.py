@@ -668,6 +668,4 @@ class V2GServer:
             return
         if schema is Schema.APPHAND:
             conn._last_sap_request = message
-        await handler.request_received(
-            conn, _received(message, schema, violations, root.local)
-        )
+        await handler.request_received(conn, _received(message, schema, violations, root.local))
