@@ -29,7 +29,7 @@ rm -rf .venv-min
 "$py" -m venv .venv-min
 pip=(.venv-min/bin/pip install -q --disable-pip-version-check)
 # shellcheck disable=SC2086 # one word per pin
-"${pip[@]}" $pins pytest hypothesis
+"${pip[@]}" $pins pytest pytest-xdist hypothesis
 "${pip[@]}" --no-deps -e .
 .venv-min/bin/pip check --disable-pip-version-check
 .venv-min/bin/python - <<'PY'

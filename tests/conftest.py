@@ -1,0 +1,80 @@
+"""Suite-wide settings for running on several pytest-xdist workers (pyproject's addopts:
+``-n auto --dist loadgroup``).
+
+Most tests wait (on sockets, peers, subprocess stations, the EV's loop), not compute, so
+the suite runs with more workers than cores: two per core, at least two, at most six
+(each worker collects the suite and builds its own session fixtures, such as the test
+PKIs).  ``SECC_TEST_WORKERS=N`` picks another number; ``-n 0`` on the command line runs
+everything in one process, in file order.
+
+Tests are independent of each other's process: ports are 0 (or fixed inside a network
+namespace of their own), namespaces and temporary paths are per process.  Tests that
+should not share the machine with each other run in one group, on one worker, one after
+the other (``xdist_group``):
+
+* ``interop``: every test under ``tests/interop`` runs the peer EVCC with its Java codec,
+  ``secc run`` and often a CSMS process; the peer's DIN EV gives up 0.25 s after a
+  request, so two of them at once compete for the cores they both need.
+
+Long tests go first, so that the short ones fill the other workers meanwhile instead of
+the run ending on one long test (groups go first anyway, largest first).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+# (directory or file under tests/, xdist group): tests that run one after the other
+GROUPS = (("interop/", "interop"),)
+
+# files holding tests that take many seconds each (single tests of a few seconds and
+# whole directories of short tests are left in file order)
+LONG_FIRST = (
+    "security/test_connection_logging.py",
+    "security/test_floods.py",
+    "core/test_iso20_safety.py",
+    "codec/test_iso20_exificient.py",
+    "codec/test_codegen.py",
+    "commission/test_systemd.py",
+    "core/test_safety.py",
+    "ocpp/test_secc_run_hooks.py",
+    "ocpp/test_smart_k17.py",
+    "ocpp/test_smart_e2e.py",
+    "commission/test_network.py",
+    "station/test_run_cli.py",
+)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    wanted = os.environ.get("SECC_TEST_WORKERS", "")
+    if wanted:
+        try:
+            return max(0, int(wanted))
+        except ValueError:
+            raise pytest.UsageError(f"SECC_TEST_WORKERS must be a number: {wanted!r}") from None
+    cores = len(os.sched_getaffinity(0))
+    return max(2, min(6, 2 * cores))
+
+
+def _relative(item: pytest.Item) -> str:
+    return os.path.relpath(str(item.path), TESTS).replace(os.sep, "/")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        where = _relative(item)
+        for prefix, group in GROUPS:
+            if where.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the collections the controller hands out
+
+        def rank(item: pytest.Item) -> int:
+            where = _relative(item)
+            return next((i for i, f in enumerate(LONG_FIRST) if where == f), len(LONG_FIRST))
+
+        items.sort(key=rank)  # stable: file order otherwise
