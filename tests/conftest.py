@@ -34,17 +34,23 @@ GROUPS = (("interop/", "interop"),)
 # files holding tests that take many seconds each (single tests of a few seconds and
 # whole directories of short tests are left in file order)
 LONG_FIRST = (
-    "security/test_connection_logging.py",
-    "security/test_floods.py",
-    "core/test_iso20_safety.py",
     "codec/test_iso20_exificient.py",
     "codec/test_codegen.py",
     "commission/test_systemd.py",
+    "security/test_connection_logging.py",
+    "security/test_floods.py",
     "core/test_safety.py",
+    "core/test_iso20_safety.py",
+    "core/test_fuzz_requests.py",
+    "core/test_iso20_fuzz.py",
+    "commission/test_network.py",
+    "commission/test_startup_checks.py",
+    "commission/test_renew.py",
+    "commission/test_commission.py",
     "ocpp/test_secc_run_hooks.py",
     "ocpp/test_smart_k17.py",
     "ocpp/test_smart_e2e.py",
-    "commission/test_network.py",
+    "ev/test_demo_iso20.py",
     "station/test_run_cli.py",
 )
 
