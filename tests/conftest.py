@@ -9,27 +9,32 @@ everything in one process, in file order.
 
 Tests are independent of each other's process: ports are 0 (or fixed inside a network
 namespace of their own), namespaces and temporary paths are per process.  Tests that
-should not share the machine with each other run in one group, on one worker, one after
-the other (``xdist_group``):
+should not share the machine with each other, or share an expensive set-up, run in one
+group, on one worker, one after the other (``GROUPS``; the scheduler below, since
+xdist's own ``xdist_group`` marks do not group under pytest 9, whose node ids xdist
+cannot rename):
 
 * ``interop``: every test under ``tests/interop`` runs the peer EVCC with its Java codec,
   ``secc run`` and often a CSMS process; the peer's DIN EV gives up 0.25 s after a
-  request, so two of them at once compete for the cores they both need.
+  request, so two of them at once compete for the cores they both need;
+* ``import_rules``: ``tests/test_import_rules.py`` parses every module of the project
+  once, for all its tests.
 
-Long tests go first, so that the short ones fill the other workers meanwhile instead of
-the run ending on one long test (groups go first anyway, largest first).
+Groups go first (largest first), then the long test files, so that the short tests fill
+the other workers meanwhile instead of the run ending on one long test.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
-# (directory or file under tests/, xdist group): tests that run one after the other
-GROUPS = (("interop/", "interop"),)
+# (directory or file under tests/, group): tests that run one after the other, on one worker
+GROUPS = (("interop/", "interop"), ("test_import_rules.py", "import_rules"))
 
 # files holding tests that take many seconds each (single tests of a few seconds and
 # whole directories of short tests are left in file order)
@@ -70,13 +75,11 @@ def _relative(item: pytest.Item) -> str:
     return os.path.relpath(str(item.path), TESTS).replace(os.sep, "/")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
+def _group(where: str) -> str | None:
+    return next((group for prefix, group in GROUPS if where.startswith(prefix)), None)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        where = _relative(item)
-        for prefix, group in GROUPS:
-            if where.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(group))
     if os.environ.get("PYTEST_XDIST_WORKER"):  # the collections the controller hands out
 
         def rank(item: pytest.Item) -> int:
@@ -84,3 +87,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             return next((i for i, f in enumerate(LONG_FIRST) if where == f), len(LONG_FIRST))
 
         items.sort(key=rank)  # stable: file order otherwise
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of ``GROUPS``, by path."""
+    if config.getvalue("dist") != "loadgroup":
+        return None  # another mode asked for on the command line: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    prefix = os.path.basename(TESTS) + "/"
+
+    class PathGroups(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            where = path[len(prefix) :] if path.startswith(prefix) else path
+            return _group(where) or nodeid
+
+    return PathGroups(config, log)

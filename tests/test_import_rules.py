@@ -15,11 +15,8 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
-
 # every file is parsed once, when the first of these tests runs (not at collection, which
-# each xdist worker does); the tests share one worker so that happens once per run
-pytestmark = pytest.mark.xdist_group("import_rules")
+# each xdist worker does); the tests share one worker (tests/conftest.py GROUPS)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("secc", "hal", "certs")
