@@ -4,11 +4,23 @@
 # and without the extras (no lxml: a charge controller installs without it), then the
 # simulated station charging end to end (`secc demo`) and the OCPP tests there.
 # Run from anywhere; PYTHON picks the interpreter (default python3). About a minute.
+# `--prepare` only builds .venv-min and checks it, `--run` only runs the demo and the
+# tests in it (.ci/run builds it while it installs the main venv); no argument: both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
+phase=${1:-all}
+case "$phase" in
+    all | --prepare | --run) ;;
+    *)
+        echo "usage: $0 [--prepare | --run]" >&2
+        exit 2
+        ;;
+esac
 
-pins=$("$py" - <<'PY'
+if [ "$phase" != "--run" ]; then
+
+    pins=$("$py" - <<'PY'
 import re
 import tomllib
 
@@ -22,17 +34,17 @@ for dep in deps:
     pins.append(f"{m[1]}=={m[2]}")
 print(" ".join(pins))
 PY
-)
-echo "min-deps: $pins"
+    )
+    echo "min-deps: $pins"
 
-rm -rf .venv-min
-"$py" -m venv .venv-min
-pip=(.venv-min/bin/pip install -q --disable-pip-version-check)
-# shellcheck disable=SC2086 # one word per pin
-"${pip[@]}" $pins pytest hypothesis
-"${pip[@]}" --no-deps -e .
-.venv-min/bin/pip check --disable-pip-version-check
-.venv-min/bin/python - <<'PY'
+    rm -rf .venv-min
+    "$py" -m venv .venv-min
+    pip=(.venv-min/bin/pip install -q --disable-pip-version-check)
+    # shellcheck disable=SC2086 # one word per pin
+    "${pip[@]}" $pins pytest pytest-xdist hypothesis
+    "${pip[@]}" --no-deps -e .
+    .venv-min/bin/pip check --disable-pip-version-check
+    .venv-min/bin/python - <<'PY'
 import importlib.metadata as md
 import importlib.util
 import sys
@@ -42,7 +54,10 @@ for name in ("cryptography", "asn1crypto", "ocpp", "websockets"):
 if importlib.util.find_spec("lxml") is not None:
     sys.exit("min-deps: lxml is installed, but the station must work without it")
 PY
-.venv-min/bin/python -m compileall -q secc hal certs >/dev/null
+    .venv-min/bin/python -m compileall -q secc hal certs >/dev/null
+fi
+[ "$phase" = "--prepare" ] && exit 0
+[ -x .venv-min/bin/secc ] || { echo "min-deps: no .venv-min (run --prepare first)" >&2; exit 1; }
 
 echo "min-deps: secc demo"
 work=$(mktemp -d)

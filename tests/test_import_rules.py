@@ -12,7 +12,11 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
+
+# every file is parsed once, when the first of these tests runs (not at collection, which
+# each xdist worker does); the tests share one worker (tests/conftest.py GROUPS)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("secc", "hal", "certs")
@@ -35,8 +39,12 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(name: str, path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _imports(name: str, path: Path, tree: ast.Module | None = None) -> set[str]:
+    tree = tree or _parse(path)
     out: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(tree):
@@ -54,8 +62,8 @@ def _imports(name: str, path: Path) -> set[str]:
     return out
 
 
-def _uses_environ(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _uses_environ(path: Path, tree: ast.Module | None = None) -> bool:
+    tree = tree or _parse(path)
     return any(
         isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
         for node in ast.walk(tree)
@@ -76,7 +84,20 @@ def _hits(imports: set[str], prefixes: set[str]) -> set[str]:
 
 
 MODULES = _modules()
-IMPORTS = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+@functools.cache
+def _facts() -> dict[str, tuple[set[str], bool]]:
+    """Per project module: what it imports, and whether it reads os.environ/getenv."""
+    facts = {}
+    for name, path in MODULES.items():
+        tree = _parse(path)
+        facts[name] = (_imports(name, path, tree), _uses_environ(path, tree))
+    return facts
+
+
+def _all_imports() -> dict[str, set[str]]:
+    return {name: imports for name, (imports, _environ) in _facts().items()}
 
 
 def test_there_is_something_to_check() -> None:
@@ -86,17 +107,17 @@ def test_there_is_something_to_check() -> None:
 
 def test_pure_modules_do_no_io() -> None:
     bad = {}
-    for name, imports in IMPORTS.items():
+    for name, (imports, environ) in _facts().items():
         if _is_pure(name):
             hits = _hits(imports, IMPURE)
-            if hits or _uses_environ(MODULES[name]):
+            if hits or environ:
                 bad[name] = sorted(hits) or ["os.environ"]
     assert not bad, f"pure modules doing I/O: {bad}"
 
 
 def test_core_imports_only_pure_certs_and_hal_types() -> None:
     bad = {}
-    for name, imports in IMPORTS.items():
+    for name, imports in _all_imports().items():
         if name.startswith("secc.core"):
             hits = _hits(imports, {"certs.store", "certs.cli", "hal.backends", "hal.registry"})
             if hits:
@@ -107,7 +128,7 @@ def test_core_imports_only_pure_certs_and_hal_types() -> None:
 def test_hal_and_certs_never_import_secc() -> None:
     bad = {
         name: sorted(_hits(imports, {"secc"}))
-        for name, imports in IMPORTS.items()
+        for name, imports in _all_imports().items()
         if name.startswith(("hal", "certs")) and _hits(imports, {"secc"})
     }
     assert not bad, bad
@@ -116,7 +137,7 @@ def test_hal_and_certs_never_import_secc() -> None:
 def test_core_never_imports_ocpp() -> None:
     bad = {
         name: sorted(_hits(imports, {"ocpp", "secc.ocpp_bridge"}))
-        for name, imports in IMPORTS.items()
+        for name, imports in _all_imports().items()
         if name.startswith("secc.core") and _hits(imports, {"ocpp", "secc.ocpp_bridge"})
     }
     assert not bad, bad
@@ -125,7 +146,7 @@ def test_core_never_imports_ocpp() -> None:
 def test_nothing_imports_the_cli() -> None:
     bad = {
         name: sorted(_hits(imports, {"secc.cli"}))
-        for name, imports in IMPORTS.items()
+        for name, imports in _all_imports().items()
         if not name.startswith("secc.cli") and _hits(imports, {"secc.cli"})
     }
     assert not bad, bad

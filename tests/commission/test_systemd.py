@@ -185,6 +185,26 @@ def test_the_guides_pip_command_works_as_written(tmp_path: Path) -> None:
     line = next(ln for ln in guide.splitlines() if ln.startswith("/opt/secc/bin/pip install"))
     command = line.split("#", 1)[0].strip()
     dist = tmp_path / "dist"
+    # built from a copy: an in-tree build writes build/ and secc.egg-info into the checkout
+    # while other tests (other xdist workers) read the project's metadata from it
+    source = tmp_path / "source"
+    shutil.copytree(
+        UNITS.parent,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git",
+            ".venv*",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*_cache",
+            ".hypothesis",
+            "traces",
+            "var",
+        ),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -197,7 +217,7 @@ def test_the_guides_pip_command_works_as_written(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(dist),
-            str(UNITS.parent),
+            str(source),
         ],
         capture_output=True,
         text=True,

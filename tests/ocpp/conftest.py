@@ -16,8 +16,10 @@ import pytest
 
 from certs.store import Store
 from hal.hooks import StationHooks
+from secc.config import StationConfig
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
 from tests.ocpp.csms import Behaviour, CsmsStation, TestCsms
+from tests.ocpp.smart_rig import SmartLink, SmartLinkFactory, smart_link
 from tests.ocpp.station import STATION, Station, build, running
 
 FAST = BridgeConfig(link_retry=0.05, meter_interval=3600)  # no periodic meter samples
@@ -109,5 +111,24 @@ def ops_link(tmp_path: Path) -> OpsLink:
                 yield Linked(csms, station, await csms.station(STATION))
         finally:
             await csms.stop()
+
+    return link
+
+
+@pytest.fixture
+def smart_station(tmp_path: Path) -> SmartLinkFactory:
+    """The set-up of the smart-charging end-to-end tests (``tests/ocpp/test_smart_*.py``):
+    the station runtime of a given configuration with the bridge (state in ``tmp_path``)
+    online at a fresh test CSMS::
+
+        async with smart_station(config) as link:      # token=False: no RFID card
+            result = await link.charge(smart_script(mode))
+
+    See :mod:`tests.ocpp.smart_rig`."""
+
+    def link(
+        config: StationConfig, *, token: bool = True
+    ) -> AbstractAsyncContextManager[SmartLink]:
+        return smart_link(tmp_path, config, token=token)
 
     return link

@@ -19,11 +19,13 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ocpp.v201 import call
 
 from certs.store import Store
@@ -69,6 +71,12 @@ async def ended(proc: asyncio.subprocess.Process) -> int:
     return await asyncio.wait_for(proc.wait(), 30)
 
 
+async def kill9(proc: asyncio.subprocess.Process) -> None:
+    """``kill -9``: a transfer in progress is cut off."""
+    os.kill(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
 @contextmanager
 def held_server(body: bytes) -> Iterator[tuple[str, threading.Event, list[tuple[str, bytes]]]]:
     """GET /fw.bin serves ``body``; PUT stores; the first request of each kind waits for
@@ -111,48 +119,88 @@ def held_server(body: bytes) -> Iterator[tuple[str, threading.Event, list[tuple[
         server.server_close()
 
 
-def _store(tmp_path: Path, pki_dir: Path) -> Path:
-    target = tmp_path / "store"
-    shutil.copytree(pki_dir / "station", target, symlinks=True)
-    Store(target).initialize()
-    return target
+@dataclass
+class Restarts:
+    """A test CSMS and the station's state (``state``) and certificate store (``store``,
+    a copy of the test PKI's): the station runs first as a process (:meth:`spawn`), then,
+    after that process ended, in this one (:meth:`restarted`) on the same state."""
 
+    csms: TestCsms
+    state: Path
+    store: Path
 
-def test_install_rebooting_reports_installed_after_the_restart(
-    tmp_path: Path, pki_dir: Path
-) -> None:
-    async def main() -> None:
-        key, cert = signer(pki_dir)
-        store = _store(tmp_path, pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        proc = await spawn(tmp_path / "state", store, csms.url, "reboot")
+    @asynccontextmanager
+    async def process(self, mode: str) -> AsyncIterator[asyncio.subprocess.Process]:
+        """The station as a process in ``mode`` (``tests/ocpp/firmware_proc.py``), online;
+        killed at the end if it is still running."""
+        proc = await spawn(self.state, self.store, self.csms.url, mode)
         try:
-            cp = await csms.station(STATION)
-            with image_server(IMAGE) as (url, _hits):
-                answer = await cp.call(update(51, url, cert, sign(key, IMAGE)))
-                assert answer.status == "Accepted"
-                # the station reports InstallRebooting, then exits for systemd (75)
-                assert await ended(proc) == 75
+            yield proc
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-        assert states(csms, 51) == [*ALL_STATES[:-1], "InstallRebooting"]
-        assert not any(e["type"] == "FirmwareUpdated" for e in csms.raised_events())
-        station = build(tmp_path / "state", csms.url, store=Store(store))
+
+    @asynccontextmanager
+    async def restarted(self) -> AsyncIterator[SimulatedFirmwareInstall]:
+        """The station again, online, with the simulated firmware installer (yielded)."""
+        station = build(self.state, self.csms.url, store=Store(self.store))
         hook = SimulatedFirmwareInstall()
         station.bridge.ops.hooks = StationHooks(firmware=hook)
         async with running(station):
-            await wait_for(lambda: states(csms, 51)[-1:] == ["Installed"])
-            await wait_for(lambda: [e["type"] for e in csms.raised_events()] == ["FirmwareUpdated"])
-            cp = await csms.station(STATION)
-            trigger = await cp.call(
-                call.TriggerMessage(requested_message="FirmwareStatusNotification")
-            )
-            assert trigger.status == "Accepted"
-            await wait_for(lambda: csms.firmware_statuses[-1] == {"status": "Idle"})
-        await csms.stop()
+            yield hook
+
+
+RestartsFactory = Callable[[], AbstractAsyncContextManager[Restarts]]
+
+
+@pytest.fixture
+def restarts(tmp_path: Path, pki_dir: Path) -> RestartsFactory:
+    """The set-up of these tests: ``async with restarts() as r:`` starts the test CSMS
+    (stopped at the end; what it recorded stays readable)."""
+    store = tmp_path / "store"
+    shutil.copytree(pki_dir / "station", store, symlinks=True)
+    Store(store).initialize()
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Restarts]:
+        csms = TestCsms()
+        await csms.start()
+        try:
+            yield Restarts(csms, tmp_path / "state", store)
+        finally:
+            await csms.stop()
+
+    return started
+
+
+def test_install_rebooting_reports_installed_after_the_restart(
+    restarts: RestartsFactory, pki_dir: Path
+) -> None:
+    async def main() -> None:
+        key, cert = signer(pki_dir)
+        async with restarts() as r:
+            csms = r.csms
+            async with r.process("reboot") as proc:
+                cp = await csms.station(STATION)
+                with image_server(IMAGE) as (url, _hits):
+                    answer = await cp.call(update(51, url, cert, sign(key, IMAGE)))
+                    assert answer.status == "Accepted"
+                    # the station reports InstallRebooting, then exits for systemd (75)
+                    assert await ended(proc) == 75
+            assert states(csms, 51) == [*ALL_STATES[:-1], "InstallRebooting"]
+            assert not any(e["type"] == "FirmwareUpdated" for e in csms.raised_events())
+            async with r.restarted() as hook:
+                await wait_for(lambda: states(csms, 51)[-1:] == ["Installed"])
+                await wait_for(
+                    lambda: [e["type"] for e in csms.raised_events()] == ["FirmwareUpdated"]
+                )
+                cp = await csms.station(STATION)
+                trigger = await cp.call(
+                    call.TriggerMessage(requested_message="FirmwareStatusNotification")
+                )
+                assert trigger.status == "Accepted"
+                await wait_for(lambda: csms.firmware_statuses[-1] == {"status": "Idle"})
         assert states(csms, 51) == [*ALL_STATES[:-1], "InstallRebooting", "Installed"]
         assert boot_reasons(csms) == ["PowerUp", "FirmwareUpdate"]
         assert hook.installed == []  # not installed a second time
@@ -161,40 +209,31 @@ def test_install_rebooting_reports_installed_after_the_restart(
 
 
 def test_a_process_dying_while_installing_reports_installation_failed(
-    tmp_path: Path, pki_dir: Path
+    restarts: RestartsFactory, pki_dir: Path
 ) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
-        store = _store(tmp_path, pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        proc = await spawn(tmp_path / "state", store, csms.url, "dies-installing")
-        try:
-            cp = await csms.station(STATION)
-            with image_server(IMAGE) as (url, _hits):
-                answer = await cp.call(update(52, url, cert, sign(key, IMAGE)))
-                assert answer.status == "Accepted"
-                assert await ended(proc) == 3
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        station = build(tmp_path / "state", csms.url, store=Store(store))
-        hook = SimulatedFirmwareInstall()
-        station.bridge.ops.hooks = StationHooks(firmware=hook)
-        async with running(station):
-            await wait_for(lambda: states(csms, 52)[-1:] == ["InstallationFailed"])
-            cp = await csms.station(STATION)
-            trigger = await cp.call(
-                call.TriggerMessage(requested_message="FirmwareStatusNotification")
-            )
-            assert trigger.status == "Accepted"  # L01.FR.26: the last status sent
-            await wait_for(
-                lambda: (
-                    csms.firmware_statuses[-1] == {"status": "InstallationFailed", "request_id": 52}
+        async with restarts() as r:
+            csms = r.csms
+            async with r.process("dies-installing") as proc:
+                cp = await csms.station(STATION)
+                with image_server(IMAGE) as (url, _hits):
+                    answer = await cp.call(update(52, url, cert, sign(key, IMAGE)))
+                    assert answer.status == "Accepted"
+                    assert await ended(proc) == 3
+            async with r.restarted() as hook:
+                await wait_for(lambda: states(csms, 52)[-1:] == ["InstallationFailed"])
+                cp = await csms.station(STATION)
+                trigger = await cp.call(
+                    call.TriggerMessage(requested_message="FirmwareStatusNotification")
                 )
-            )
-        await csms.stop()
+                assert trigger.status == "Accepted"  # L01.FR.26: the last status sent
+                await wait_for(
+                    lambda: (
+                        csms.firmware_statuses[-1]
+                        == {"status": "InstallationFailed", "request_id": 52}
+                    )
+                )
         # a status in flight at the death may come twice (at least once, in order)
         got = [x for i, x in enumerate(states(csms, 52)) if i == 0 or states(csms, 52)[i - 1] != x]
         assert got == [*ALL_STATES[:-1], "InstallationFailed"]
@@ -204,29 +243,21 @@ def test_a_process_dying_while_installing_reports_installation_failed(
     run(main())
 
 
-def test_a_download_cut_by_kill_9_is_resumed(tmp_path: Path, pki_dir: Path) -> None:
+def test_a_download_cut_by_kill_9_is_resumed(restarts: RestartsFactory, pki_dir: Path) -> None:
     async def main() -> None:
         key, cert = signer(pki_dir)
-        store = _store(tmp_path, pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        with held_server(IMAGE) as (base, release, seen):
-            proc = await spawn(tmp_path / "state", store, csms.url, "serve")
-            try:
-                cp = await csms.station(STATION)
-                answer = await cp.call(update(53, f"{base}/fw.bin", cert, sign(key, IMAGE)))
-                assert answer.status == "Accepted"
-                await wait_for(lambda: states(csms, 53) == ["Downloading"] and len(seen) == 1)
-            finally:
-                os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
-            release.set()
-            station = build(tmp_path / "state", csms.url, store=Store(store))
-            hook = SimulatedFirmwareInstall()
-            station.bridge.ops.hooks = StationHooks(firmware=hook)
-            async with running(station):
-                await wait_for(lambda: states(csms, 53)[-1:] == ["Installed"])
-        await csms.stop()
+        async with restarts() as r:
+            csms = r.csms
+            with held_server(IMAGE) as (base, release, seen):
+                async with r.process("serve") as proc:
+                    cp = await csms.station(STATION)
+                    answer = await cp.call(update(53, f"{base}/fw.bin", cert, sign(key, IMAGE)))
+                    assert answer.status == "Accepted"
+                    await wait_for(lambda: states(csms, 53) == ["Downloading"] and len(seen) == 1)
+                    await kill9(proc)
+                release.set()
+                async with r.restarted() as hook:
+                    await wait_for(lambda: states(csms, 53)[-1:] == ["Installed"])
         got = states(csms, 53)
         # the Downloading in flight at the kill may come again (at least once): then the
         # resumed job's own Downloading, and the rest once each
@@ -238,35 +269,29 @@ def test_a_download_cut_by_kill_9_is_resumed(tmp_path: Path, pki_dir: Path) -> N
     run(main())
 
 
-def test_a_log_upload_cut_by_kill_9_is_taken_up_again(tmp_path: Path, pki_dir: Path) -> None:
+def test_a_log_upload_cut_by_kill_9_is_taken_up_again(restarts: RestartsFactory) -> None:
     async def main() -> None:
-        store = _store(tmp_path, pki_dir)
-        csms = TestCsms()
-        await csms.start()
-        with held_server(b"") as (base, release, seen):
-            proc = await spawn(tmp_path / "state", store, csms.url, "serve")
-            try:
-                cp = await csms.station(STATION)
-                answer = await cp.call(
-                    call.GetLog(
-                        log_type="SecurityLog",
-                        request_id=61,
-                        log={"remote_location": f"{base}/logs/"},
+        async with restarts() as r:
+            csms = r.csms
+            with held_server(b"") as (base, release, seen):
+                async with r.process("serve") as proc:
+                    cp = await csms.station(STATION)
+                    answer = await cp.call(
+                        call.GetLog(
+                            log_type="SecurityLog",
+                            request_id=61,
+                            log={"remote_location": f"{base}/logs/"},
+                        )
                     )
-                )
-                assert answer.status == "Accepted"
-                name = answer.filename
-                await wait_for(lambda: len(seen) == 1 and bool(csms.log_statuses))
-            finally:
-                os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
-            release.set()
-            station = build(tmp_path / "state", csms.url, store=Store(store))
-            async with running(station):
-                await wait_for(
-                    lambda: csms.log_statuses[-1:] == [{"status": "Uploaded", "request_id": 61}]
-                )
-        await csms.stop()
+                    assert answer.status == "Accepted"
+                    name = answer.filename
+                    await wait_for(lambda: len(seen) == 1 and bool(csms.log_statuses))
+                    await kill9(proc)
+                release.set()
+                async with r.restarted():
+                    await wait_for(
+                        lambda: csms.log_statuses[-1:] == [{"status": "Uploaded", "request_id": 61}]
+                    )
         got = [s["status"] for s in csms.log_statuses]
         assert got.count("Uploading") >= 2 and got[-1] == "Uploaded"  # resumed, then done
         assert [x for i, x in enumerate(got) if i == 0 or got[i - 1] != x] == [

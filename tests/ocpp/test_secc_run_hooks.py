@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 import shutil
 import signal
@@ -86,6 +87,18 @@ async def secc_run(tmp_path: Path, pki_dir: Path, csms: TestCsms) -> AsyncIterat
     Ends it with SIGTERM (it must exit 0)."""
     store = tmp_path / "store"
     shutil.copytree(pki_dir / "station", store, symlinks=True)
+    # the reconnect after a reset waits RetryBackOffWaitMinimum + up to RandomRange
+    # (1 + 10 s by default): as a CSMS may have set them before, none here
+    state = tmp_path / "ocpp"
+    state.mkdir()
+    (state / "device_model.json").write_text(
+        json.dumps(
+            {
+                "OCPPCommCtrlr/RetryBackOffWaitMinimum": "0",
+                "OCPPCommCtrlr/RetryBackOffRandomRange": "0",
+            }
+        )
+    )
     password = tmp_path / "password"
     password.write_text("s3cret-password\n")
     config = tmp_path / "secc.toml"
@@ -95,7 +108,7 @@ async def secc_run(tmp_path: Path, pki_dir: Path, csms: TestCsms) -> AsyncIterat
             url=csms.url,
             station=STATION,
             password=password,
-            state=tmp_path / "ocpp",
+            state=state,
             tamper=tmp_path / "tamper",
         )
     )

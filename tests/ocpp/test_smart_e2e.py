@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
 from ocpp.v201 import call
 
-from hal.backends.simulated import build_board
-from secc.aio.ev_client import run_ev_sdp
 from secc.config import EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
-from secc.ev.iso2 import EvScript, EvSimulator
-from secc.ev.iso20 import Ev20Script, Ev20Simulator
-from secc.ocpp_bridge.bridge import Bridge
-from secc.runtime import Station
-from secc.sdp import Security
+from secc.ev.iso2 import EvSimulator
+from secc.ev.iso20 import Ev20Simulator
 from tests.ocpp.csms import TestCsms, wait_for
-from tests.ocpp.station import STATION, build
+from tests.ocpp.smart_rig import SmartLinkFactory, smart_script
 from tests.ocpp.test_smart_profiles import profile
 
 EVSE_ID = "DE*ABC*E1234567*1"
@@ -52,7 +46,7 @@ def _config(mode: str, schedule_wait: float = 0.0, iso20: bool = False) -> Stati
 
 
 async def _charge(
-    tmp_path: Path,
+    smart_station: SmartLinkFactory,
     mode: str,
     renegotiate_to: float | None,
     *,
@@ -64,90 +58,53 @@ async def _charge(
     """One EIM session; ``default``: a TxDefaultProfile before the EV comes;
     ``answer_needs``: the CSMS answers NotifyEVChargingNeeds with a TxProfile of these
     periods; ``renegotiate_to``: a TxProfile of this many watts once the EV charges."""
-    csms = TestCsms()
-    await csms.start()
-    bridges: list[Bridge] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, emit=emit).bridge
-        bridge.present_token("04A1B2C3D4E5F6")  # the RFID card of this EIM session
-        bridges.append(bridge)
-        tasks.append(asyncio.ensure_future(bridge.run()))
-        return bridge
-
-    board, _plant = build_board()
     loops = 120 if renegotiate_to is not None else 3
-    script: EvScript | Ev20Script = EvScript(
-        energy_mode=mode, think_time=0.0, poll_interval=0.05, loop_interval=0.05, charge_loops=loops
-    )
-    if iso20:
-        script = Ev20Script(
-            mode="dc" if mode.startswith("DC") else "ac",
-            control="scheduled",
-            think_time=0.0,
-            poll_interval=0.05,
-            loop_interval=0.05,
-            charge_loops=loops,
-        )
-    try:
-        config = _config(mode, schedule_wait, iso20)
-        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
-            bridge = bridges[0]
-            await asyncio.wait_for(bridge.client.online.wait(), 10)
-            cp = await csms.station(STATION)
-            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            if default:
-                base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
-                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
-                assert answer.status == "Accepted"
-            e = st.evse(EVSE_ID)
-            assert e.sdp is not None
-            ev_task = asyncio.ensure_future(
-                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+    script = smart_script(mode, iso20=iso20, loops=loops)
+    async with smart_station(_config(mode, schedule_wait, iso20)) as link:
+        csms, cp, bridge = link.csms, link.cp, link.bridge
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        if default:
+            base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
+            answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
+            assert answer.status == "Accepted"
+        ev_task = link.ev(script)
+        if answer_needs is not None:  # K15: the CSMS's answer to the EV's needs
+            await wait_for(lambda: bool(csms.ev_needs))
+            started = csms.tx_raw[0][1]["transactionInfo"]["transactionId"]
+            tx = profile(3, "TxProfile", 0, answer_needs, kind="Relative", transaction_id=started)
+            answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+            assert answer.status == "Accepted"
+        if renegotiate_to is not None:
+
+            def charging() -> bool:
+                return any(
+                    p.get("transactionInfo", {}).get("chargingState") == "Charging"
+                    for _, p in csms.tx_raw
+                )
+
+            await wait_for(charging)
+            assert bridge.transaction is not None
+            tx = profile(
+                2,
+                "TxProfile",
+                0,
+                [(0, renegotiate_to)],
+                kind="Relative",
+                transaction_id=str(bridge.transaction["id"]),
             )
-            if answer_needs is not None:  # K15: the CSMS's answer to the EV's needs
-                await wait_for(lambda: bool(csms.ev_needs))
-                started = csms.tx_raw[0][1]["transactionInfo"]["transactionId"]
-                tx = profile(
-                    3, "TxProfile", 0, answer_needs, kind="Relative", transaction_id=started
-                )
-                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
-                assert answer.status == "Accepted"
-            if renegotiate_to is not None:
-
-                def charging() -> bool:
-                    return any(
-                        p.get("transactionInfo", {}).get("chargingState") == "Charging"
-                        for _, p in csms.tx_raw
-                    )
-
-                await wait_for(charging)
-                assert bridge.transaction is not None
-                tx = profile(
-                    2,
-                    "TxProfile",
-                    0,
-                    [(0, renegotiate_to)],
-                    kind="Relative",
-                    transaction_id=str(bridge.transaction["id"]),
-                )
-                answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
-                assert answer.status == "Accepted"
-            result = await asyncio.wait_for(ev_task, 60)
-            await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await csms.stop()
+            answer = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+            assert answer.status == "Accepted"
+        result = await asyncio.wait_for(ev_task, 60)
+        await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
     return result, csms
 
 
 @pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
-def test_the_csms_profile_is_the_sa_schedule_list(tmp_path: Path, mode: str) -> None:
+def test_the_csms_profile_is_the_sa_schedule_list(
+    smart_station: SmartLinkFactory, mode: str
+) -> None:
     async def main() -> None:
-        result, csms = await _charge(tmp_path, mode, None)
+        result, csms = await _charge(smart_station, mode, None)
         ev = result.ev
         assert isinstance(ev, EvSimulator)
         assert result.ended == "done", result.codes
@@ -163,9 +120,11 @@ def test_the_csms_profile_is_the_sa_schedule_list(tmp_path: Path, mode: str) -> 
 
 
 @pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
-def test_a_new_profile_while_charging_renegotiates(tmp_path: Path, mode: str) -> None:
+def test_a_new_profile_while_charging_renegotiates(
+    smart_station: SmartLinkFactory, mode: str
+) -> None:
     async def main() -> None:
-        result, _csms = await _charge(tmp_path, mode, 5000.0)
+        result, _csms = await _charge(smart_station, mode, 5000.0)
         ev = result.ev
         assert isinstance(ev, EvSimulator)
         assert result.ended == "done", result.codes
@@ -184,7 +143,7 @@ def test_a_new_profile_while_charging_renegotiates(tmp_path: Path, mode: str) ->
 
 @pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
 def test_the_ev_needs_go_to_the_csms_and_its_profile_comes_back_in_time(
-    tmp_path: Path, mode: str
+    smart_station: SmartLinkFactory, mode: str
 ) -> None:
     """K15: NotifyEVChargingNeeds with the EV's charge parameters at its first
     ChargeParameterDiscovery; the EV is answered Ongoing until the CSMS's TxProfile is
@@ -193,7 +152,7 @@ def test_the_ev_needs_go_to_the_csms_and_its_profile_comes_back_in_time(
 
     async def main() -> None:
         result, csms = await _charge(
-            tmp_path,
+            smart_station,
             mode,
             None,
             default=False,
@@ -226,13 +185,15 @@ def test_the_ev_needs_go_to_the_csms_and_its_profile_comes_back_in_time(
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
-def test_without_a_csms_profile_the_station_limits_after_the_wait(tmp_path: Path) -> None:
+def test_without_a_csms_profile_the_station_limits_after_the_wait(
+    smart_station: SmartLinkFactory,
+) -> None:
     """The CSMS takes the needs but sets no profile: after ``schedule_wait`` the EV is
     offered the station's own limit (32 A * 3 * 230 V) and charges."""
 
     async def main() -> None:
         result, csms = await _charge(
-            tmp_path, "AC_three_phase_core", None, default=False, schedule_wait=1.0
+            smart_station, "AC_three_phase_core", None, default=False, schedule_wait=1.0
         )
         ev = result.ev
         assert isinstance(ev, EvSimulator)
@@ -245,14 +206,16 @@ def test_without_a_csms_profile_the_station_limits_after_the_wait(tmp_path: Path
 
 
 @pytest.mark.parametrize("mode", ["AC_three_phase_core", "DC_extended"])
-def test_iso20_scheduled_takes_the_csms_profile_and_renegotiates(tmp_path: Path, mode: str) -> None:
+def test_iso20_scheduled_takes_the_csms_profile_and_renegotiates(
+    smart_station: SmartLinkFactory, mode: str
+) -> None:
     """ISO 15118-20 scheduled mode (over TCP with the lab switch): the TxDefaultProfile is
     the ScheduleExchange schedule, NotifyEVChargingNeeds goes out, and a TxProfile while
     charging brings EVSEStatus ScheduleRenegotiation and a second ScheduleExchange with
     the new limit."""
 
     async def main() -> None:
-        result, csms = await _charge(tmp_path, mode, 5000.0, iso20=True)
+        result, csms = await _charge(smart_station, mode, 5000.0, iso20=True)
         ev = result.ev
         assert isinstance(ev, Ev20Simulator)
         assert ev.error is None, (ev.error, result.codes)

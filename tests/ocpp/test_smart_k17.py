@@ -11,30 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
 from ocpp.v201 import call
 
-from hal.backends.simulated import build_board
-from secc.aio.ev_client import run_ev_sdp
-from secc.config import EvseSection
-from secc.ev.iso2 import EvScript, EvSimulator
-from secc.ev.iso20 import Ev20Script, Ev20Simulator
+from secc.ev.iso2 import EvSimulator
+from secc.ev.iso20 import Ev20Simulator
 from secc.ocpp_bridge.bridge import Bridge
-from secc.runtime import Station
-from secc.sdp import Security
 from tests.ocpp.csms import TestCsms, wait_for
-from tests.ocpp.station import STATION, build
-from tests.ocpp.test_smart_e2e import EVSE_ID, _config
+from tests.ocpp.smart_rig import SmartLinkFactory, smart_script
+from tests.ocpp.test_smart_e2e import _config
 from tests.ocpp.test_smart_profiles import profile
 
 MODE = "AC_three_phase_core"
 
 
 async def _ev_renegotiates(
-    tmp_path: Path,
+    smart_station: SmartLinkFactory,
     *,
     schedule_wait: float,
     answer: float | None,
@@ -45,73 +39,31 @@ async def _ev_renegotiates(
     renegotiates half way; ``answer``: the CSMS answers the second NotifyEVChargingNeeds
     with a TxProfile of this many watts (None: it sets nothing); ``iso20``: an ISO
     15118-20 EV in scheduled mode of this kind ("ac" or "dc") instead, over TCP."""
-    csms = TestCsms()
-    await csms.start()
-    bridges: list[Bridge] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, emit=emit).bridge
-        bridge.present_token("04A1B2C3D4E5F6")
-        bridges.append(bridge)
-        tasks.append(asyncio.ensure_future(bridge.run()))
-        return bridge
-
-    board, _plant = build_board()
-    script: EvScript | Ev20Script = EvScript(
-        energy_mode=mode,
-        think_time=0.0,
-        poll_interval=0.05,
-        loop_interval=0.05,
-        charge_loops=60,
-        renegotiate=True,
-    )
     if iso20 is not None:
         mode = "DC_extended" if iso20 == "dc" else MODE
-        script = Ev20Script(
-            mode=iso20,
-            control="scheduled",
-            think_time=0.0,
-            poll_interval=0.05,
-            loop_interval=0.05,
-            charge_loops=60,
-            renegotiate=True,
-        )
-    try:
-        config = _config(mode, schedule_wait, iso20 is not None)
-        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
-            bridge = bridges[0]
-            await asyncio.wait_for(bridge.client.online.wait(), 10)
-            cp = await csms.station(STATION)
-            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
-            reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
-            assert reply.status == "Accepted"
-            e = st.evse(EVSE_ID)
-            assert e.sdp is not None
-            ev_task = asyncio.ensure_future(
-                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+    script = smart_script(mode, iso20=iso20 is not None, loops=60, renegotiate=True)
+    async with smart_station(_config(mode, schedule_wait, iso20 is not None)) as link:
+        csms, cp, bridge = link.csms, link.cp, link.bridge
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        base = profile(1, "TxDefaultProfile", 0, [(0, 11000.0), (3600, 7000.0)], start=now)
+        reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=base))
+        assert reply.status == "Accepted"
+        ev_task = link.ev(script)
+        if answer is not None:  # the CSMS answers the EV's new needs (K17)
+            await wait_for(lambda: len(csms.ev_needs) == 2, 40)
+            assert bridge.transaction is not None
+            tx = profile(
+                2,
+                "TxProfile",
+                0,
+                [(0, answer)],
+                kind="Relative",
+                transaction_id=str(bridge.transaction["id"]),
             )
-            if answer is not None:  # the CSMS answers the EV's new needs (K17)
-                await wait_for(lambda: len(csms.ev_needs) == 2, 40)
-                assert bridge.transaction is not None
-                tx = profile(
-                    2,
-                    "TxProfile",
-                    0,
-                    [(0, answer)],
-                    kind="Relative",
-                    transaction_id=str(bridge.transaction["id"]),
-                )
-                reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
-                assert reply.status == "Accepted"
-            result = await asyncio.wait_for(ev_task, 60)
-            await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await csms.stop()
+            reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+            assert reply.status == "Accepted"
+        result = await asyncio.wait_for(ev_task, 60)
+        await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
     return result, csms
 
 
@@ -129,7 +81,7 @@ def _renegotiated(result: Any) -> EvSimulator:
 
 @pytest.mark.parametrize("mode", [MODE, "DC_extended"])
 def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
-    tmp_path: Path, mode: str
+    smart_station: SmartLinkFactory, mode: str
 ) -> None:
     """K17: the second NotifyEVChargingNeeds comes with the EV's renegotiation; the EV
     waits Ongoing (contactors closed) until the CSMS's TxProfile is there and is offered
@@ -137,7 +89,7 @@ def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
 
     async def main() -> None:
         result, csms = await _ev_renegotiates(
-            tmp_path, schedule_wait=30.0, answer=4000.0, mode=mode
+            smart_station, schedule_wait=30.0, answer=4000.0, mode=mode
         )
         ev = _renegotiated(result)
         assert len(ev.offers) == 2, ev.offers
@@ -164,12 +116,14 @@ def test_the_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
-def test_without_an_answer_the_ev_gets_the_composite_in_force(tmp_path: Path) -> None:
+def test_without_an_answer_the_ev_gets_the_composite_in_force(
+    smart_station: SmartLinkFactory,
+) -> None:
     """K17 with a CSMS that takes the needs but sets nothing: after ``schedule_wait`` the
     renegotiating EV is offered the composite in force (the TxDefaultProfile)."""
 
     async def main() -> None:
-        result, csms = await _ev_renegotiates(tmp_path, schedule_wait=1.0, answer=None)
+        result, csms = await _ev_renegotiates(smart_station, schedule_wait=1.0, answer=None)
         ev = _renegotiated(result)
         assert len(ev.offers) == 2, ev.offers
         assert ev.offers[1][0] == (0, 11000.0)
@@ -182,7 +136,7 @@ def test_without_an_answer_the_ev_gets_the_composite_in_force(tmp_path: Path) ->
 
 @pytest.mark.parametrize("kind", ["ac", "dc"])
 def test_iso20_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
-    tmp_path: Path, kind: str
+    smart_station: SmartLinkFactory, kind: str
 ) -> None:
     """K17 with ISO 15118-20 scheduled mode: the EV's own PowerDelivery
     ScheduleRenegotiation and ScheduleExchange bring the second NotifyEVChargingNeeds; the
@@ -191,7 +145,7 @@ def test_iso20_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
 
     async def main() -> None:
         result, csms = await _ev_renegotiates(
-            tmp_path, schedule_wait=30.0, answer=4000.0, iso20=kind
+            smart_station, schedule_wait=30.0, answer=4000.0, iso20=kind
         )
         ev = result.ev
         assert isinstance(ev, Ev20Simulator)
@@ -217,85 +171,54 @@ def test_iso20_ev_renegotiation_sends_its_needs_and_gets_the_csms_answer(
 # --- K06 / K07: the CSMS unreachable -----------------------------------------------------
 
 
-async def _offline_session(tmp_path: Path, *, k07: bool) -> tuple[Any, Bridge]:
+async def _offline_session(smart_station: SmartLinkFactory, *, k07: bool) -> tuple[Any, Bridge]:
     """One -2 AC EIM session with the CSMS going down.  ``k07``: a TxDefaultProfile
     (8 kW) is set, then the CSMS stops before the EV comes (the card is taken offline by
     OfflineTxForUnknownIdEnabled).  Else (K06): the CSMS answers the EV's first needs
     with a TxProfile of 5 kW and stops when the EV's own renegotiation sends its needs
     again; the renegotiating EV gets its schedule from the station alone."""
-    csms = TestCsms()
-    await csms.start()
-    bridges: list[Bridge] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, emit=emit).bridge
-        bridge.present_token("04A1B2C3D4E5F6")
-        bridges.append(bridge)
-        tasks.append(asyncio.ensure_future(bridge.run()))
-        return bridge
-
-    board, _plant = build_board()
-    script = EvScript(
-        energy_mode=MODE,
-        think_time=0.0,
-        poll_interval=0.05,
-        loop_interval=0.05,
-        charge_loops=3 if k07 else 60,
-        renegotiate=not k07,
-    )
-    try:
-        config = _config(MODE, 0.0 if k07 else 10.0)
-        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
-            bridge = bridges[0]
-            await asyncio.wait_for(bridge.client.online.wait(), 10)
-            cp = await csms.station(STATION)
-            if k07:
-                now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-                base = profile(1, "TxDefaultProfile", 0, [(0, 8000.0)], start=now)
-                reply = await cp.call(call.SetChargingProfile(evse_id=0, charging_profile=base))
-                assert reply.status == "Accepted"
-                bridge.dm.set_local("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
-                await csms.stop()
-                await wait_for(lambda: not bridge.client.online.is_set())
-            e = st.evse(EVSE_ID)
-            assert e.sdp is not None
-            ev_task = asyncio.ensure_future(
-                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port)
+    script = smart_script(MODE, loops=3 if k07 else 60, renegotiate=not k07)
+    async with smart_station(_config(MODE, 0.0 if k07 else 10.0)) as link:
+        csms, cp, bridge = link.csms, link.cp, link.bridge
+        if k07:
+            now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            base = profile(1, "TxDefaultProfile", 0, [(0, 8000.0)], start=now)
+            reply = await cp.call(call.SetChargingProfile(evse_id=0, charging_profile=base))
+            assert reply.status == "Accepted"
+            bridge.dm.set_local("AuthCtrlr", "OfflineTxForUnknownIdEnabled", "true")
+            await csms.stop()
+            await wait_for(lambda: not bridge.client.online.is_set())
+        ev_task = link.ev(script)
+        if not k07:
+            await wait_for(lambda: bool(csms.ev_needs))
+            assert bridge.transaction is not None
+            tx = profile(
+                2,
+                "TxProfile",
+                0,
+                [(0, 5000.0)],
+                kind="Relative",
+                transaction_id=str(bridge.transaction["id"]),
             )
-            if not k07:
-                await wait_for(lambda: bool(csms.ev_needs))
-                assert bridge.transaction is not None
-                tx = profile(
-                    2,
-                    "TxProfile",
-                    0,
-                    [(0, 5000.0)],
-                    kind="Relative",
-                    transaction_id=str(bridge.transaction["id"]),
-                )
-                reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
-                assert reply.status == "Accepted"
-                await wait_for(lambda: len(csms.ev_needs) == 2, 40)
-                await csms.stop()
-            result = await asyncio.wait_for(ev_task, 60)
-            await wait_for(lambda: bridge.transaction is None)
-            assert not bridge.client.online.is_set()
-            assert len(bridge.queue)  # the transaction's events wait for the CSMS
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await csms.stop()
-    return result, bridges[0]
+            reply = await cp.call(call.SetChargingProfile(evse_id=1, charging_profile=tx))
+            assert reply.status == "Accepted"
+            await wait_for(lambda: len(csms.ev_needs) == 2, 40)
+            await csms.stop()
+        result = await asyncio.wait_for(ev_task, 60)
+        await wait_for(lambda: bridge.transaction is None)
+        assert not bridge.client.online.is_set()
+        assert len(bridge.queue)  # the transaction's events wait for the CSMS
+    return result, bridge
 
 
-def test_k07_offline_start_uses_the_stored_tx_default_profile(tmp_path: Path) -> None:
+def test_k07_offline_start_uses_the_stored_tx_default_profile(
+    smart_station: SmartLinkFactory,
+) -> None:
     """K07: the CSMS is unreachable when the transaction starts: the EV is offered the
     TxDefaultProfile (evseId 0) stored while online, not the station's own limit."""
 
     async def main() -> None:
-        result, _bridge = await _offline_session(tmp_path, k07=True)
+        result, _bridge = await _offline_session(smart_station, k07=True)
         ev = result.ev
         assert isinstance(ev, EvSimulator)
         assert result.ended == "done", result.codes
@@ -304,13 +227,15 @@ def test_k07_offline_start_uses_the_stored_tx_default_profile(tmp_path: Path) ->
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
-def test_k06_offline_during_the_transaction_keeps_the_tx_profile(tmp_path: Path) -> None:
+def test_k06_offline_during_the_transaction_keeps_the_tx_profile(
+    smart_station: SmartLinkFactory,
+) -> None:
     """K06: the CSMS goes down while the EV charges under its TxProfile (5 kW); the EV's
     renegotiation then gets no answer and, after ``schedule_wait``, is offered the same
     TxProfile limit again (not the station's 22 kW); the session ends normally."""
 
     async def main() -> None:
-        result, _bridge = await _offline_session(tmp_path, k07=False)
+        result, _bridge = await _offline_session(smart_station, k07=False)
         ev = _renegotiated(result)
         assert ev.offers == [((0, 5000.0),), ((0, 5000.0),)]
 

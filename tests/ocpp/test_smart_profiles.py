@@ -21,6 +21,7 @@ from ocpp.v201 import call
 from secc.core.actions import EndReason, SessionEnded, SessionStarted
 from secc.core.events import ChargingScheduleUpdate
 from secc.ocpp_bridge.bridge import BridgeConfig
+from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
 from tests.ocpp.station import STATION, build, running
 
@@ -77,18 +78,15 @@ async def composite(cp: Any, evse_id: int, duration: int = 3600, unit: str = "W"
     )
 
 
-def test_bad_profiles_are_rejected_with_a_reason_and_change_nothing(tmp_path: Path) -> None:
+def test_bad_profiles_are_rejected_with_a_reason_and_change_nothing(ops_link: OpsLink) -> None:
     """K01: unknown EVSE, a stack level above ProfileStackLevel, a station maximum on an
     EVSE, a TxProfile without that transaction, an Absolute schedule that ended in the
     past, validTo past, periods not starting at 0 or not rising, a second profile of the
     same purpose and level: each Rejected with statusInfo; the accepted profile stays."""
 
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, cp = link.csms, link.cp
             good = profile(1, "TxDefaultProfile", 1, [(0, 7000.0)])
             assert (await set_profile(cp, 1, good)).status == "Accepted"
             past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
@@ -136,22 +134,18 @@ def test_bad_profiles_are_rejected_with_a_reason_and_change_nothing(tmp_path: Pa
             ]
             unknown = await composite(cp, 9)
             assert unknown.status == "Rejected"
-        await csms.stop()
 
     run(main())
 
 
-def test_a_past_start_still_running_is_taken_from_now(tmp_path: Path) -> None:
+def test_a_past_start_still_running_is_taken_from_now(ops_link: OpsLink) -> None:
     """An Absolute schedule that began an hour ago with periods at 0 / 30 min / 90 min:
     Accepted, and the composite starts in the 30-minute period, the next change 30 min
     from now."""
 
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            cp = link.cp
             begun = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
             p = profile(
                 1, "TxDefaultProfile", 0, [(0, 3000.0), (1800, 5000.0), (5400, 9000.0)], start=begun
@@ -162,23 +156,19 @@ def test_a_past_start_still_running_is_taken_from_now(tmp_path: Path) -> None:
             assert periods[0] == {"start_period": 0, "limit": 5000.0}
             assert periods[1]["limit"] == 9000.0
             assert 1790 <= periods[1]["start_period"] <= 1800
-        await csms.stop()
 
     run(main())
 
 
-def test_composite_stack_levels_purposes_and_units(tmp_path: Path) -> None:
+def test_composite_stack_levels_purposes_and_units(ops_link: OpsLink) -> None:
     """K08: within a purpose the highest stack level wins while its schedule runs (then the
     lower one again); TxProfile overrides TxDefaultProfile; ChargingStationMaxProfile
     caps both; amperes convert at 230 V per phase."""
 
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            station, cp = link.station, link.cp
+            bridge = station.bridge
             now = dt.datetime.now(dt.UTC).replace(microsecond=0)
             base = profile(1, "TxDefaultProfile", 0, [(0, 16.0)], unit="A", start=now)
             short = profile(2, "TxDefaultProfile", 1, [(0, 4000.0)], start=now, duration=600)
@@ -213,7 +203,6 @@ def test_composite_stack_levels_purposes_and_units(tmp_path: Path) -> None:
             # the TxProfile ended with its transaction; the defaults remain
             left = [e["profile"]["id"] for e in bridge.smart.book.entries]
             assert sorted(left) == [1, 2, 3]
-        await csms.stop()
 
     run(main())
 
@@ -261,18 +250,15 @@ def test_profiles_survive_a_restart_and_clear_removes_them(tmp_path: Path) -> No
     run(main())
 
 
-def test_a_full_disk_rejects_the_profile_and_keeps_the_old_one(tmp_path: Path) -> None:
+def test_a_full_disk_rejects_the_profile_and_keeps_the_old_one(ops_link: OpsLink) -> None:
     """A profile that cannot be stored (SQLite full, as on a full filesystem) is Rejected
     with the reason; the profiles in force stay as they were, in memory and on disk, and
     the next profile is accepted once there is room.  An unknown EVSE says UnknownEvse."""
 
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        queue = station.bridge.queue
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            station, cp = link.station, link.cp
+            queue = station.bridge.queue
             one = profile(1, "TxDefaultProfile", 0, [(0, 5000.0)])
             assert (await set_profile(cp, 1, one)).status == "Accepted"
             unknown = await set_profile(cp, 3, profile(9, "TxDefaultProfile", 0, [(0, 1.0)]))
@@ -294,22 +280,18 @@ def test_a_full_disk_rejects_the_profile_and_keeps_the_old_one(tmp_path: Path) -
             assert [e["profile"]["id"] for e in queue.get_state("charging_profiles")] == [1]
             retry = await set_profile(cp, 1, big)
             assert retry.status == "Accepted"
-        await csms.stop()
 
     run(main())
 
 
-def test_clearing_every_profile_lifts_the_session_limit(tmp_path: Path) -> None:
+def test_clearing_every_profile_lifts_the_session_limit(ops_link: OpsLink) -> None:
     """After ClearChargingProfile removes the last profile, the running session gets an
     empty ChargingScheduleUpdate: no CSMS limit any more (the core offers its own)."""
 
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            station, cp = link.station, link.cp
+            bridge = station.bridge
             p = profile(1, "TxDefaultProfile", 0, [(0, 5000.0)])
             assert (await set_profile(cp, 1, p)).status == "Accepted"
             bridge.perform(PLUG)
@@ -322,6 +304,5 @@ def test_clearing_every_profile_lifts_the_session_limit(tmp_path: Path) -> None:
             assert update.entries == ()
             bridge.perform(SessionEnded(EndReason.EV_STOP))
             await wait_for(lambda: bridge.transaction is None and len(bridge.queue) == 0)
-        await csms.stop()
 
     run(main())

@@ -27,19 +27,16 @@ from typing import Any
 
 from ocpp.v201 import call
 
-from hal.backends.simulated import build_board
 from secc import codec
-from secc.aio.ev_client import run_ev_sdp
 from secc.config import EvseSection, HalSection, StationConfig, StationSection
 from secc.core.config import Timers
-from secc.ev.iso2 import EvScript, EvSimulator
-from secc.ev.iso20 import Ev20Script, Ev20Simulator
+from secc.ev.iso2 import EvSimulator
+from secc.ev.iso20 import Ev20Simulator
 from secc.ocpp_bridge.bridge import Bridge, BridgeConfig
-from secc.runtime import Station
-from secc.sdp import Security
 from secc.trace import read_trace
+from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import TestCsms, wait_for
-from tests.ocpp.station import STATION, build, running
+from tests.ocpp.smart_rig import SmartLinkFactory, smart_script
 from tests.ocpp.test_smart_profiles import profile, set_profile
 
 EVSE_ID = "DE*ABC*E1234567*1"
@@ -106,13 +103,10 @@ def run(coro: Any) -> None:
 # --- K01: what ISO 15118-2 cannot carry is refused -----------------------------------------
 
 
-def test_alternatives_and_tariffs_are_checked(tmp_path: Path) -> None:
+def test_alternatives_and_tariffs_are_checked(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            cp = link.cp
 
             def bad(change: Any) -> dict[str, Any]:
                 p = alternatives(5)
@@ -164,7 +158,6 @@ def test_alternatives_and_tariffs_are_checked(tmp_path: Path) -> None:
                 }
             )
             assert (await set_profile(cp, 1, three)).status == "Accepted"
-        await csms.stop()
 
     run(main())
 
@@ -189,60 +182,21 @@ def _station_config(tmp_path: Path, iso20: bool = False) -> StationConfig:
 
 
 async def _session(
-    tmp_path: Path, before: Any, *, token: bool = True, iso20: bool = False
+    smart_station: SmartLinkFactory,
+    tmp_path: Path,
+    before: Any,
+    *,
+    token: bool = True,
+    iso20: bool = False,
 ) -> tuple[Any, TestCsms, list[Any], Bridge]:
     """One -2 (or -20 scheduled) AC EIM session; ``before(cp, bridge)`` runs before the
     EV comes.  Returns the EV, the CSMS, the decoded ChargeParameterDiscoveryRes (or
     ScheduleExchangeRes) bodies of the station's trace."""
-    csms = TestCsms()
-    await csms.start()
-    bridges: list[Bridge] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    def factory(section: EvseSection, emit: Any) -> Bridge:
-        bridge = build(tmp_path, csms.url, emit=emit).bridge
-        if token:
-            bridge.present_token("04A1B2C3D4E5F6")
-        bridges.append(bridge)
-        tasks.append(asyncio.ensure_future(bridge.run()))
-        return bridge
-
-    board, _plant = build_board()
-    script: EvScript | Ev20Script = EvScript(
-        energy_mode="AC_three_phase_core",
-        think_time=0.0,
-        poll_interval=0.05,
-        loop_interval=0.05,
-        charge_loops=3,
-    )
-    if iso20:
-        script = Ev20Script(
-            mode="ac",
-            control="scheduled",
-            think_time=0.0,
-            poll_interval=0.05,
-            loop_interval=0.05,
-            charge_loops=3,
-        )
-    try:
-        config = _station_config(tmp_path, iso20)
-        async with Station(config, boards={EVSE_ID: board}, backend_factory=factory) as st:
-            bridge = bridges[0]
-            await asyncio.wait_for(bridge.client.online.wait(), 10)
-            cp = await csms.station(STATION)
-            await before(cp, bridge)
-            e = st.evse(EVSE_ID)
-            assert e.sdp is not None
-            result = await asyncio.wait_for(
-                run_ev_sdp(script, security=Security.NONE, address="::1", sdp_port=e.sdp.port),
-                60,
-            )
-            await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await csms.stop()
+    async with smart_station(_station_config(tmp_path, iso20), token=token) as link:
+        bridge = link.bridge
+        await before(link.cp, bridge)
+        result = await link.charge(smart_script("AC_three_phase_core", iso20=iso20))
+        await wait_for(lambda: bridge.transaction is None and not len(bridge.queue))
     assert not any(code.startswith(("FAILED", "WARNING")) for _, code in result.codes), result.codes
     wanted = "ScheduleExchangeRes" if iso20 else "ChargeParameterDiscoveryRes"
     bodies = []
@@ -255,20 +209,22 @@ async def _session(
     assert isinstance(ev, Ev20Simulator if iso20 else EvSimulator)
     if not iso20:
         assert result.ended == "done", result.codes
-    return ev, csms, bodies, bridges[0]
+    return ev, link.csms, bodies, bridge
 
 
 def _watts(pv: Any) -> float:
     return float(pv.value * 10**pv.multiplier)
 
 
-def test_each_charging_schedule_is_a_tuple_with_its_sales_tariff(tmp_path: Path) -> None:
+def test_each_charging_schedule_is_a_tuple_with_its_sales_tariff(
+    smart_station: SmartLinkFactory, tmp_path: Path
+) -> None:
     async def main() -> None:
         async def before(cp: Any, bridge: Bridge) -> None:
             answer = await set_profile(cp, 1, alternatives(5))
             assert answer.status == "Accepted"
 
-        ev, _csms, bodies, _bridge = await _session(tmp_path, before)
+        ev, _csms, bodies, _bridge = await _session(smart_station, tmp_path, before)
         final = [b for b in bodies if b.evse_processing.value == "Finished"]
         assert final
         tuples = final[0].sa_schedules.sa_schedule_tuple
@@ -304,7 +260,9 @@ def test_each_charging_schedule_is_a_tuple_with_its_sales_tariff(tmp_path: Path)
     run(main())
 
 
-def test_one_schedule_without_tariff_stays_tuple_1(tmp_path: Path) -> None:
+def test_one_schedule_without_tariff_stays_tuple_1(
+    smart_station: SmartLinkFactory, tmp_path: Path
+) -> None:
     """No alternatives, no tariff: the one SAScheduleTuple keeps ID 1 (the profile's
     schedule id is not an SAScheduleTupleID then) and carries no SalesTariff."""
 
@@ -314,7 +272,7 @@ def test_one_schedule_without_tariff_stays_tuple_1(tmp_path: Path) -> None:
             p["charging_schedule"][0]["id"] = 300
             assert (await set_profile(cp, 1, p)).status == "Accepted"
 
-        ev, _csms, bodies, _bridge = await _session(tmp_path, before)
+        ev, _csms, bodies, _bridge = await _session(smart_station, tmp_path, before)
         final = [b for b in bodies if b.evse_processing.value == "Finished"]
         (only,) = final[0].sa_schedules.sa_schedule_tuple
         assert only.sa_schedule_tuple_id == 1 and only.sales_tariff is None
@@ -323,7 +281,9 @@ def test_one_schedule_without_tariff_stays_tuple_1(tmp_path: Path) -> None:
     run(main())
 
 
-def test_iso20_scheduled_gets_each_schedule_and_the_price_levels(tmp_path: Path) -> None:
+def test_iso20_scheduled_gets_each_schedule_and_the_price_levels(
+    smart_station: SmartLinkFactory, tmp_path: Path
+) -> None:
     """-20 scheduled mode: one ScheduleTuple per chargingSchedule (IDs 7 and 9); the
     tariff with price levels (numEPriceLevels given, every entry a level) is that
     tuple's PriceLevelSchedule; the one of consumption costs only has no -20 form and is
@@ -333,7 +293,7 @@ def test_iso20_scheduled_gets_each_schedule_and_the_price_levels(tmp_path: Path)
         async def before(cp: Any, bridge: Bridge) -> None:
             assert (await set_profile(cp, 1, alternatives(5))).status == "Accepted"
 
-        ev, _csms, bodies, _bridge = await _session(tmp_path, before, iso20=True)
+        ev, _csms, bodies, _bridge = await _session(smart_station, tmp_path, before, iso20=True)
         assert ev.error is None, ev.error
         final = [b for b in bodies if b.scheduled_se_res_control_mode is not None]
         assert final, bodies
@@ -364,7 +324,9 @@ def test_iso20_scheduled_gets_each_schedule_and_the_price_levels(tmp_path: Path)
 # --- K05: RequestStartTransaction with a chargingProfile ---------------------------------
 
 
-def test_remote_start_profile_applies_to_the_started_transaction(tmp_path: Path) -> None:
+def test_remote_start_profile_applies_to_the_started_transaction(
+    smart_station: SmartLinkFactory, tmp_path: Path
+) -> None:
     async def main() -> None:
         async def before(cp: Any, bridge: Bridge) -> None:
             tx_profile = alternatives(21, purpose="TxProfile")
@@ -380,7 +342,7 @@ def test_remote_start_profile_applies_to_the_started_transaction(tmp_path: Path)
             none = await cp.call(call.GetChargingProfiles(request_id=2, charging_profile={}))
             assert none.status == "NoProfiles"  # not before its transaction exists
 
-        ev, csms, bodies, bridge = await _session(tmp_path, before, token=False)
+        ev, csms, bodies, bridge = await _session(smart_station, tmp_path, before, token=False)
         final = [b for b in bodies if b.evse_processing.value == "Finished"]
         assert [t.sa_schedule_tuple_id for t in final[0].sa_schedules.sa_schedule_tuple] == [7, 9]
         assert ev.schedule_id == 7
@@ -394,14 +356,11 @@ def test_remote_start_profile_applies_to_the_started_transaction(tmp_path: Path)
     run(main())
 
 
-def test_remote_start_profile_is_reported_with_its_transaction(tmp_path: Path) -> None:
+def test_remote_start_profile_is_reported_with_its_transaction(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
+            bridge = station.bridge
             p = profile(30, "TxProfile", 2, [(0, 4000.0)], kind="Relative")
             answer = await cp.call(
                 call.RequestStartTransaction(
@@ -432,19 +391,15 @@ def test_remote_start_profile_is_reported_with_its_transaction(tmp_path: Path) -
             )
             assert composite.status == "Accepted", composite
             assert composite.schedule["charging_schedule_period"][0]["limit"] == 4000.0
-        await csms.stop()
 
     run(main())
 
 
-def test_remote_start_with_a_profile_it_cannot_use_is_rejected(tmp_path: Path) -> None:
+def test_remote_start_with_a_profile_it_cannot_use_is_rejected(ops_link: OpsLink) -> None:
     async def main() -> None:
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            station, cp = link.station, link.cp
+            bridge = station.bridge
             default = profile(31, "TxDefaultProfile", 0, [(0, 4000.0)], kind="Relative")
             with_tx = profile(32, "TxProfile", 0, [(0, 4000.0)], kind="Relative")
             with_tx["transaction_id"] = "someone-else"
@@ -471,12 +426,11 @@ def test_remote_start_with_a_profile_it_cannot_use_is_rejected(tmp_path: Path) -
             assert bridge.smart.book.entries == []
             plain = await cp.remote_start("APP-USER-3", "Central", 99)
             assert plain.status == "Accepted"  # the station serves on
-        await csms.stop()
 
     run(main())
 
 
-def test_remote_start_profile_on_a_running_transaction(tmp_path: Path) -> None:
+def test_remote_start_profile_on_a_running_transaction(ops_link: OpsLink) -> None:
     """F01 (the cable first): the transaction runs when RequestStartTransaction comes;
     its TxProfile applies to that transaction at once and the session gets it."""
 
@@ -484,12 +438,9 @@ def test_remote_start_profile_on_a_running_transaction(tmp_path: Path) -> None:
         from secc.core.actions import SessionStarted
         from secc.core.events import ChargingScheduleUpdate
 
-        csms = TestCsms()
-        await csms.start()
-        station = build(tmp_path, csms.url, config=FAST)
-        bridge = station.bridge
-        async with running(station):
-            cp = await csms.station(STATION)
+        async with ops_link() as link:
+            csms, station, cp = link.csms, link.station, link.cp
+            bridge = station.bridge
             bridge.perform(SessionStarted(b"\x01" * 8, b"\x02" * 6, "urn:iso:15118:2:2013:MsgDef"))
             await wait_for(lambda: bridge.transaction is not None and bool(csms.tx_raw))
             assert bridge.transaction is not None
@@ -509,6 +460,5 @@ def test_remote_start_profile_on_a_running_transaction(tmp_path: Path) -> None:
             assert update.entries[0][:2] == (0, 3500.0)
             (entry,) = bridge.smart.book.entries
             assert entry["profile"]["transactionId"] == tx_id
-        await csms.stop()
 
     run(main())

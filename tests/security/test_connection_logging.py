@@ -44,6 +44,7 @@ def _foreign_suite() -> ssl.SSLContext:
     return ctx
 
 
+@pytest.mark.usefixtures("started_heap")  # as in secc run: a collection scans the station's
 def test_a_connect_flood_writes_few_log_lines(
     pki_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
