@@ -2109,42 +2109,37 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         return
     _eg_ServiceDetailReq(w, v)
 
-_C_ServiceDetailReq: dict[int, ServiceDetailReq] = {}  # bit pattern -> decoded value
+_C_ServiceDetailReq: dict[int, tuple[ServiceDetailReq, int]] = {}  # read -> (value, its bits)
 
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 20
-        if _q > r.wend: _y = r.peek(20)
-        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
-        o = _C_ServiceDetailReq.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 20
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xfffff
+        _h = _C_ServiceDetailReq.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(20)
+    _x = _y >> 18
+    if _x & 0x3 == 0x0:
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f); _n = 12
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)); _n = 20
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_ServiceDetailReq()
+            o.service_id = _v
+            o.__class__ = ServiceDetailReq
+            if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
+            if _q <= r.wend: _C_ServiceDetailReq[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x3 == 0x0:
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 12
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
-            if _t == 0 and _q <= r.end and _v <= 65535:
-                r.pos = _q
-                o = _B_ServiceDetailReq()
-                o.service_id = _v
-                o.__class__ = ServiceDetailReq
-                if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
-                _C_ServiceDetailReq[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_ServiceDetailReq(r)
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2914,47 +2909,39 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     _eg_PhysicalValue(w, v)
 
-_C_PhysicalValue: dict[int, PhysicalValue] = {}  # bit pattern -> decoded value
+_C_PhysicalValue: dict[int, tuple[PhysicalValue, int]] = {}  # read -> (value, its bits)
 
 
 def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 35
-        if _q > r.wend: _y = r.peek(35)
-        else: _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 35
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 27
-        o = _C_PhysicalValue.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 35
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
+        _h = _C_PhysicalValue.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(35)
+    _x = _y >> 18
+    if _x & 0x18f0e == 0x0 and (a0 := (_x >> 12) & 0x7) <= 6 and (a1 := (_x >> 4) & 0xf) < 10:
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 27
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 35
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_PhysicalValue()
+            o.multiplier = a0 + -3
+            o.unit = _V_UnitSymbol[a1]
+            o.value = _v
+            o.__class__ = PhysicalValue
+            if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+            if _q <= r.wend: _C_PhysicalValue[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x18f0e == 0x0:
-            a0 = (_x >> 12) & 0x7
-            a1 = (_x >> 4) & 0xf
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 27
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 35
-            if _x & 1: _v = -_v - 1
-            if a0 <= 6 and a1 < 10 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_PhysicalValue()
-                o.multiplier = a0 + -3
-                o.unit = _V_UnitSymbol[a1]
-                o.value = _v
-                o.__class__ = PhysicalValue
-                if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
-                _C_PhysicalValue[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_PhysicalValue(r)
 
 _DT_ServicePaymentSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -4858,20 +4845,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ChargingStatusReq = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_ChargingStatusReq = ()
@@ -5165,20 +5145,13 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_ChargingStatusRes(_s, v)
-    except CodecError:
-        _eu_ChargingStatusRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_ChargingStatusRes(w, v)
+    if len(w.buf) == _b and (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
-        _EC_ChargingStatusRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_ChargingStatusRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')
@@ -5400,20 +5373,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if len(w.buf) == _b and (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_AC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_AC_EVSEStatus = ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification')
@@ -5603,20 +5569,13 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_AC_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_AC_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_AC_EVSEStatus(w, v)
+    if len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
-        _EC_AC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_AC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
@@ -7572,20 +7531,13 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_DC_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_DC_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_DC_EVSEStatus(w, v)
+    if len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
-        _EC_DC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_DC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_PreChargeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PreChargeReq = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')
@@ -8439,20 +8391,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_CurrentDemandRes(_s, v)
-    except CodecError:
-        _eu_CurrentDemandRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_CurrentDemandRes(w, v)
+    if len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
-        _EC_CurrentDemandRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_CurrentDemandRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_WeldingDetectionReq = ('DC_EVStatus',)
@@ -10804,20 +10749,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Notification = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Notification = ('FaultCode', 'FaultMsg')
@@ -11004,20 +10942,13 @@ def _e_Body(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Body(_s, v)
-    except CodecError:
-        _eu_Body(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Body(w, v)
+    if len(w.buf) == _b and (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_Body) >= 256: _EC_Body.clear()
-        _EC_Body[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Body[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_V2G_Message = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_V2G_Message = ('Header', 'Body')
@@ -11108,20 +11039,13 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_V2G_Message(_s, v)
-    except CodecError:
-        _eu_V2G_Message(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_V2G_Message(w, v)
+    if len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
-        _EC_V2G_Message[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_V2G_Message[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 _SM_ChargeParameterDiscoveryReq_1 = {AC_EVChargeParameter: 0, DC_EVChargeParameter: 1, EVChargeParameter: 2}
 _SE_ChargeParameterDiscoveryReq_ev_charge_parameter = (_e_AC_EVChargeParameter, _e_DC_EVChargeParameter, _e_EVChargeParameter,)
 _SD_ChargeParameterDiscoveryReq_ev_charge_parameter = (_d_AC_EVChargeParameter, _d_DC_EVChargeParameter, _d_EVChargeParameter,)
