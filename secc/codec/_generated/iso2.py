@@ -1020,7 +1020,6 @@ _R_SASchedules_0 = _DT_SASchedules[0][2]
 
 def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1141,7 +1140,6 @@ _R_SAScheduleTuple_3 = _DT_SAScheduleTuple[3][2]
 
 def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1150,7 +1148,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -1176,7 +1173,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             raise missing('SAScheduleTupleID', r)
         _p = 'PMaxSchedule'
         if fid == 1:
-            st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
             _q = r.pos + 2
@@ -1188,7 +1184,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             raise missing('PMaxSchedule', r)
         _p = 'SalesTariff'
         if fid == 2:
-            st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
             _q = r.pos + 1
@@ -1310,7 +1305,6 @@ _R_PMaxScheduleEntry_2 = _DT_PMaxScheduleEntry[2][2]
 
 def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1319,7 +1313,6 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
-            st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
@@ -1332,7 +1325,6 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             raise missing('TimeInterval', r)
         _p = 'PMax'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -1387,7 +1379,6 @@ _R_Entry_1 = _DT_Entry[1][2]
 
 def _d_Entry(r: BitReader) -> Entry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1396,7 +1387,6 @@ def _d_Entry(r: BitReader) -> Entry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
-            st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
@@ -1435,7 +1425,6 @@ _R_Interval_0 = _DT_Interval[0][2]
 
 def _d_Interval(r: BitReader) -> Interval:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1482,7 +1471,8 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -1497,7 +1487,6 @@ _R_PhysicalValue_3 = _DT_PhysicalValue[3][2]
 
 def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1506,7 +1495,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -1532,7 +1520,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -1560,7 +1547,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
             raise missing('Unit', r)
         _p = 'Value'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2073,7 +2059,8 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'amountMultiplier'
         x = v.amount_multiplier
@@ -2098,7 +2085,6 @@ _R_Cost_3 = _DT_Cost[3][2]
 
 def _d_Cost(r: BitReader) -> Cost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2107,7 +2093,6 @@ def _d_Cost(r: BitReader) -> Cost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2135,7 +2120,6 @@ def _d_Cost(r: BitReader) -> Cost:
             raise missing('costKind', r)
         _p = 'amount'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2161,7 +2145,6 @@ def _d_Cost(r: BitReader) -> Cost:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -2215,7 +2198,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 16777214: encode_range(w, 'start', x, 0, 16777214, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'duration'
         x = v.duration
@@ -2225,7 +2209,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 86400: encode_range(w, 'duration', x, 0, 86400, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_RelativeTimeInterval[st]
@@ -2241,7 +2226,6 @@ _R_RelativeTimeInterval_2 = _DT_RelativeTimeInterval[2][2]
 
 def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2250,7 +2234,6 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2276,7 +2259,6 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
             raise missing('start', r)
         _p = 'duration'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2327,7 +2309,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -2350,7 +2333,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2359,7 +2341,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2385,7 +2366,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2434,7 +2414,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_EVSEStatus(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -2455,7 +2435,8 @@ def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -2487,7 +2468,6 @@ _R_AC_EVSEStatus_3 = _DT_AC_EVSEStatus[3][2]
 
 def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2496,7 +2476,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2522,7 +2501,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2550,7 +2528,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
             raise missing('EVSENotification', r)
         _p = 'RCD'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2596,7 +2573,7 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_AC_EVSEStatus(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
         _EC_AC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -2619,7 +2596,6 @@ _R_EVStatus_0 = _DT_EVStatus[0][2]
 
 def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2649,7 +2625,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -2694,7 +2671,6 @@ _R_DC_EVSEStatus_4 = _DT_DC_EVSEStatus[4][2]
 
 def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2703,7 +2679,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2729,7 +2704,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2757,7 +2731,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             raise missing('EVSENotification', r)
         _p = 'EVSEIsolationStatus'
         if fid == 2:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -2785,7 +2758,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             f2 = None
         _p = 'EVSEStatusCode'
         if fid == 3:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -2836,7 +2808,7 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_DC_EVSEStatus(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
         _EC_DC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -2887,7 +2859,6 @@ _R_DC_EVStatus_3 = _DT_DC_EVStatus[3][2]
 
 def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2896,7 +2867,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2920,7 +2890,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             raise missing('EVReady', r)
         _p = 'EVErrorCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -2948,7 +2917,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3056,7 +3024,8 @@ def _eg_EVChargeParameter(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_EVChargeParameter[st]
@@ -3071,7 +3040,6 @@ _R_EVChargeParameter_1 = _DT_EVChargeParameter[1][2]
 
 def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -3080,7 +3048,6 @@ def _dg_EVChargeParameter(r: BitReader) -> EVChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3193,7 +3160,8 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EAmount'
         x = v.e_amount
@@ -3247,7 +3215,6 @@ _R_AC_EVChargeParameter_5 = _DT_AC_EVChargeParameter[5][2]
 
 def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -3256,7 +3223,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3282,7 +3248,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             f0 = None
         _p = 'EAmount'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -3294,7 +3259,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EAmount', r)
         _p = 'EVMaxVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -3306,7 +3270,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EVMaxVoltage', r)
         _p = 'EVMaxCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -3318,7 +3281,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EVMaxCurrent', r)
         _p = 'EVMinCurrent'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 1
@@ -3360,7 +3322,8 @@ def _e_DC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'DC_EVStatus'
         x = v.dc_ev_status
@@ -3463,7 +3426,6 @@ _R_DC_EVChargeParameter_9 = _DT_DC_EVChargeParameter[9][2]
 
 def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -3472,7 +3434,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3498,7 +3459,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f0 = None
         _p = 'DC_EVStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -3510,7 +3470,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('DC_EVStatus', r)
         _p = 'EVMaximumCurrentLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 2
@@ -3522,7 +3481,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('EVMaximumCurrentLimit', r)
         _p = 'EVMaximumPowerLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -3534,7 +3492,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f3 = None
         _p = 'EVMaximumVoltageLimit'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 3
@@ -3546,7 +3503,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('EVMaximumVoltageLimit', r)
         _p = 'EVEnergyCapacity'
         if fid == 5:
-            st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
             _q = r.pos + 3
@@ -3558,7 +3514,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f5 = None
         _p = 'EVEnergyRequest'
         if fid == 6:
-            st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
             _q = r.pos + 2
@@ -3570,7 +3525,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f6 = None
         _p = 'FullSOC'
         if fid == 7:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3596,7 +3550,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f7 = None
         _p = 'BulkSOC'
         if fid == 8:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3656,7 +3609,6 @@ _R_EVSEChargeParameter_0 = _DT_EVSEChargeParameter[0][2]
 
 def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3718,7 +3670,6 @@ _R_AC_EVSEChargeParameter_3 = _DT_AC_EVSEChargeParameter[3][2]
 
 def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3727,7 +3678,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
-            st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -3739,7 +3689,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             raise missing('AC_EVSEStatus', r)
         _p = 'EVSENominalVoltage'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -3751,7 +3700,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             raise missing('EVSENominalVoltage', r)
         _p = 'EVSEMaxCurrent'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -3886,7 +3834,6 @@ _R_DC_EVSEChargeParameter_9 = _DT_DC_EVSEChargeParameter[9][2]
 
 def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3895,7 +3842,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -3907,7 +3853,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEMaximumCurrentLimit'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -3919,7 +3864,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMaximumCurrentLimit', r)
         _p = 'EVSEMaximumPowerLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -3931,7 +3875,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMaximumPowerLimit', r)
         _p = 'EVSEMaximumVoltageLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -3943,7 +3886,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMaximumVoltageLimit', r)
         _p = 'EVSEMinimumCurrentLimit'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 1
@@ -3955,7 +3897,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMinimumCurrentLimit', r)
         _p = 'EVSEMinimumVoltageLimit'
         if fid == 5:
-            st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
             _q = r.pos + 2
@@ -3967,7 +3908,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMinimumVoltageLimit', r)
         _p = 'EVSECurrentRegulationTolerance'
         if fid == 6:
-            st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
             _q = r.pos + 1
@@ -3979,7 +3919,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             f6 = None
         _p = 'EVSEPeakCurrentRipple'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -3991,7 +3930,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEPeakCurrentRipple', r)
         _p = 'EVSEEnergyToBeDelivered'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 1
@@ -4037,7 +3975,6 @@ _R_EVPowerDeliveryParameter_0 = _DT_EVPowerDeliveryParameter[0][2]
 
 def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4099,7 +4036,6 @@ _R_DC_EVPowerDeliveryParameter_3 = _DT_DC_EVPowerDeliveryParameter[3][2]
 
 def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4108,7 +4044,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 2
@@ -4120,7 +4055,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4144,7 +4078,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4196,7 +4129,6 @@ _R_BodyBase_0 = _DT_BodyBase[0][2]
 
 def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4243,7 +4175,6 @@ _R_SessionSetupReq_1 = _DT_SessionSetupReq[1][2]
 
 def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4252,7 +4183,6 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -4318,7 +4248,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 3
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_SessionSetupRes[st]
@@ -4335,7 +4266,6 @@ _R_SessionSetupRes_3 = _DT_SessionSetupRes[3][2]
 
 def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4344,7 +4274,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -4372,7 +4301,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4389,7 +4317,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('EVSEID', r)
         _p = 'EVSETimeStamp'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4474,7 +4401,6 @@ _R_ServiceDiscoveryReq_2 = _DT_ServiceDiscoveryReq[2][2]
 
 def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -4483,7 +4409,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4500,7 +4425,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -4597,7 +4521,6 @@ _R_ServiceDiscoveryRes_4 = _DT_ServiceDiscoveryRes[4][2]
 
 def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4606,7 +4529,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -4634,7 +4556,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ResponseCode', r)
         _p = 'PaymentOptionList'
         if fid == 1:
-            st = nst
             _x = _d_PaymentOptionList(r)
             f1 = _x
             _q = r.pos + 1
@@ -4646,7 +4567,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('PaymentOptionList', r)
         _p = 'ChargeService'
         if fid == 2:
-            st = nst
             _x = _d_ChargeService(r)
             f2 = _x
             _q = r.pos + 2
@@ -4658,7 +4578,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ChargeService', r)
         _p = 'ServiceList'
         if fid == 3:
-            st = nst
             _x = _d_ServiceList(r)
             f3 = _x
             _q = r.pos + 1
@@ -4768,7 +4687,8 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
@@ -4844,7 +4764,6 @@ _R_ChargeService_6 = _DT_ChargeService[6][2]
 
 def _d_ChargeService(r: BitReader) -> ChargeService:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4853,7 +4772,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4879,7 +4797,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             raise missing('ServiceID', r)
         _p = 'ServiceName'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4896,7 +4813,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -4922,7 +4838,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             raise missing('ServiceCategory', r)
         _p = 'ServiceScope'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4939,7 +4854,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             f3 = None
         _p = 'FreeService'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4963,7 +4877,6 @@ def _d_ChargeService(r: BitReader) -> ChargeService:
             raise missing('FreeService', r)
         _p = 'SupportedEnergyTransferMode'
         if fid == 5:
-            st = nst
             _x = _d_SupportedEnergyTransferMode(r)
             f5 = _x
             _q = r.pos + 1
@@ -5004,7 +4917,8 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
@@ -5070,7 +4984,6 @@ _R_Service_5 = _DT_Service[5][2]
 
 def _d_Service(r: BitReader) -> Service:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5079,7 +4992,6 @@ def _d_Service(r: BitReader) -> Service:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5105,7 +5017,6 @@ def _d_Service(r: BitReader) -> Service:
             raise missing('ServiceID', r)
         _p = 'ServiceName'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -5122,7 +5033,6 @@ def _d_Service(r: BitReader) -> Service:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -5148,7 +5058,6 @@ def _d_Service(r: BitReader) -> Service:
             raise missing('ServiceCategory', r)
         _p = 'ServiceScope'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -5165,7 +5074,6 @@ def _d_Service(r: BitReader) -> Service:
             f3 = None
         _p = 'FreeService'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -5346,7 +5254,8 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -5359,7 +5268,6 @@ _R_ServiceDetailReq_1 = _DT_ServiceDetailReq[1][2]
 
 def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5368,7 +5276,6 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5492,7 +5399,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
@@ -5518,7 +5426,6 @@ _R_ServiceDetailRes_3 = _DT_ServiceDetailRes[3][2]
 
 def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5527,7 +5434,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -5555,7 +5461,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ResponseCode', r)
         _p = 'ServiceID'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5581,7 +5486,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ServiceID', r)
         _p = 'ServiceParameterList'
         if fid == 2:
-            st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
             _q = r.pos + 1
@@ -5677,7 +5581,8 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
@@ -5801,7 +5706,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
@@ -5815,7 +5721,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'physicalValue'
         x = v.physical_value
@@ -5863,7 +5770,6 @@ _R_Parameter_7 = _DT_Parameter[7][2]
 
 def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5872,7 +5778,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 3
@@ -5884,7 +5789,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             raise missing('@Name', r)
         _p = 'boolValue'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -5908,7 +5812,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f1 = None
         _p = 'byteValue'
         if fid == 2:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -5932,7 +5835,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f2 = None
         _p = 'shortValue'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5958,7 +5860,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f3 = None
         _p = 'intValue'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5984,7 +5885,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f4 = None
         _p = 'physicalValue'
         if fid == 5:
-            st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
             _q = r.pos + 1
@@ -5996,7 +5896,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f5 = None
         _p = 'stringValue'
         if fid == 6:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6064,7 +5963,6 @@ _R_PaymentServiceSelectionReq_2 = _DT_PaymentServiceSelectionReq[2][2]
 
 def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6073,7 +5971,6 @@ def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -6099,7 +5996,6 @@ def _d_PaymentServiceSelectionReq(r: BitReader) -> PaymentServiceSelectionReq:
             raise missing('SelectedPaymentOption', r)
         _p = 'SelectedServiceList'
         if fid == 1:
-            st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
             _q = r.pos + 1
@@ -6194,7 +6090,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
@@ -6204,7 +6101,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_SelectedService[st]
@@ -6220,7 +6118,6 @@ _R_SelectedService_2 = _DT_SelectedService[2][2]
 
 def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6229,7 +6126,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6255,7 +6151,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
             raise missing('ServiceID', r)
         _p = 'ParameterSetID'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -6318,7 +6213,6 @@ _R_PaymentServiceSelectionRes_1 = _DT_PaymentServiceSelectionRes[1][2]
 
 def _dg_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6327,7 +6221,6 @@ def _dg_PaymentServiceSelectionRes(r: BitReader) -> PaymentServiceSelectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6454,7 +6347,6 @@ _R_PaymentDetailsReq_2 = _DT_PaymentDetailsReq[2][2]
 
 def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6463,7 +6355,6 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'eMAID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6480,7 +6371,6 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             raise missing('eMAID', r)
         _p = 'ContractSignatureCertChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -6559,7 +6449,6 @@ _R_CertificateChain_3 = _DT_CertificateChain[3][2]
 
 def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6568,7 +6457,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6580,7 +6468,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             f0 = None
         _p = 'Certificate'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6597,7 +6484,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
         if fid == 2:
-            st = nst
             _x = _d_SubCertificates(r)
             f2 = _x
             _q = r.pos + 1
@@ -6724,7 +6610,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -6739,7 +6626,6 @@ _R_PaymentDetailsRes_3 = _DT_PaymentDetailsRes[3][2]
 
 def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6748,7 +6634,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6776,7 +6661,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             raise missing('ResponseCode', r)
         _p = 'GenChallenge'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6793,7 +6677,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             raise missing('GenChallenge', r)
         _p = 'EVSETimeStamp'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -6877,7 +6760,6 @@ _R_AuthorizationReq_2 = _DT_AuthorizationReq[2][2]
 
 def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6886,7 +6768,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 2
@@ -6898,7 +6779,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             f0 = None
         _p = 'GenChallenge'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6962,7 +6842,6 @@ _R_AuthorizationRes_2 = _DT_AuthorizationRes[2][2]
 
 def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6971,7 +6850,6 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6999,7 +6877,6 @@ def _dg_AuthorizationRes(r: BitReader) -> AuthorizationRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7106,7 +6983,8 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'MaxEntriesSAScheduleTuple', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RequestedEnergyTransferMode'
         x = v.requested_energy_transfer_mode
@@ -7145,7 +7023,6 @@ _R_ChargeParameterDiscoveryReq_3 = _DT_ChargeParameterDiscoveryReq[3][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7154,7 +7031,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MaxEntriesSAScheduleTuple'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7180,7 +7056,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             f0 = None
         _p = 'RequestedEnergyTransferMode'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -7208,7 +7083,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             raise missing('RequestedEnergyTransferMode', r)
         _p = 'EVChargeParameter'
         if fid == 2:
-            st = nst
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f2 = _x
@@ -7299,7 +7173,6 @@ _R_ChargeParameterDiscoveryRes_4 = _DT_ChargeParameterDiscoveryRes[4][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7308,7 +7181,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -7336,7 +7208,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7364,7 +7235,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('EVSEProcessing', r)
         _p = 'SASchedules'
         if fid == 2:
-            st = nst
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
@@ -7377,7 +7247,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             f2 = None
         _p = 'EVSEChargeParameter'
         if fid == 3:
-            st = nst
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
@@ -7466,7 +7335,6 @@ _R_PowerDeliveryReq_4 = _DT_PowerDeliveryReq[4][2]
 
 def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7475,7 +7343,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargeProgress'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7503,7 +7370,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('ChargeProgress', r)
         _p = 'SAScheduleTupleID'
         if fid == 1:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -7529,7 +7395,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('SAScheduleTupleID', r)
         _p = 'ChargingProfile'
         if fid == 2:
-            st = nst
             _x = _d_ChargingProfile(r)
             f2 = _x
             _q = r.pos + 2
@@ -7541,7 +7406,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             f2 = None
         _p = 'EVPowerDeliveryParameter'
         if fid == 3:
-            st = nst
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f3 = _x
@@ -7639,7 +7503,8 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
         x = v.charging_profile_entry_max_power
@@ -7673,7 +7538,6 @@ _R_ProfileEntry_3 = _DT_ProfileEntry[3][2]
 
 def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7682,7 +7546,6 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7708,7 +7571,6 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
             raise missing('ChargingProfileEntryStart', r)
         _p = 'ChargingProfileEntryMaxPower'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 2
@@ -7720,7 +7582,6 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
             raise missing('ChargingProfileEntryMaxPower', r)
         _p = 'ChargingProfileEntryMaxNumberOfPhasesInUse'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7800,7 +7661,6 @@ _R_PowerDeliveryRes_2 = _DT_PowerDeliveryRes[2][2]
 
 def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7809,7 +7669,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -7837,7 +7696,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 1:
-            st = nst
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
@@ -7923,7 +7781,6 @@ _R_MeteringReceiptReq_4 = _DT_MeteringReceiptReq[4][2]
 
 def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7932,7 +7789,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -7944,7 +7800,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             f0 = None
         _p = 'SessionID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -7961,7 +7816,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             raise missing('SessionID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -7987,7 +7841,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 1
@@ -8042,7 +7895,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterReading', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'SigMeterReading'
         x = v.sig_meter_reading
@@ -8070,7 +7924,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('MeterStatus', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'TMeter'
         x = v.t_meter
@@ -8084,7 +7939,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('TMeter', w)
             w.acc <<= 1
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -8103,7 +7959,6 @@ _R_MeterInfo_5 = _DT_MeterInfo[5][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8112,7 +7967,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -8129,7 +7983,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'MeterReading'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8155,7 +8008,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f1 = None
         _p = 'SigMeterReading'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -8172,7 +8024,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'MeterStatus'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -8198,7 +8049,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'TMeter'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -8248,7 +8098,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_MeterInfo(w, v)
-    if len(w.buf) == _b and (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
         _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -8297,7 +8147,6 @@ _R_MeteringReceiptRes_2 = _DT_MeteringReceiptRes[2][2]
 
 def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8306,7 +8155,6 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -8334,7 +8182,6 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 1:
-            st = nst
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_MeteringReceiptRes_evse_status[m](r)
             f1 = _x
@@ -8384,7 +8231,6 @@ _R_SessionStopReq_1 = _DT_SessionStopReq[1][2]
 
 def _dg_SessionStopReq(r: BitReader) -> SessionStopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8393,7 +8239,6 @@ def _dg_SessionStopReq(r: BitReader) -> SessionStopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingSession'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8502,7 +8347,6 @@ _R_SessionStopRes_1 = _DT_SessionStopRes[1][2]
 
 def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8511,7 +8355,6 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -8658,7 +8501,6 @@ _R_CertificateUpdateReq_4 = _DT_CertificateUpdateReq[4][2]
 
 def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8667,7 +8509,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -8679,7 +8520,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('@Id', r)
         _p = 'ContractSignatureCertChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -8691,7 +8531,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('ContractSignatureCertChain', r)
         _p = 'eMAID'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -8708,7 +8547,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('eMAID', r)
         _p = 'ListOfRootCertificateIDs'
         if fid == 3:
-            st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
             _q = r.pos + 1
@@ -8859,7 +8697,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             st = 7
             w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_CertificateUpdateRes[st]
@@ -8880,7 +8719,6 @@ _R_CertificateUpdateRes_7 = _DT_CertificateUpdateRes[7][2]
 
 def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8889,7 +8727,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -8917,7 +8754,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ResponseCode', r)
         _p = 'SAProvisioningCertificateChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -8929,7 +8765,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('SAProvisioningCertificateChain', r)
         _p = 'ContractSignatureCertChain'
         if fid == 2:
-            st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
             _q = r.pos + 1
@@ -8941,7 +8776,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
         if fid == 3:
-            st = nst
             _x = _d_ContractSignatureEncryptedPrivateKey(r)
             f3 = _x
             _q = r.pos + 1
@@ -8953,7 +8787,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHpublickey'
         if fid == 4:
-            st = nst
             _x = _d_DiffieHellmanPublickey(r)
             f4 = _x
             _q = r.pos + 1
@@ -8965,7 +8798,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('DHpublickey', r)
         _p = 'eMAID'
         if fid == 5:
-            st = nst
             _x = _d_EMAID(r)
             f5 = _x
             _q = r.pos + 2
@@ -8977,7 +8809,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('eMAID', r)
         _p = 'RetryCounter'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -9060,7 +8891,6 @@ _R_ContractSignatureEncryptedPrivateKey_2 = _DT_ContractSignatureEncryptedPrivat
 
 def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEncryptedPrivateKey:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9069,7 +8899,6 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -9081,7 +8910,6 @@ def _d_ContractSignatureEncryptedPrivateKey(r: BitReader) -> ContractSignatureEn
             raise missing('@Id', r)
         _p = 'value'
         if fid == 1:
-            st = nst
             _x = r.binary()
             if len(_x) > 48: length_violation(r, 'value', _x, None, 48)
             f1 = _x
@@ -9148,7 +8976,6 @@ _R_DiffieHellmanPublickey_2 = _DT_DiffieHellmanPublickey[2][2]
 
 def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9157,7 +8984,6 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -9169,7 +8995,6 @@ def _d_DiffieHellmanPublickey(r: BitReader) -> DiffieHellmanPublickey:
             raise missing('@Id', r)
         _p = 'value'
         if fid == 1:
-            st = nst
             _x = r.binary()
             if len(_x) > 65: length_violation(r, 'value', _x, None, 65)
             f1 = _x
@@ -9236,7 +9061,6 @@ _R_EMAID_2 = _DT_EMAID[2][2]
 
 def _d_EMAID(r: BitReader) -> EMAID:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9245,7 +9069,6 @@ def _d_EMAID(r: BitReader) -> EMAID:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -9257,7 +9080,6 @@ def _d_EMAID(r: BitReader) -> EMAID:
             raise missing('@Id', r)
         _p = 'value'
         if fid == 1:
-            st = nst
             _x = r.string()
             if len(_x) < 14 or len(_x) > 15: length_violation(r, 'value', _x, 14, 15)
             f1 = _x
@@ -9334,7 +9156,6 @@ _R_CertificateInstallationReq_3 = _DT_CertificateInstallationReq[3][2]
 
 def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9343,7 +9164,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -9355,7 +9175,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('@Id', r)
         _p = 'OEMProvisioningCert'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -9372,7 +9191,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('OEMProvisioningCert', r)
         _p = 'ListOfRootCertificateIDs'
         if fid == 2:
-            st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
             _q = r.pos + 1
@@ -9472,7 +9290,6 @@ _R_CertificateInstallationRes_6 = _DT_CertificateInstallationRes[6][2]
 
 def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9481,7 +9298,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -9509,7 +9325,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ResponseCode', r)
         _p = 'SAProvisioningCertificateChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -9521,7 +9336,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('SAProvisioningCertificateChain', r)
         _p = 'ContractSignatureCertChain'
         if fid == 2:
-            st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
             _q = r.pos + 1
@@ -9533,7 +9347,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
         if fid == 3:
-            st = nst
             _x = _d_ContractSignatureEncryptedPrivateKey(r)
             f3 = _x
             _q = r.pos + 1
@@ -9545,7 +9358,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHpublickey'
         if fid == 4:
-            st = nst
             _x = _d_DiffieHellmanPublickey(r)
             f4 = _x
             _q = r.pos + 1
@@ -9557,7 +9369,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('DHpublickey', r)
         _p = 'eMAID'
         if fid == 5:
-            st = nst
             _x = _d_EMAID(r)
             f5 = _x
             _q = r.pos + 1
@@ -9600,7 +9411,6 @@ _R_ChargingStatusReq_0 = _DT_ChargingStatusReq[0][2]
 
 def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9712,7 +9522,6 @@ _R_ChargingStatusRes_7 = _DT_ChargingStatusRes[7][2]
 
 def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9721,7 +9530,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -9749,7 +9557,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -9766,7 +9573,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -9792,7 +9598,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('SAScheduleTupleID', r)
         _p = 'EVSEMaxCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 2
@@ -9804,7 +9609,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             f3 = None
         _p = 'MeterInfo'
         if fid == 4:
-            st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
             _q = r.pos + 2
@@ -9816,7 +9620,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -9840,7 +9643,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             f5 = None
         _p = 'AC_EVSEStatus'
         if fid == 6:
-            st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
             _q = r.pos + 1
@@ -9878,7 +9680,7 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_ChargingStatusRes(w, v)
-    if len(w.buf) == _b and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         _n = w.acc.bit_length() - _a
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
         _EC_ChargingStatusRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -9911,7 +9713,6 @@ _R_CableCheckReq_1 = _DT_CableCheckReq[1][2]
 
 def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9920,7 +9721,6 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -9988,7 +9788,6 @@ _R_CableCheckRes_3 = _DT_CableCheckRes[3][2]
 
 def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9997,7 +9796,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -10025,7 +9823,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -10037,7 +9834,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -10123,7 +9919,6 @@ _R_PreChargeReq_3 = _DT_PreChargeReq[3][2]
 
 def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10132,7 +9927,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -10144,7 +9938,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetVoltage'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -10156,7 +9949,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             raise missing('EVTargetVoltage', r)
         _p = 'EVTargetCurrent'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10226,7 +10018,6 @@ _R_PreChargeRes_3 = _DT_PreChargeRes[3][2]
 
 def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10235,7 +10026,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -10263,7 +10053,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -10275,7 +10064,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10428,7 +10216,6 @@ _R_CurrentDemandReq_10 = _DT_CurrentDemandReq[10][2]
 
 def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10437,7 +10224,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -10449,7 +10235,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetCurrent'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 3
@@ -10461,7 +10246,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('EVTargetCurrent', r)
         _p = 'EVMaximumVoltageLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 3
@@ -10473,7 +10257,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f2 = None
         _p = 'EVMaximumCurrentLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 2
@@ -10485,7 +10268,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f3 = None
         _p = 'EVMaximumPowerLimit'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 2
@@ -10497,7 +10279,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10521,7 +10302,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10545,7 +10325,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('ChargingComplete', r)
         _p = 'RemainingTimeToFullSoC'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -10557,7 +10336,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f7 = None
         _p = 'RemainingTimeToBulkSoC'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 1
@@ -10569,7 +10347,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f8 = None
         _p = 'EVTargetVoltage'
         if fid == 9:
-            st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
             _q = r.pos + 1
@@ -10768,7 +10545,6 @@ _R_CurrentDemandRes_14 = _DT_CurrentDemandRes[14][2]
 
 def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10777,7 +10553,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -10805,7 +10580,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -10817,7 +10591,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10829,7 +10602,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPresentCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -10841,7 +10613,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10865,7 +10636,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10889,7 +10659,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10913,7 +10682,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSEMaximumVoltageLimit'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -10925,7 +10693,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f7 = None
         _p = 'EVSEMaximumCurrentLimit'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 2
@@ -10937,7 +10704,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f8 = None
         _p = 'EVSEMaximumPowerLimit'
         if fid == 9:
-            st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
             _q = r.pos + 1
@@ -10949,7 +10715,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f9 = None
         _p = 'EVSEID'
         if fid == 10:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -10966,7 +10731,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
         if fid == 11:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -10992,7 +10756,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('SAScheduleTupleID', r)
         _p = 'MeterInfo'
         if fid == 12:
-            st = nst
             _x = _d_MeterInfo(r)
             f12 = _x
             _q = r.pos + 2
@@ -11004,7 +10767,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f12 = None
         _p = 'ReceiptRequired'
         if fid == 13:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -11061,7 +10823,7 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_CurrentDemandRes(w, v)
-    if len(w.buf) == _b and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         _n = w.acc.bit_length() - _a
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
         _EC_CurrentDemandRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -11094,7 +10856,6 @@ _R_WeldingDetectionReq_1 = _DT_WeldingDetectionReq[1][2]
 
 def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11103,7 +10864,6 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -11171,7 +10931,6 @@ _R_WeldingDetectionRes_3 = _DT_WeldingDetectionRes[3][2]
 
 def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11180,7 +10939,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -11208,7 +10966,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -11220,7 +10977,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -11300,7 +11056,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11309,7 +11064,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -11326,7 +11080,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'Notification'
         if fid == 1:
-            st = nst
             _x = _d_Notification(r)
             f1 = _x
             _q = r.pos + 2
@@ -11338,7 +11091,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             f1 = None
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -11372,7 +11124,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_MessageHeader(w, v)
-    if len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -11424,7 +11176,6 @@ _R_Notification_2 = _DT_Notification[2][2]
 
 def _d_Notification(r: BitReader) -> Notification:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11433,7 +11184,6 @@ def _d_Notification(r: BitReader) -> Notification:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -11461,7 +11211,6 @@ def _d_Notification(r: BitReader) -> Notification:
             raise missing('FaultCode', r)
         _p = 'FaultMsg'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -11523,7 +11272,6 @@ _R_Body_1 = _DT_Body[1][2]
 
 def _d_Body(r: BitReader) -> Body:
     _p = None
-    st = 0
     try:
         _q = r.pos + 6
         if _q > r.wend: _c = r.bits(6)
@@ -11532,7 +11280,6 @@ def _d_Body(r: BitReader) -> Body:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
-            st = nst
             _p = ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
@@ -11565,7 +11312,7 @@ def _e_Body(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_Body(w, v)
-    if len(w.buf) == _b and (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
         _n = w.acc.bit_length() - _a
         if len(_EC_Body) >= 256: _EC_Body.clear()
         _EC_Body[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -11608,7 +11355,6 @@ _R_V2G_Message_2 = _DT_V2G_Message[2][2]
 
 def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11617,7 +11363,6 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11629,7 +11374,6 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             raise missing('Header', r)
         _p = 'Body'
         if fid == 1:
-            st = nst
             _x = _d_Body(r)
             f1 = _x
             _q = r.pos + 1
@@ -11662,7 +11406,7 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_V2G_Message(w, v)
-    if len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
         _n = w.acc.bit_length() - _a
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
         _EC_V2G_Message[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -12229,7 +11973,8 @@ def _ds_f26(r: BitReader) -> Any:
 def _es_f28(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12280,7 +12025,8 @@ def _ds_f29(r: BitReader) -> Any:
 def _es_f47(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12612,7 +12358,8 @@ def _ds_f93(r: BitReader) -> Any:
 def _es_f94(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'EVSETimeStamp', x, -9223372036854775808, 9223372036854775807, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12838,7 +12585,8 @@ def _ds_f107(r: BitReader) -> Any:
 def _es_f108(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12901,7 +12649,8 @@ def _ds_f112(r: BitReader) -> Any:
 def _es_f116(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'MaxEntriesSAScheduleTuple', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12947,7 +12696,8 @@ def _ds_f117(r: BitReader) -> Any:
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterReading', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12973,7 +12723,8 @@ def _ds_f119(r: BitReader) -> Any:
 def _es_f120(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13061,7 +12812,8 @@ def _ds_f125(r: BitReader) -> Any:
 def _es_f127(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13186,7 +12938,8 @@ def _ds_f134(r: BitReader) -> Any:
 def _es_f140(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13373,7 +13126,8 @@ def _ds_f162(r: BitReader) -> Any:
 def _es_f164(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13604,7 +13358,8 @@ def _ds_f184(r: BitReader) -> Any:
 def _es_f189(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13630,7 +13385,8 @@ def _ds_f189(r: BitReader) -> Any:
 def _es_f190(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13776,7 +13532,8 @@ def _ds_f202(r: BitReader) -> Any:
 def _es_f211(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13829,7 +13586,8 @@ def _ds_f215(r: BitReader) -> Any:
 def _es_f217(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13931,7 +13689,8 @@ def _ds_f225(r: BitReader) -> Any:
 def _es_f226(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -14013,7 +13772,8 @@ def _ds_f229(r: BitReader) -> Any:
 def _es_f230(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -14134,7 +13894,8 @@ def _ds_f234(r: BitReader) -> Any:
 def _es_f235(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 86400: encode_range(w, 'duration', x, 0, 86400, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -14160,7 +13921,8 @@ def _ds_f235(r: BitReader) -> Any:
 def _es_f237(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -14186,7 +13948,8 @@ def _ds_f237(r: BitReader) -> Any:
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -14212,7 +13975,8 @@ def _ds_f239(r: BitReader) -> Any:
 def _es_f240(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 16777214: encode_range(w, 'start', x, 0, 16777214, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 

@@ -643,7 +643,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -675,7 +674,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -733,7 +731,6 @@ _R_DC_ChargeParameterDiscoveryReq_2 = _DT_DC_ChargeParameterDiscoveryReq[2][2]
 
 def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -742,7 +739,6 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -754,7 +750,6 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'DC_CPDReqEnergyTransferMode'
         if fid == 1:
-            st = nst
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
@@ -804,7 +799,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -813,7 +807,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -861,7 +854,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -870,7 +862,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -918,7 +909,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -927,7 +917,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -979,7 +968,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -1005,7 +995,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1014,7 +1003,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1031,7 +1019,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1057,7 +1044,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -1091,7 +1077,7 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_MessageHeader(w, v)
-    if len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -1187,7 +1173,6 @@ _R_DC_CPDReqEnergyTransferMode_7 = _DT_DC_CPDReqEnergyTransferMode[7][2]
 
 def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1196,7 +1181,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -1208,7 +1192,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -1220,7 +1203,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1232,7 +1214,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -1244,7 +1225,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -1256,7 +1236,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -1268,7 +1247,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -1332,7 +1310,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -1346,7 +1325,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1355,7 +1333,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -1379,7 +1356,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1534,7 +1510,6 @@ _R_DC_ChargeParameterDiscoveryRes_3 = _DT_DC_ChargeParameterDiscoveryRes[3][2]
 
 def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1543,7 +1518,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1555,7 +1529,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1583,7 +1556,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('ResponseCode', r)
         _p = 'DC_CPDResEnergyTransferMode'
         if fid == 2:
-            st = nst
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
@@ -1644,7 +1616,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1653,7 +1624,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1665,7 +1635,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1740,7 +1709,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1749,7 +1717,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1761,7 +1728,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1890,7 +1856,6 @@ _R_DC_CPDResEnergyTransferMode_7 = _DT_DC_CPDResEnergyTransferMode[7][2]
 
 def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1899,7 +1864,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -1911,7 +1875,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -1923,7 +1886,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1935,7 +1897,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -1947,7 +1908,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -1959,7 +1919,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -1971,7 +1930,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumVoltage', r)
         _p = 'EVSEPowerRampLimitation'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -2025,7 +1983,6 @@ _R_DC_CableCheckReq_1 = _DT_DC_CableCheckReq[1][2]
 
 def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2034,7 +1991,6 @@ def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2102,7 +2058,6 @@ _R_DC_CableCheckRes_3 = _DT_DC_CableCheckRes[3][2]
 
 def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2111,7 +2066,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2123,7 +2077,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2151,7 +2104,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2247,7 +2199,6 @@ _R_DC_PreChargeReq_4 = _DT_DC_PreChargeReq[4][2]
 
 def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2256,7 +2207,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2268,7 +2218,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2296,7 +2245,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('EVProcessing', r)
         _p = 'EVPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -2308,7 +2256,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('EVPresentVoltage', r)
         _p = 'EVTargetVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -2379,7 +2326,6 @@ _R_DC_PreChargeRes_3 = _DT_DC_PreChargeRes[3][2]
 
 def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2388,7 +2334,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2400,7 +2345,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2428,7 +2372,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -2525,7 +2468,6 @@ _R_DC_ChargeLoopReq_5 = _DT_DC_ChargeLoopReq[5][2]
 
 def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2534,7 +2476,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2546,7 +2487,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2558,7 +2498,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2582,7 +2521,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('MeterInfoRequested', r)
         _p = 'EVPresentVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -2594,7 +2532,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('EVPresentVoltage', r)
         _p = 'CLReqControlMode'
         if fid == 4:
-            st = nst
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _x = _SD_DC_ChargeLoopReq_cl_req_control_mode[m](r)
             f4 = _x
@@ -2668,7 +2605,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2677,7 +2613,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2689,7 +2624,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2701,7 +2635,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2797,7 +2730,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -2810,7 +2744,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -2823,7 +2758,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -2880,7 +2816,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -2889,7 +2824,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2915,7 +2849,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2941,7 +2874,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2967,7 +2899,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2993,7 +2924,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3019,7 +2949,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3045,7 +2974,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3071,7 +2999,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3095,7 +3022,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -3107,7 +3033,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3285,7 +3210,6 @@ _R_DC_ChargeLoopRes_11 = _DT_DC_ChargeLoopRes[11][2]
 
 def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3294,7 +3218,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3306,7 +3229,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3334,7 +3256,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3346,7 +3267,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3358,7 +3278,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3370,7 +3289,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f4 = None
         _p = 'EVSEPresentCurrent'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -3382,7 +3300,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSEPresentVoltage'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -3394,7 +3311,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3418,7 +3334,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 8:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3442,7 +3357,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3466,7 +3380,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'CLResControlMode'
         if fid == 10:
-            st = nst
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _x = _SD_DC_ChargeLoopRes_cl_res_control_mode[m](r)
             f10 = _x
@@ -3509,7 +3422,7 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_DC_ChargeLoopRes(w, v)
-    if len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         _n = w.acc.bit_length() - _a
         if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
         _EC_DC_ChargeLoopRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -3589,7 +3502,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3598,7 +3510,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3610,7 +3521,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3638,7 +3548,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3650,7 +3559,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3662,7 +3570,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3702,7 +3609,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -3725,7 +3633,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3734,7 +3641,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3760,7 +3666,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -3809,7 +3714,7 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_EVSEStatus(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -3846,7 +3751,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -3856,7 +3762,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -3868,7 +3775,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -3881,7 +3789,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -3911,7 +3820,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -3924,7 +3834,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -3946,7 +3857,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3955,7 +3865,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3972,7 +3881,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3998,7 +3906,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4024,7 +3931,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4050,7 +3956,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4076,7 +3981,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -4093,7 +3997,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4119,7 +4022,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4172,7 +4074,7 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_MeterInfo(w, v)
-    if len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
         _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -4195,7 +4097,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -4406,7 +4309,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4415,7 +4317,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -4427,7 +4328,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4464,7 +4364,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -4487,7 +4388,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4496,7 +4396,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4524,7 +4423,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4583,7 +4481,6 @@ _R_DC_WeldingDetectionReq_2 = _DT_DC_WeldingDetectionReq[2][2]
 
 def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4592,7 +4489,6 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4604,7 +4500,6 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -4689,7 +4584,6 @@ _R_DC_WeldingDetectionRes_3 = _DT_DC_WeldingDetectionRes[3][2]
 
 def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4698,7 +4592,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4710,7 +4603,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -4738,7 +4630,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4888,7 +4779,6 @@ _R_BPT_DC_CPDReqEnergyTransferMode_11 = _DT_BPT_DC_CPDReqEnergyTransferMode[11][
 
 def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4897,7 +4787,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -4909,7 +4798,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4921,7 +4809,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4933,7 +4820,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -4945,7 +4831,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -4957,7 +4842,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -4969,7 +4853,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -4995,7 +4878,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             f6 = None
         _p = 'EVMaximumDischargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -5007,7 +4889,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMinimumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5019,7 +4900,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMaximumDischargeCurrent'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5031,7 +4911,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumDischargeCurrent', r)
         _p = 'EVMinimumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -5190,7 +5069,6 @@ _R_BPT_DC_CPDResEnergyTransferMode_11 = _DT_BPT_DC_CPDResEnergyTransferMode[11][
 
 def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5199,7 +5077,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -5211,7 +5088,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -5223,7 +5099,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5235,7 +5110,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5247,7 +5121,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -5259,7 +5132,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -5271,7 +5143,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumVoltage', r)
         _p = 'EVSEPowerRampLimitation'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -5283,7 +5154,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             f6 = None
         _p = 'EVSEMaximumDischargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -5295,7 +5165,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumDischargePower', r)
         _p = 'EVSEMinimumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5307,7 +5176,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumDischargePower', r)
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5319,7 +5187,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumDischargeCurrent', r)
         _p = 'EVSEMinimumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -5485,7 +5352,6 @@ _R_Scheduled_DC_CLReqControlMode_10 = _DT_Scheduled_DC_CLReqControlMode[10][2]
 
 def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5494,7 +5360,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -5506,7 +5371,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5518,7 +5382,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5530,7 +5393,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f2 = None
         _p = 'EVTargetCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5542,7 +5404,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             raise missing('EVTargetCurrent', r)
         _p = 'EVTargetVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -5554,7 +5415,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             raise missing('EVTargetVoltage', r)
         _p = 'EVMaximumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -5566,7 +5426,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -5578,7 +5437,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f6 = None
         _p = 'EVMaximumChargeCurrent'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -5590,7 +5448,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f7 = None
         _p = 'EVMaximumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -5602,7 +5459,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f8 = None
         _p = 'EVMinimumVoltage'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5686,7 +5542,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5695,7 +5550,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -5707,7 +5561,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5719,7 +5572,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5809,7 +5661,6 @@ _R_Scheduled_DC_CLResControlMode_4 = _DT_Scheduled_DC_CLResControlMode[4][2]
 
 def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5818,7 +5669,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 3
@@ -5830,7 +5680,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f0 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5842,7 +5691,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f1 = None
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 2
@@ -5854,7 +5702,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f2 = None
         _p = 'EVSEMaximumVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5889,7 +5736,7 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_Scheduled_DC_CLResControlMode(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
         _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -5912,7 +5759,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6098,7 +5944,6 @@ _R_BPT_Scheduled_DC_CLReqControlMode_13 = _DT_BPT_Scheduled_DC_CLReqControlMode[
 
 def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -6107,7 +5952,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -6119,7 +5963,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -6131,7 +5974,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6143,7 +5985,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f2 = None
         _p = 'EVTargetCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6155,7 +5996,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             raise missing('EVTargetCurrent', r)
         _p = 'EVTargetVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 4
@@ -6167,7 +6007,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             raise missing('EVTargetVoltage', r)
         _p = 'EVMaximumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 4
@@ -6179,7 +6018,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -6191,7 +6029,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f6 = None
         _p = 'EVMaximumChargeCurrent'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -6203,7 +6040,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f7 = None
         _p = 'EVMaximumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -6215,7 +6051,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f8 = None
         _p = 'EVMinimumVoltage'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 3
@@ -6227,7 +6062,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f9 = None
         _p = 'EVMaximumDischargePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -6239,7 +6073,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f10 = None
         _p = 'EVMinimumDischargePower'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -6251,7 +6084,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f11 = None
         _p = 'EVMaximumDischargeCurrent'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -6399,7 +6231,6 @@ _R_BPT_Scheduled_DC_CLResControlMode_8 = _DT_BPT_Scheduled_DC_CLResControlMode[8
 
 def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -6408,7 +6239,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -6420,7 +6250,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f0 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 3
@@ -6432,7 +6261,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f1 = None
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -6444,7 +6272,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f2 = None
         _p = 'EVSEMaximumVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -6456,7 +6283,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f3 = None
         _p = 'EVSEMaximumDischargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -6468,7 +6294,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f4 = None
         _p = 'EVSEMinimumDischargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -6480,7 +6305,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f5 = None
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -6492,7 +6316,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f6 = None
         _p = 'EVSEMinimumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -6531,7 +6354,7 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_BPT_Scheduled_DC_CLResControlMode(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
         _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -6552,7 +6375,8 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -6646,7 +6470,6 @@ _R_Dynamic_DC_CLReqControlMode_9 = _DT_Dynamic_DC_CLReqControlMode[9][2]
 
 def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6655,7 +6478,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6681,7 +6503,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6693,7 +6514,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6705,7 +6525,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6717,7 +6536,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -6729,7 +6547,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -6741,7 +6558,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -6753,7 +6569,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -6765,7 +6580,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -6809,7 +6623,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -6853,7 +6668,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6862,7 +6676,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6888,7 +6701,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6900,7 +6712,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6912,7 +6723,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6953,7 +6763,8 @@ def _eu_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -6988,7 +6799,8 @@ def _eu_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
@@ -7046,7 +6858,6 @@ _R_Dynamic_DC_CLResControlMode_8 = _DT_Dynamic_DC_CLResControlMode[8][2]
 
 def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7055,7 +6866,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7081,7 +6891,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7107,7 +6916,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7133,7 +6941,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7159,7 +6966,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f3 = None
         _p = 'EVSEMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -7171,7 +6977,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -7183,7 +6988,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -7195,7 +6999,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -7234,7 +7037,7 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_Dynamic_DC_CLResControlMode(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
         _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -7257,7 +7060,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7292,7 +7096,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -7310,7 +7115,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7319,7 +7123,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7345,7 +7148,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7371,7 +7173,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7397,7 +7198,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7452,7 +7252,8 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -7599,7 +7400,6 @@ _R_BPT_Dynamic_DC_CLReqControlMode_14 = _DT_BPT_Dynamic_DC_CLReqControlMode[14][
 
 def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7608,7 +7408,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7634,7 +7433,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -7646,7 +7444,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -7658,7 +7455,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -7670,7 +7466,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -7682,7 +7477,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -7694,7 +7488,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -7706,7 +7499,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -7718,7 +7510,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -7730,7 +7521,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumVoltage', r)
         _p = 'EVMaximumDischargePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -7742,7 +7532,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMinimumDischargePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -7754,7 +7543,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMaximumDischargeCurrent'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -7766,7 +7554,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumDischargeCurrent', r)
         _p = 'EVMaximumV2XEnergyRequest'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 2
@@ -7778,7 +7565,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             f12 = None
         _p = 'EVMinimumV2XEnergyRequest'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 1
@@ -7829,7 +7615,8 @@ def _eu_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7864,7 +7651,8 @@ def _eu_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
@@ -7962,7 +7750,6 @@ _R_BPT_Dynamic_DC_CLResControlMode_12 = _DT_BPT_Dynamic_DC_CLResControlMode[12][
 
 def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7971,7 +7758,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7997,7 +7783,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8023,7 +7808,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8049,7 +7833,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8075,7 +7858,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f3 = None
         _p = 'EVSEMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -8087,7 +7869,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -8099,7 +7880,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -8111,7 +7891,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -8123,7 +7902,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMaximumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -8135,7 +7913,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumDischargePower', r)
         _p = 'EVSEMinimumDischargePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -8147,7 +7924,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMinimumDischargePower', r)
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -8159,7 +7935,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumDischargeCurrent', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 1
@@ -8202,7 +7977,7 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_BPT_Dynamic_DC_CLResControlMode(w, v)
-    if len(w.buf) == _b and True:
+    if type(w) is BitWriter and len(w.buf) == _b and True:
         _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()
         _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
@@ -8496,7 +8271,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:DC', 'BPT_
 def _es_f0(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8522,7 +8298,8 @@ def _ds_f0(r: BitReader) -> Any:
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8548,7 +8325,8 @@ def _ds_f5(r: BitReader) -> Any:
 def _es_f8(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8574,7 +8352,8 @@ def _ds_f8(r: BitReader) -> Any:
 def _es_f15(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8600,7 +8379,8 @@ def _ds_f15(r: BitReader) -> Any:
 def _es_f16(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8648,7 +8428,8 @@ def _ds_f17(r: BitReader) -> Any:
 def _es_f32(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8900,7 +8681,8 @@ def _ds_f79(r: BitReader) -> Any:
 def _es_f80(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9071,7 +8853,8 @@ def _ds_f92(r: BitReader) -> Any:
 def _es_f93(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9097,7 +8880,8 @@ def _ds_f93(r: BitReader) -> Any:
 def _es_f94(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9185,7 +8969,8 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f98(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9330,7 +9115,8 @@ def _ds_f108(r: BitReader) -> Any:
 def _es_f112(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9356,7 +9142,8 @@ def _ds_f112(r: BitReader) -> Any:
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9382,7 +9169,8 @@ def _ds_f113(r: BitReader) -> Any:
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9541,7 +9329,8 @@ def _ds_f131(r: BitReader) -> Any:
 def _es_f133(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9569,7 +9358,8 @@ def _ds_f133(r: BitReader) -> Any:
 def _es_f134(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9595,7 +9385,8 @@ def _ds_f134(r: BitReader) -> Any:
 def _es_f135(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9621,7 +9412,8 @@ def _ds_f135(r: BitReader) -> Any:
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9723,7 +9515,8 @@ def _ds_f144(r: BitReader) -> Any:
 def _es_f145(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

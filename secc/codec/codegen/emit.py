@@ -494,7 +494,10 @@ class Emitter(ValueEmitter):
         out.append("")
         out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
         out.append("    _p = None")
-        out.append("    st = 0")
+        if any("ev(r, _DT_" in ln for ln in body):
+            out.append("    st = 0")
+        else:  # every state is known where an event is read: st is never needed
+            body = [ln for ln in body if ln.strip() != "st = nst"]
         out.append("    try:")
         out.extend(body)
         out.append("    except CodecError as e:")
@@ -1012,8 +1015,9 @@ class Emitter(ValueEmitter):
     def _add_enc_cache(self, g: TypeGrammar) -> None:
         """``_e_X`` as an identity cache in front of the generic encoder (now ``_eu_X``):
         a value kept before is one shift; otherwise it is encoded into the stream's
-        writer, and its bits (the pending bits it added) are kept when no octets were
-        flushed meanwhile and the value is immutable.  An error is raised by the plain
+        writer, and its bits (the pending bits it added) are kept when the writer is
+        strict (a lenient one may have written values outside their facets), no octets
+        were flushed meanwhile and the value is immutable.  An error is raised by the plain
         encoder in the stream's writer, with its offset in the stream."""
         checks = self._enc_cache_checks(g)
         if checks is None:
@@ -1038,7 +1042,7 @@ class Emitter(ValueEmitter):
             "    _a = w.acc.bit_length()",
             "    _b = len(w.buf)",
             f"    _eu_{g.key}(w, v)",
-            f"    if len(w.buf) == _b and {cond}:",
+            f"    if type(w) is BitWriter and len(w.buf) == _b and {cond}:",
             "        _n = w.acc.bit_length() - _a",
             f"        if len({cache}) >= {self.ENC_CACHE}: {cache}.clear()",
             f"        {cache}[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)",
