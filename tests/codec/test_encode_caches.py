@@ -257,3 +257,19 @@ def test_strings_from_the_cache() -> None:
             finally:
                 bits._STRINGS = saved
             assert outs[0] == outs[1], (word, lead)
+
+
+def test_a_lenient_encoding_is_not_answered_to_a_strict_encoder() -> None:
+    """A value outside its facets written by a lenient writer is not kept: the strict
+    encoder refuses it afterwards as before (the caches hold only strict encodings)."""
+    from secc.codec.exi.facets import LenientWriter
+
+    iso2 = codec.schema_module("iso2")
+    meter = iso2.MeterInfo(meter_id="M1", meter_status=40000)  # a short: up to 32767
+    w = LenientWriter()
+    iso2._e_MeterInfo(w, meter)
+    assert w.getvalue()
+    with pytest.raises(codec.EncodeError, match="MeterStatus"):
+        iso2._e_MeterInfo(BitWriter(), meter)
+    with pytest.raises(codec.EncodeError):
+        iso2._e_MeterInfo(BitWriter(), meter)

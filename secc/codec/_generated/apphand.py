@@ -79,7 +79,8 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMajor', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'VersionNumberMinor'
         x = v.version_number_minor
@@ -89,7 +90,8 @@ def _e_AppProtocol(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMinor', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'SchemaID'
         x = v.schema_id
@@ -122,7 +124,6 @@ _R_AppProtocol_5 = _DT_AppProtocol[5][2]
 
 def _d_AppProtocol(r: BitReader) -> AppProtocol:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -131,7 +132,6 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ProtocolNamespace'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -148,7 +148,6 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             raise missing('ProtocolNamespace', r)
         _p = 'VersionNumberMajor'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -174,7 +173,6 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             raise missing('VersionNumberMajor', r)
         _p = 'VersionNumberMinor'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -200,7 +198,6 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             raise missing('VersionNumberMinor', r)
         _p = 'SchemaID'
         if fid == 3:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -224,7 +221,6 @@ def _d_AppProtocol(r: BitReader) -> AppProtocol:
             raise missing('SchemaID', r)
         _p = 'Priority'
         if fid == 4:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -359,7 +355,6 @@ _R_supportedAppProtocolRes_2 = _DT_supportedAppProtocolRes[2][2]
 
 def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -368,7 +363,6 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -396,7 +390,6 @@ def _dg_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
             raise missing('ResponseCode', r)
         _p = 'SchemaID'
         if fid == 1:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -604,7 +597,8 @@ def _ds_f4(r: BitReader) -> Any:
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMajor', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -630,7 +624,8 @@ def _ds_f5(r: BitReader) -> Any:
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'VersionNumberMinor', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 

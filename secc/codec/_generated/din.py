@@ -1010,7 +1010,6 @@ _R_SessionSetupReq_1 = _DT_SessionSetupReq[1][2]
 
 def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1019,7 +1018,6 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVCCID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1062,7 +1060,6 @@ _R_BodyBase_0 = _DT_BodyBase[0][2]
 
 def _d_BodyBase(r: BitReader) -> BodyBase:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1117,7 +1114,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 3
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_SessionSetupRes[st]
@@ -1134,7 +1132,6 @@ _R_SessionSetupRes_3 = _DT_SessionSetupRes[3][2]
 
 def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1143,7 +1140,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -1171,7 +1167,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1188,7 +1183,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('EVSEID', r)
         _p = 'DateTimeNow'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1273,7 +1267,6 @@ _R_ServiceDiscoveryReq_2 = _DT_ServiceDiscoveryReq[2][2]
 
 def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1282,7 +1275,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceScope'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1299,7 +1291,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             f0 = None
         _p = 'ServiceCategory'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1396,7 +1387,6 @@ _R_ServiceDiscoveryRes_4 = _DT_ServiceDiscoveryRes[4][2]
 
 def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1405,7 +1395,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -1433,7 +1422,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ResponseCode', r)
         _p = 'PaymentOptions'
         if fid == 1:
-            st = nst
             _x = _d_PaymentOptions(r)
             f1 = _x
             _q = r.pos + 1
@@ -1445,7 +1433,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('PaymentOptions', r)
         _p = 'ChargeService'
         if fid == 2:
-            st = nst
             _x = _d_ServiceCharge(r)
             f2 = _x
             _q = r.pos + 2
@@ -1457,7 +1444,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ChargeService', r)
         _p = 'ServiceList'
         if fid == 3:
-            st = nst
             _x = _d_ServiceTagList(r)
             f3 = _x
             _q = r.pos + 1
@@ -1597,7 +1583,6 @@ _R_ServiceCharge_3 = _DT_ServiceCharge[3][2]
 
 def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1606,7 +1591,6 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
-            st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
             _q = r.pos + 1
@@ -1618,7 +1602,6 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1642,7 +1625,6 @@ def _d_ServiceCharge(r: BitReader) -> ServiceCharge:
             raise missing('FreeService', r)
         _p = 'EnergyTransferType'
         if fid == 2:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -1717,7 +1699,6 @@ _R_Service_2 = _DT_Service[2][2]
 
 def _d_Service(r: BitReader) -> Service:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1726,7 +1707,6 @@ def _d_Service(r: BitReader) -> Service:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceTag'
         if fid == 0:
-            st = nst
             _x = _d_ServiceTag(r)
             f0 = _x
             _q = r.pos + 1
@@ -1738,7 +1718,6 @@ def _d_Service(r: BitReader) -> Service:
             raise missing('ServiceTag', r)
         _p = 'FreeService'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1789,7 +1768,8 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceName'
         x = v.service_name
@@ -1846,7 +1826,6 @@ _R_ServiceTag_4 = _DT_ServiceTag[4][2]
 
 def _d_ServiceTag(r: BitReader) -> ServiceTag:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1855,7 +1834,6 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1881,7 +1859,6 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             raise missing('ServiceID', r)
         _p = 'ServiceName'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1898,7 +1875,6 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             f1 = None
         _p = 'ServiceCategory'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1924,7 +1900,6 @@ def _d_ServiceTag(r: BitReader) -> ServiceTag:
             raise missing('ServiceCategory', r)
         _p = 'ServiceScope'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -2023,7 +1998,8 @@ def _eg_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2036,7 +2012,6 @@ _R_ServiceDetailReq_1 = _DT_ServiceDetailReq[1][2]
 
 def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2045,7 +2020,6 @@ def _dg_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2109,42 +2083,37 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
         return
     _eg_ServiceDetailReq(w, v)
 
-_C_ServiceDetailReq: dict[int, ServiceDetailReq] = {}  # bit pattern -> decoded value
+_C_ServiceDetailReq: dict[int, tuple[ServiceDetailReq, int]] = {}  # read -> (value, its bits)
 
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     """Fused fast path (one read); the generic _dg_ServiceDetailReq otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 20
-        if _q > r.wend: _y = r.peek(20)
-        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
-        o = _C_ServiceDetailReq.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 20
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xfffff
+        _h = _C_ServiceDetailReq.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(20)
+    _x = _y >> 18
+    if _x & 0x3 == 0x0:
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f); _n = 12
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)); _n = 20
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_ServiceDetailReq()
+            o.service_id = _v
+            o.__class__ = ServiceDetailReq
+            if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
+            if _q <= r.wend: _C_ServiceDetailReq[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x3 == 0x0:
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 12
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
-            if _t == 0 and _q <= r.end and _v <= 65535:
-                r.pos = _q
-                o = _B_ServiceDetailReq()
-                o.service_id = _v
-                o.__class__ = ServiceDetailReq
-                if len(_C_ServiceDetailReq) >= 256: _C_ServiceDetailReq.clear()
-                _C_ServiceDetailReq[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_ServiceDetailReq(r)
 
 _DT_ServiceDetailRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -2174,7 +2143,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
@@ -2200,7 +2170,6 @@ _R_ServiceDetailRes_3 = _DT_ServiceDetailRes[3][2]
 
 def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2209,7 +2178,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -2237,7 +2205,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ResponseCode', r)
         _p = 'ServiceID'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2263,7 +2230,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ServiceID', r)
         _p = 'ServiceParameterList'
         if fid == 2:
-            st = nst
             _x = _d_ServiceParameterList(r)
             f2 = _x
             _q = r.pos + 1
@@ -2358,7 +2324,8 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
@@ -2491,7 +2458,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
@@ -2505,7 +2473,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'physicalValue'
         x = v.physical_value
@@ -2554,7 +2523,6 @@ _R_Parameter_8 = _DT_Parameter[8][2]
 
 def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2563,7 +2531,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -2575,7 +2542,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             raise missing('@Name', r)
         _p = '@ValueType'
         if fid == 1:
-            st = nst
             _x = r.bits(3)
             if _x >= 6: raise bad_value('@ValueType', _x, 'is not an index of Value', r)
             _x = _V_Value[_x]
@@ -2589,7 +2555,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             raise missing('@ValueType', r)
         _p = 'boolValue'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2613,7 +2578,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f2 = None
         _p = 'byteValue'
         if fid == 3:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -2637,7 +2601,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f3 = None
         _p = 'shortValue'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2663,7 +2626,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f4 = None
         _p = 'intValue'
         if fid == 5:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2689,7 +2651,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f5 = None
         _p = 'physicalValue'
         if fid == 6:
-            st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
             _q = r.pos + 1
@@ -2701,7 +2662,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f6 = None
         _p = 'stringValue'
         if fid == 7:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -2767,7 +2727,8 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('Value', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2782,7 +2743,6 @@ _R_PhysicalValue_3 = _DT_PhysicalValue[3][2]
 
 def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2791,7 +2751,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Multiplier'
         if fid == 0:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -2817,7 +2776,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
             raise missing('Multiplier', r)
         _p = 'Unit'
         if fid == 1:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -2845,7 +2803,6 @@ def _dg_PhysicalValue(r: BitReader) -> PhysicalValue:
             f1 = None
         _p = 'Value'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2914,47 +2871,39 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     _eg_PhysicalValue(w, v)
 
-_C_PhysicalValue: dict[int, PhysicalValue] = {}  # bit pattern -> decoded value
+_C_PhysicalValue: dict[int, tuple[PhysicalValue, int]] = {}  # read -> (value, its bits)
 
 
 def _d_PhysicalValue(r: BitReader) -> PhysicalValue:
     """Fused fast path (one read); the generic _dg_PhysicalValue otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 35
-        if _q > r.wend: _y = r.peek(35)
-        else: _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 35
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 27
-        o = _C_PhysicalValue.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 35
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0x7ffffffff
+        _h = _C_PhysicalValue.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(35)
+    _x = _y >> 18
+    if _x & 0x18f0e == 0x0 and (a0 := (_x >> 12) & 0x7) <= 6 and (a1 := (_x >> 4) & 0xf) < 10:
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 27
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 35
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_PhysicalValue()
+            o.multiplier = a0 + -3
+            o.unit = _V_UnitSymbol[a1]
+            o.value = _v
+            o.__class__ = PhysicalValue
+            if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+            if _q <= r.wend: _C_PhysicalValue[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x18f0e == 0x0:
-            a0 = (_x >> 12) & 0x7
-            a1 = (_x >> 4) & 0xf
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 27
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 35
-            if _x & 1: _v = -_v - 1
-            if a0 <= 6 and a1 < 10 and _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_PhysicalValue()
-                o.multiplier = a0 + -3
-                o.unit = _V_UnitSymbol[a1]
-                o.value = _v
-                o.__class__ = PhysicalValue
-                if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
-                _C_PhysicalValue[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_PhysicalValue(r)
 
 _DT_ServicePaymentSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -2995,7 +2944,6 @@ _R_ServicePaymentSelectionReq_2 = _DT_ServicePaymentSelectionReq[2][2]
 
 def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3004,7 +2952,6 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedPaymentOption'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3030,7 +2977,6 @@ def _d_ServicePaymentSelectionReq(r: BitReader) -> ServicePaymentSelectionReq:
             raise missing('SelectedPaymentOption', r)
         _p = 'SelectedServiceList'
         if fid == 1:
-            st = nst
             _x = _d_SelectedServiceList(r)
             f1 = _x
             _q = r.pos + 1
@@ -3124,7 +3070,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
@@ -3134,7 +3081,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_SelectedService[st]
@@ -3150,7 +3098,6 @@ _R_SelectedService_2 = _DT_SelectedService[2][2]
 
 def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3159,7 +3106,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3185,7 +3131,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
             raise missing('ServiceID', r)
         _p = 'ParameterSetID'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -3248,7 +3193,6 @@ _R_ServicePaymentSelectionRes_1 = _DT_ServicePaymentSelectionRes[1][2]
 
 def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3257,7 +3201,6 @@ def _dg_ServicePaymentSelectionRes(r: BitReader) -> ServicePaymentSelectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -3384,7 +3327,6 @@ _R_PaymentDetailsReq_2 = _DT_PaymentDetailsReq[2][2]
 
 def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3393,7 +3335,6 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ContractID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3410,7 +3351,6 @@ def _d_PaymentDetailsReq(r: BitReader) -> PaymentDetailsReq:
             raise missing('ContractID', r)
         _p = 'ContractSignatureCertChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -3478,7 +3418,6 @@ _R_CertificateChain_2 = _DT_CertificateChain[2][2]
 
 def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3487,7 +3426,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -3504,7 +3442,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
         if fid == 1:
-            st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
             _q = r.pos + 1
@@ -3629,7 +3566,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -3644,7 +3582,6 @@ _R_PaymentDetailsRes_3 = _DT_PaymentDetailsRes[3][2]
 
 def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3653,7 +3590,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -3681,7 +3617,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             raise missing('ResponseCode', r)
         _p = 'GenChallenge'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3697,7 +3632,6 @@ def _d_PaymentDetailsRes(r: BitReader) -> PaymentDetailsRes:
             raise missing('GenChallenge', r)
         _p = 'DateTimeNow'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -3781,7 +3715,6 @@ _R_ContractAuthenticationReq_2 = _DT_ContractAuthenticationReq[2][2]
 
 def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -3790,7 +3723,6 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 2
@@ -3802,7 +3734,6 @@ def _d_ContractAuthenticationReq(r: BitReader) -> ContractAuthenticationReq:
             f0 = None
         _p = 'GenChallenge'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3865,7 +3796,6 @@ _R_ContractAuthenticationRes_2 = _DT_ContractAuthenticationRes[2][2]
 
 def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3874,7 +3804,6 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -3902,7 +3831,6 @@ def _dg_ContractAuthenticationRes(r: BitReader) -> ContractAuthenticationRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4033,7 +3961,6 @@ _R_ChargeParameterDiscoveryReq_2 = _DT_ChargeParameterDiscoveryReq[2][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4042,7 +3969,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVRequestedEnergyTransferType'
         if fid == 0:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -4070,7 +3996,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
             raise missing('EVRequestedEnergyTransferType', r)
         _p = 'EVChargeParameter'
         if fid == 1:
-            st = nst
             _p = ('AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryReq_ev_charge_parameter[m](r)
             f1 = _x
@@ -4110,7 +4035,6 @@ _R_EVChargeParameter_0 = _DT_EVChargeParameter[0][2]
 
 def _d_EVChargeParameter(r: BitReader) -> EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4192,7 +4116,6 @@ _R_ChargeParameterDiscoveryRes_4 = _DT_ChargeParameterDiscoveryRes[4][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4201,7 +4124,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -4229,7 +4151,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4255,7 +4176,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('EVSEProcessing', r)
         _p = 'SASchedules'
         if fid == 2:
-            st = nst
             _p = ('SAScheduleList', 'SASchedules')[m]
             _x = _SD_ChargeParameterDiscoveryRes_sa_schedules[m](r)
             f2 = _x
@@ -4268,7 +4188,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('SASchedules', r)
         _p = 'EVSEChargeParameter'
         if fid == 3:
-            st = nst
             _p = ('AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')[m]
             _x = _SD_ChargeParameterDiscoveryRes_evse_charge_parameter[m](r)
             f3 = _x
@@ -4310,7 +4229,6 @@ _R_SASchedules_0 = _DT_SASchedules[0][2]
 
 def _d_SASchedules(r: BitReader) -> SASchedules:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4342,7 +4260,6 @@ _R_EVSEChargeParameter_0 = _DT_EVSEChargeParameter[0][2]
 
 def _d_EVSEChargeParameter(r: BitReader) -> EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4411,7 +4328,6 @@ _R_PowerDeliveryReq_3 = _DT_PowerDeliveryReq[3][2]
 
 def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4420,7 +4336,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ReadyToChargeState'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -4444,7 +4359,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('ReadyToChargeState', r)
         _p = 'ChargingProfile'
         if fid == 1:
-            st = nst
             _x = _d_ChargingProfile(r)
             f1 = _x
             _q = r.pos + 2
@@ -4456,7 +4370,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             f1 = None
         _p = 'EVPowerDeliveryParameter'
         if fid == 2:
-            st = nst
             _p = ('DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')[m]
             _x = _SD_PowerDeliveryReq_ev_power_delivery_parameter[m](r)
             f2 = _x
@@ -4497,7 +4410,8 @@ def _e_ChargingProfile(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'ProfileEntry'
         for x in v.profile_entry:
@@ -4588,7 +4502,8 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingProfileEntryMaxPower'
         x = v.charging_profile_entry_max_power
@@ -4598,7 +4513,8 @@ def _e_ProfileEntry(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ChargingProfileEntryMaxPower', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -4612,7 +4528,6 @@ _R_ProfileEntry_2 = _DT_ProfileEntry[2][2]
 
 def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4621,7 +4536,6 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ChargingProfileEntryStart'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4647,7 +4561,6 @@ def _d_ProfileEntry(r: BitReader) -> ProfileEntry:
             raise missing('ChargingProfileEntryStart', r)
         _p = 'ChargingProfileEntryMaxPower'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4700,7 +4613,6 @@ _R_EVPowerDeliveryParameter_0 = _DT_EVPowerDeliveryParameter[0][2]
 
 def _d_EVPowerDeliveryParameter(r: BitReader) -> EVPowerDeliveryParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4758,7 +4670,6 @@ _R_PowerDeliveryRes_2 = _DT_PowerDeliveryRes[2][2]
 
 def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4767,7 +4678,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -4795,7 +4705,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 1:
-            st = nst
             _p = ('AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')[m]
             _x = _SD_PowerDeliveryRes_evse_status[m](r)
             f1 = _x
@@ -4835,7 +4744,6 @@ _R_EVSEStatus_0 = _DT_EVSEStatus[0][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4858,20 +4766,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ChargingStatusReq = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_ChargingStatusReq = ()
@@ -4891,7 +4792,6 @@ _R_ChargingStatusReq_0 = _DT_ChargingStatusReq[0][2]
 
 def _d_ChargingStatusReq(r: BitReader) -> ChargingStatusReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4944,7 +4844,8 @@ def _eu_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'EVSEMaxCurrent'
         x = v.evse_max_current
@@ -5002,7 +4903,6 @@ _R_ChargingStatusRes_7 = _DT_ChargingStatusRes[7][2]
 
 def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5011,7 +4911,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -5039,7 +4938,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -5056,7 +4954,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('EVSEID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5082,7 +4979,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('SAScheduleTupleID', r)
         _p = 'EVSEMaxCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 2
@@ -5094,7 +4990,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             f3 = None
         _p = 'MeterInfo'
         if fid == 4:
-            st = nst
             _x = _d_MeterInfo(r)
             f4 = _x
             _q = r.pos + 1
@@ -5106,7 +5001,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             f4 = None
         _p = 'ReceiptRequired'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -5130,7 +5024,6 @@ def _d_ChargingStatusRes(r: BitReader) -> ChargingStatusRes:
             raise missing('ReceiptRequired', r)
         _p = 'AC_EVSEStatus'
         if fid == 6:
-            st = nst
             _x = _d_AC_EVSEStatus(r)
             f6 = _x
             _q = r.pos + 1
@@ -5165,20 +5058,13 @@ def _e_ChargingStatusRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_ChargingStatusRes(_s, v)
-    except CodecError:
-        _eu_ChargingStatusRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_ChargingStatusRes(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
-        _EC_ChargingStatusRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_ChargingStatusRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')
@@ -5239,7 +5125,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('MeterStatus', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'TMeter'
         x = v.t_meter
@@ -5253,7 +5140,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('TMeter', w)
             w.acc <<= 1
             if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -5272,7 +5160,6 @@ _R_MeterInfo_5 = _DT_MeterInfo[5][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5281,7 +5168,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -5298,7 +5184,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'MeterReading'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 3
@@ -5310,7 +5195,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f1 = None
         _p = 'SigMeterReading'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -5327,7 +5211,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'MeterStatus'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5353,7 +5236,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'TMeter'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5400,20 +5282,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_AC_EVSEStatus = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_AC_EVSEStatus = ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification')
@@ -5447,7 +5322,8 @@ def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -5472,7 +5348,6 @@ _R_AC_EVSEStatus_4 = _DT_AC_EVSEStatus[4][2]
 
 def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5481,7 +5356,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSwitchClosed'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -5505,7 +5379,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
             raise missing('PowerSwitchClosed', r)
         _p = 'RCD'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -5529,7 +5402,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
             raise missing('RCD', r)
         _p = 'NotificationMaxDelay'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5555,7 +5427,6 @@ def _d_AC_EVSEStatus(r: BitReader) -> AC_EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -5603,20 +5474,13 @@ def _e_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_AC_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_AC_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_AC_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
-        _EC_AC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_AC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeteringReceiptReq = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_MeteringReceiptReq = ('@Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')
@@ -5658,7 +5522,8 @@ def _e_MeteringReceiptReq(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 3
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterInfo'
         x = v.meter_info
@@ -5684,7 +5549,6 @@ _R_MeteringReceiptReq_4 = _DT_MeteringReceiptReq[4][2]
 
 def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -5693,7 +5557,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -5705,7 +5568,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             f0 = None
         _p = 'SessionID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -5722,7 +5584,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             raise missing('SessionID', r)
         _p = 'SAScheduleTupleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -5748,7 +5609,6 @@ def _d_MeteringReceiptReq(r: BitReader) -> MeteringReceiptReq:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 1
@@ -5809,7 +5669,6 @@ _R_MeteringReceiptRes_2 = _DT_MeteringReceiptRes[2][2]
 
 def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5818,7 +5677,6 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -5846,7 +5704,6 @@ def _d_MeteringReceiptRes(r: BitReader) -> MeteringReceiptRes:
             raise missing('ResponseCode', r)
         _p = 'AC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_AC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -5885,7 +5742,6 @@ _R_SessionStop_0 = _DT_SessionStop[0][2]
 
 def _d_SessionStop(r: BitReader) -> SessionStop:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5927,7 +5783,6 @@ _R_SessionStopRes_1 = _DT_SessionStopRes[1][2]
 
 def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5936,7 +5791,6 @@ def _dg_SessionStopRes(r: BitReader) -> SessionStopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6099,7 +5953,6 @@ _R_CertificateUpdateReq_5 = _DT_CertificateUpdateReq[5][2]
 
 def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6108,7 +5961,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6120,7 +5972,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             f0 = None
         _p = 'ContractSignatureCertChain'
         if fid == 1:
-            st = nst
             _x = _d_CertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -6132,7 +5983,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractID'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6149,7 +5999,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('ContractID', r)
         _p = 'ListOfRootCertificateIDs'
         if fid == 3:
-            st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f3 = _x
             _q = r.pos + 1
@@ -6161,7 +6010,6 @@ def _d_CertificateUpdateReq(r: BitReader) -> CertificateUpdateReq:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'DHParams'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6340,7 +6188,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             st = 7
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -6359,7 +6208,6 @@ _R_CertificateUpdateRes_7 = _DT_CertificateUpdateRes[7][2]
 
 def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6368,7 +6216,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6380,7 +6227,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6408,7 +6254,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ResponseCode', r)
         _p = 'ContractSignatureCertChain'
         if fid == 2:
-            st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
             _q = r.pos + 1
@@ -6420,7 +6265,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6437,7 +6281,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHParams'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6454,7 +6297,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('DHParams', r)
         _p = 'ContractID'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6471,7 +6313,6 @@ def _d_CertificateUpdateRes(r: BitReader) -> CertificateUpdateRes:
             raise missing('ContractID', r)
         _p = 'RetryCounter'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -6580,7 +6421,6 @@ _R_CertificateInstallationReq_4 = _DT_CertificateInstallationReq[4][2]
 
 def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6589,7 +6429,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6601,7 +6440,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             f0 = None
         _p = 'OEMProvisioningCert'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6618,7 +6456,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('OEMProvisioningCert', r)
         _p = 'ListOfRootCertificateIDs'
         if fid == 2:
-            st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
             _q = r.pos + 1
@@ -6630,7 +6467,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'DHParams'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6751,7 +6587,6 @@ _R_CertificateInstallationRes_6 = _DT_CertificateInstallationRes[6][2]
 
 def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6760,7 +6595,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6772,7 +6606,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('@Id', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -6800,7 +6633,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ResponseCode', r)
         _p = 'ContractSignatureCertChain'
         if fid == 2:
-            st = nst
             _x = _d_CertificateChain(r)
             f2 = _x
             _q = r.pos + 1
@@ -6812,7 +6644,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ContractSignatureCertChain', r)
         _p = 'ContractSignatureEncryptedPrivateKey'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6829,7 +6660,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ContractSignatureEncryptedPrivateKey', r)
         _p = 'DHParams'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -6846,7 +6676,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('DHParams', r)
         _p = 'ContractID'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6904,7 +6733,6 @@ _R_CableCheckReq_1 = _DT_CableCheckReq[1][2]
 
 def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6913,7 +6741,6 @@ def _d_CableCheckReq(r: BitReader) -> CableCheckReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -7002,7 +6829,6 @@ _R_DC_EVStatus_5 = _DT_DC_EVStatus[5][2]
 
 def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7011,7 +6837,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReady'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7035,7 +6860,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             raise missing('EVReady', r)
         _p = 'EVCabinConditioning'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7059,7 +6883,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             f1 = None
         _p = 'EVRESSConditioning'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7083,7 +6906,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             f2 = None
         _p = 'EVErrorCode'
         if fid == 3:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -7111,7 +6933,6 @@ def _dg_DC_EVStatus(r: BitReader) -> DC_EVStatus:
             raise missing('EVErrorCode', r)
         _p = 'EVRESSSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7227,7 +7048,6 @@ _R_EVStatus_0 = _DT_EVStatus[0][2]
 
 def _d_EVStatus(r: BitReader) -> EVStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7289,7 +7109,6 @@ _R_CableCheckRes_3 = _DT_CableCheckRes[3][2]
 
 def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7298,7 +7117,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -7326,7 +7144,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -7338,7 +7155,6 @@ def _d_CableCheckRes(r: BitReader) -> CableCheckRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7410,7 +7226,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -7435,7 +7252,6 @@ _R_DC_EVSEStatus_4 = _DT_DC_EVSEStatus[4][2]
 
 def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7444,7 +7260,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEIsolationStatus'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7470,7 +7285,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             f0 = None
         _p = 'EVSEStatusCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -7498,7 +7312,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             raise missing('EVSEStatusCode', r)
         _p = 'NotificationMaxDelay'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7524,7 +7337,6 @@ def _d_DC_EVSEStatus(r: BitReader) -> DC_EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 3:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -7572,20 +7384,13 @@ def _e_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_DC_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_DC_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_DC_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
-        _EC_DC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_DC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_PreChargeReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_PreChargeReq = ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')
@@ -7635,7 +7440,6 @@ _R_PreChargeReq_3 = _DT_PreChargeReq[3][2]
 
 def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7644,7 +7448,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -7656,7 +7459,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetVoltage'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -7668,7 +7470,6 @@ def _d_PreChargeReq(r: BitReader) -> PreChargeReq:
             raise missing('EVTargetVoltage', r)
         _p = 'EVTargetCurrent'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -7738,7 +7539,6 @@ _R_PreChargeRes_3 = _DT_PreChargeRes[3][2]
 
 def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7747,7 +7547,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -7775,7 +7574,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -7787,7 +7585,6 @@ def _d_PreChargeRes(r: BitReader) -> PreChargeRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -7940,7 +7737,6 @@ _R_CurrentDemandReq_10 = _DT_CurrentDemandReq[10][2]
 
 def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7949,7 +7745,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -7961,7 +7756,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('DC_EVStatus', r)
         _p = 'EVTargetCurrent'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 3
@@ -7973,7 +7767,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('EVTargetCurrent', r)
         _p = 'EVMaximumVoltageLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 3
@@ -7985,7 +7778,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f2 = None
         _p = 'EVMaximumCurrentLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 2
@@ -7997,7 +7789,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f3 = None
         _p = 'EVMaximumPowerLimit'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 2
@@ -8009,7 +7800,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f4 = None
         _p = 'BulkChargingComplete'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8033,7 +7823,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f5 = None
         _p = 'ChargingComplete'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8057,7 +7846,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             raise missing('ChargingComplete', r)
         _p = 'RemainingTimeToFullSoC'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -8069,7 +7857,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f7 = None
         _p = 'RemainingTimeToBulkSoC'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 1
@@ -8081,7 +7868,6 @@ def _d_CurrentDemandReq(r: BitReader) -> CurrentDemandReq:
             f8 = None
         _p = 'EVTargetVoltage'
         if fid == 9:
-            st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
             _q = r.pos + 1
@@ -8232,7 +8018,6 @@ _R_CurrentDemandRes_10 = _DT_CurrentDemandRes[10][2]
 
 def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8241,7 +8026,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -8269,7 +8053,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -8281,7 +8064,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -8293,7 +8075,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPresentCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -8305,7 +8086,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8329,7 +8109,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8353,7 +8132,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -8377,7 +8155,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSEMaximumVoltageLimit'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -8389,7 +8166,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f7 = None
         _p = 'EVSEMaximumCurrentLimit'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 2
@@ -8401,7 +8177,6 @@ def _d_CurrentDemandRes(r: BitReader) -> CurrentDemandRes:
             f8 = None
         _p = 'EVSEMaximumPowerLimit'
         if fid == 9:
-            st = nst
             _x = _d_PhysicalValue(r)
             f9 = _x
             _q = r.pos + 1
@@ -8439,20 +8214,13 @@ def _e_CurrentDemandRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_CurrentDemandRes(_s, v)
-    except CodecError:
-        _eu_CurrentDemandRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_CurrentDemandRes(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
-        _EC_CurrentDemandRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_CurrentDemandRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_WeldingDetectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 1, ((-1, 0, 1), (-2, 1, 0))),)
 _N_WeldingDetectionReq = ('DC_EVStatus',)
@@ -8482,7 +8250,6 @@ _R_WeldingDetectionReq_1 = _DT_WeldingDetectionReq[1][2]
 
 def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8491,7 +8258,6 @@ def _d_WeldingDetectionReq(r: BitReader) -> WeldingDetectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -8559,7 +8325,6 @@ _R_WeldingDetectionRes_3 = _DT_WeldingDetectionRes[3][2]
 
 def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8568,7 +8333,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ResponseCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 7
             if _q > r.wend: _x = r.bits(7)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7f
@@ -8596,7 +8360,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             raise missing('ResponseCode', r)
         _p = 'DC_EVSEStatus'
         if fid == 1:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -8608,7 +8371,6 @@ def _d_WeldingDetectionRes(r: BitReader) -> WeldingDetectionRes:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -8703,7 +8465,8 @@ def _e_SAScheduleTuple(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'PMaxSchedule'
         x = v.p_max_schedule
@@ -8738,7 +8501,6 @@ _R_SAScheduleTuple_3 = _DT_SAScheduleTuple[3][2]
 
 def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8747,7 +8509,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SAScheduleTupleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -8773,7 +8534,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             raise missing('SAScheduleTupleID', r)
         _p = 'PMaxSchedule'
         if fid == 1:
-            st = nst
             _x = _d_PMaxSchedule(r)
             f1 = _x
             _q = r.pos + 2
@@ -8785,7 +8545,6 @@ def _d_SAScheduleTuple(r: BitReader) -> SAScheduleTuple:
             raise missing('PMaxSchedule', r)
         _p = 'SalesTariff'
         if fid == 2:
-            st = nst
             _x = _d_SalesTariff(r)
             f2 = _x
             _q = r.pos + 1
@@ -8825,7 +8584,8 @@ def _e_PMaxSchedule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMaxScheduleID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'PMaxScheduleEntry'
         for x in v.p_max_schedule_entry:
@@ -8931,7 +8691,8 @@ def _e_PMaxScheduleEntry(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMax', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -8945,7 +8706,6 @@ _R_PMaxScheduleEntry_2 = _DT_PMaxScheduleEntry[2][2]
 
 def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -8954,7 +8714,6 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
-            st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_PMaxScheduleEntry_time_interval[m](r)
             f0 = _x
@@ -8967,7 +8726,6 @@ def _d_PMaxScheduleEntry(r: BitReader) -> PMaxScheduleEntry:
             raise missing('TimeInterval', r)
         _p = 'PMax'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -9036,7 +8794,6 @@ _R_Entry_1 = _DT_Entry[1][2]
 
 def _d_Entry(r: BitReader) -> Entry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -9045,7 +8802,6 @@ def _d_Entry(r: BitReader) -> Entry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeInterval'
         if fid == 0:
-            st = nst
             _p = ('RelativeTimeInterval', 'TimeInterval')[m]
             _x = _SD_Entry_time_interval[m](r)
             f0 = _x
@@ -9084,7 +8840,6 @@ _R_Interval_0 = _DT_Interval[0][2]
 
 def _d_Interval(r: BitReader) -> Interval:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9125,7 +8880,8 @@ def _e_SalesTariff(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SalesTariffID', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'SalesTariffDescription'
         x = v.sales_tariff_description
@@ -9417,7 +9173,8 @@ def _e_ConsumptionCost(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'startValue', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Cost'
         for x in v.cost:
@@ -9518,7 +9275,8 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'amountMultiplier'
         x = v.amount_multiplier
@@ -9543,7 +9301,6 @@ _R_Cost_3 = _DT_Cost[3][2]
 
 def _d_Cost(r: BitReader) -> Cost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9552,7 +9309,6 @@ def _d_Cost(r: BitReader) -> Cost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'costKind'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -9580,7 +9336,6 @@ def _d_Cost(r: BitReader) -> Cost:
             raise missing('costKind', r)
         _p = 'amount'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9606,7 +9361,6 @@ def _d_Cost(r: BitReader) -> Cost:
             raise missing('amount', r)
         _p = 'amountMultiplier'
         if fid == 2:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -9660,7 +9414,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'start', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'duration'
         x = v.duration
@@ -9670,7 +9425,8 @@ def _e_RelativeTimeInterval(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_RelativeTimeInterval[st]
@@ -9686,7 +9442,6 @@ _R_RelativeTimeInterval_2 = _DT_RelativeTimeInterval[2][2]
 
 def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9695,7 +9450,6 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'start'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9721,7 +9475,6 @@ def _d_RelativeTimeInterval(r: BitReader) -> RelativeTimeInterval:
             raise missing('start', r)
         _p = 'duration'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9772,7 +9525,8 @@ def _e_AC_EVChargeParameter(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EAmount'
         x = v.e_amount
@@ -9825,7 +9579,6 @@ _R_AC_EVChargeParameter_5 = _DT_AC_EVChargeParameter[5][2]
 
 def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9834,7 +9587,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9860,7 +9612,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('DepartureTime', r)
         _p = 'EAmount'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -9872,7 +9623,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EAmount', r)
         _p = 'EVMaxVoltage'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -9884,7 +9634,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EVMaxVoltage', r)
         _p = 'EVMaxCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -9896,7 +9645,6 @@ def _d_AC_EVChargeParameter(r: BitReader) -> AC_EVChargeParameter:
             raise missing('EVMaxCurrent', r)
         _p = 'EVMinCurrent'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 1
@@ -10029,7 +9777,6 @@ _R_DC_EVChargeParameter_8 = _DT_DC_EVChargeParameter[8][2]
 
 def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10038,7 +9785,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -10050,7 +9796,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('DC_EVStatus', r)
         _p = 'EVMaximumCurrentLimit'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 2
@@ -10062,7 +9807,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('EVMaximumCurrentLimit', r)
         _p = 'EVMaximumPowerLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10074,7 +9818,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f2 = None
         _p = 'EVMaximumVoltageLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 3
@@ -10086,7 +9829,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             raise missing('EVMaximumVoltageLimit', r)
         _p = 'EVEnergyCapacity'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 3
@@ -10098,7 +9840,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f4 = None
         _p = 'EVEnergyRequest'
         if fid == 5:
-            st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
             _q = r.pos + 2
@@ -10110,7 +9851,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f5 = None
         _p = 'FullSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -10136,7 +9876,6 @@ def _d_DC_EVChargeParameter(r: BitReader) -> DC_EVChargeParameter:
             f6 = None
         _p = 'BulkSOC'
         if fid == 7:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -10235,7 +9974,6 @@ _R_AC_EVSEChargeParameter_4 = _DT_AC_EVSEChargeParameter[4][2]
 
 def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10244,7 +9982,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'AC_EVSEStatus'
         if fid == 0:
-            st = nst
             _x = _d_AC_EVSEStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -10256,7 +9993,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             raise missing('AC_EVSEStatus', r)
         _p = 'EVSEMaxVoltage'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 1
@@ -10268,7 +10004,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             raise missing('EVSEMaxVoltage', r)
         _p = 'EVSEMaxCurrent'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10280,7 +10015,6 @@ def _d_AC_EVSEChargeParameter(r: BitReader) -> AC_EVSEChargeParameter:
             raise missing('EVSEMaxCurrent', r)
         _p = 'EVSEMinCurrent'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -10417,7 +10151,6 @@ _R_DC_EVSEChargeParameter_9 = _DT_DC_EVSEChargeParameter[9][2]
 
 def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10426,7 +10159,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVSEStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVSEStatus(r)
             f0 = _x
             _q = r.pos + 1
@@ -10438,7 +10170,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('DC_EVSEStatus', r)
         _p = 'EVSEMaximumCurrentLimit'
         if fid == 1:
-            st = nst
             _x = _d_PhysicalValue(r)
             f1 = _x
             _q = r.pos + 2
@@ -10450,7 +10181,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMaximumCurrentLimit', r)
         _p = 'EVSEMaximumPowerLimit'
         if fid == 2:
-            st = nst
             _x = _d_PhysicalValue(r)
             f2 = _x
             _q = r.pos + 1
@@ -10462,7 +10192,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             f2 = None
         _p = 'EVSEMaximumVoltageLimit'
         if fid == 3:
-            st = nst
             _x = _d_PhysicalValue(r)
             f3 = _x
             _q = r.pos + 1
@@ -10474,7 +10203,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMaximumVoltageLimit', r)
         _p = 'EVSEMinimumCurrentLimit'
         if fid == 4:
-            st = nst
             _x = _d_PhysicalValue(r)
             f4 = _x
             _q = r.pos + 1
@@ -10486,7 +10214,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMinimumCurrentLimit', r)
         _p = 'EVSEMinimumVoltageLimit'
         if fid == 5:
-            st = nst
             _x = _d_PhysicalValue(r)
             f5 = _x
             _q = r.pos + 2
@@ -10498,7 +10225,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEMinimumVoltageLimit', r)
         _p = 'EVSECurrentRegulationTolerance'
         if fid == 6:
-            st = nst
             _x = _d_PhysicalValue(r)
             f6 = _x
             _q = r.pos + 1
@@ -10510,7 +10236,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             f6 = None
         _p = 'EVSEPeakCurrentRipple'
         if fid == 7:
-            st = nst
             _x = _d_PhysicalValue(r)
             f7 = _x
             _q = r.pos + 2
@@ -10522,7 +10247,6 @@ def _d_DC_EVSEChargeParameter(r: BitReader) -> DC_EVSEChargeParameter:
             raise missing('EVSEPeakCurrentRipple', r)
         _p = 'EVSEEnergyToBeDelivered'
         if fid == 8:
-            st = nst
             _x = _d_PhysicalValue(r)
             f8 = _x
             _q = r.pos + 1
@@ -10598,7 +10322,6 @@ _R_DC_EVPowerDeliveryParameter_3 = _DT_DC_EVPowerDeliveryParameter[3][2]
 
 def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10607,7 +10330,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DC_EVStatus'
         if fid == 0:
-            st = nst
             _x = _d_DC_EVStatus(r)
             f0 = _x
             _q = r.pos + 2
@@ -10619,7 +10341,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
             raise missing('DC_EVStatus', r)
         _p = 'BulkChargingComplete'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10643,7 +10364,6 @@ def _d_DC_EVPowerDeliveryParameter(r: BitReader) -> DC_EVPowerDeliveryParameter:
             f1 = None
         _p = 'ChargingComplete'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -10735,7 +10455,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10744,7 +10463,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -10761,7 +10479,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'Notification'
         if fid == 1:
-            st = nst
             _x = _d_Notification(r)
             f1 = _x
             _q = r.pos + 2
@@ -10773,7 +10490,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             f1 = None
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -10804,20 +10520,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Notification = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((1, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_Notification = ('FaultCode', 'FaultMsg')
@@ -10866,7 +10575,6 @@ _R_Notification_2 = _DT_Notification[2][2]
 
 def _d_Notification(r: BitReader) -> Notification:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10875,7 +10583,6 @@ def _d_Notification(r: BitReader) -> Notification:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'FaultCode'
         if fid == 0:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -10903,7 +10610,6 @@ def _d_Notification(r: BitReader) -> Notification:
             raise missing('FaultCode', r)
         _p = 'FaultMsg'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -10965,7 +10671,6 @@ _R_Body_1 = _DT_Body[1][2]
 
 def _d_Body(r: BitReader) -> Body:
     _p = None
-    st = 0
     try:
         _q = r.pos + 6
         if _q > r.wend: _c = r.bits(6)
@@ -10974,7 +10679,6 @@ def _d_Body(r: BitReader) -> Body:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'BodyElement'
         if fid == 0:
-            st = nst
             _p = ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')[m]
             _x = _SD_Body_body_element[m](r)
             f0 = _x
@@ -11004,20 +10708,13 @@ def _e_Body(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Body(_s, v)
-    except CodecError:
-        _eu_Body(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Body(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_Body) >= 256: _EC_Body.clear()
-        _EC_Body[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Body[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_V2G_Message = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_V2G_Message = ('Header', 'Body')
@@ -11057,7 +10754,6 @@ _R_V2G_Message_2 = _DT_V2G_Message[2][2]
 
 def _d_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11066,7 +10762,6 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11078,7 +10773,6 @@ def _d_V2G_Message(r: BitReader) -> V2G_Message:
             raise missing('Header', r)
         _p = 'Body'
         if fid == 1:
-            st = nst
             _x = _d_Body(r)
             f1 = _x
             _q = r.pos + 1
@@ -11108,20 +10802,13 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_V2G_Message(_s, v)
-    except CodecError:
-        _eu_V2G_Message(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_V2G_Message(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
-        _EC_V2G_Message[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_V2G_Message[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 _SM_ChargeParameterDiscoveryReq_1 = {AC_EVChargeParameter: 0, DC_EVChargeParameter: 1, EVChargeParameter: 2}
 _SE_ChargeParameterDiscoveryReq_ev_charge_parameter = (_e_AC_EVChargeParameter, _e_DC_EVChargeParameter, _e_EVChargeParameter,)
 _SD_ChargeParameterDiscoveryReq_ev_charge_parameter = (_d_AC_EVChargeParameter, _d_DC_EVChargeParameter, _d_EVChargeParameter,)
@@ -11620,7 +11307,8 @@ def _ds_f21(r: BitReader) -> Any:
 def _es_f23(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ChargingProfileEntryMaxPower', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -11646,7 +11334,8 @@ def _ds_f23(r: BitReader) -> Any:
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ChargingProfileEntryStart', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -11732,7 +11421,8 @@ def _ds_f43(r: BitReader) -> Any:
 def _es_f45(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'DateTimeNow', x, -9223372036854775808, 9223372036854775807, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -11758,7 +11448,8 @@ def _ds_f45(r: BitReader) -> Any:
 def _es_f46(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12356,7 +12047,8 @@ def _ds_f109(r: BitReader) -> Any:
 def _es_f110(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12439,7 +12131,8 @@ def _ds_f118(r: BitReader) -> Any:
 def _es_f121(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12527,7 +12220,8 @@ def _ds_f126(r: BitReader) -> Any:
 def _es_f128(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'NotificationMaxDelay', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -12652,7 +12346,8 @@ def _ds_f135(r: BitReader) -> Any:
 def _es_f136(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMax', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12678,7 +12373,8 @@ def _ds_f136(r: BitReader) -> Any:
 def _es_f139(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'PMaxScheduleID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12704,7 +12400,8 @@ def _ds_f139(r: BitReader) -> Any:
 def _es_f142(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParameterSetID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12908,7 +12605,8 @@ def _ds_f163(r: BitReader) -> Any:
 def _es_f165(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'RetryCounter', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12954,7 +12652,8 @@ def _ds_f166(r: BitReader) -> Any:
 def _es_f169(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -12980,7 +12679,8 @@ def _ds_f169(r: BitReader) -> Any:
 def _es_f170(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SAScheduleTupleID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13045,7 +12745,8 @@ def _ds_f175(r: BitReader) -> Any:
 def _es_f177(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'SalesTariffID', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13165,7 +12866,8 @@ def _ds_f184(r: BitReader) -> Any:
 def _es_f190(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13191,7 +12893,8 @@ def _ds_f190(r: BitReader) -> Any:
 def _es_f191(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13337,7 +13040,8 @@ def _ds_f206(r: BitReader) -> Any:
 def _es_f214(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: encode_range(w, 'TMeter', x, -9223372036854775808, 9223372036854775807, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13390,7 +13094,8 @@ def _ds_f218(r: BitReader) -> Any:
 def _es_f220(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13492,7 +13197,8 @@ def _ds_f228(r: BitReader) -> Any:
 def _es_f229(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13574,7 +13280,8 @@ def _ds_f232(r: BitReader) -> Any:
 def _es_f233(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'amount', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13695,7 +13402,8 @@ def _ds_f237(r: BitReader) -> Any:
 def _es_f238(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'duration', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13721,7 +13429,8 @@ def _ds_f238(r: BitReader) -> Any:
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13747,7 +13456,8 @@ def _ds_f239(r: BitReader) -> Any:
 def _es_f241(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -13773,7 +13483,8 @@ def _ds_f241(r: BitReader) -> Any:
 def _es_f242(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'start', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -13799,7 +13510,8 @@ def _ds_f242(r: BitReader) -> Any:
 def _es_f243(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'startValue', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 

@@ -630,7 +630,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -662,7 +661,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -720,7 +718,6 @@ _R_AC_ChargeParameterDiscoveryReq_2 = _DT_AC_ChargeParameterDiscoveryReq[2][2]
 
 def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -729,7 +726,6 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -741,7 +737,6 @@ def _d_AC_ChargeParameterDiscoveryReq(r: BitReader) -> AC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'AC_CPDReqEnergyTransferMode'
         if fid == 1:
-            st = nst
             _p = ('AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryReq_ac_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
@@ -791,7 +786,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -800,7 +794,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -848,7 +841,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -857,7 +849,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -905,7 +896,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -914,7 +904,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -966,7 +955,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -992,7 +982,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1001,7 +990,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1018,7 +1006,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1044,7 +1031,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -1075,20 +1061,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_AC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 2, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-2, 0, 0))), (2, 2, ((2, 0, 3), (3, 0, 4), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (2, 1, ((4, 0, 6), (5, 0, 5), (-1, 0, 4), (-2, 1, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))), (2, 1, ((5, 0, 5), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))),)
 _N_AC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3')
@@ -1176,7 +1155,6 @@ _R_AC_CPDReqEnergyTransferMode_6 = _DT_AC_CPDReqEnergyTransferMode[6][2]
 
 def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1185,7 +1163,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -1197,7 +1174,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMaximumChargePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -1209,7 +1185,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             f1 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1221,7 +1196,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             f2 = None
         _p = 'EVMinimumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 2
@@ -1233,7 +1207,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMinimumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -1245,7 +1218,6 @@ def _d_AC_CPDReqEnergyTransferMode(r: BitReader) -> AC_CPDReqEnergyTransferMode:
             f4 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -1294,7 +1266,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -1308,7 +1281,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1317,7 +1289,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -1341,7 +1312,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1407,45 +1377,39 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
-_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+_C_RationalNumber: dict[int, tuple[RationalNumber, int]] = {}  # read -> (value, its bits)
 
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 32
-        if _q > r.wend: _y = r.peek(32)
-        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
-        o = _C_RationalNumber.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 32
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(32)
+    _x = _y >> 18
+    if _x & 0x300e == 0x0:
+        a0 = (_x >> 4) & 0xff
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_RationalNumber()
+            o.exponent = a0 + -128
+            o.value = _v
+            o.__class__ = RationalNumber
+            if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+            if _q <= r.wend: _C_RationalNumber[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x300e == 0x0:
-            a0 = (_x >> 4) & 0xff
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 24
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
-            if _x & 1: _v = -_v - 1
-            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_RationalNumber()
-                o.exponent = a0 + -128
-                o.value = _v
-                o.__class__ = RationalNumber
-                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
-                _C_RationalNumber[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_RationalNumber(r)
 
 _DT_AC_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (2, 1, 3), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1502,7 +1466,6 @@ _R_AC_ChargeParameterDiscoveryRes_3 = _DT_AC_ChargeParameterDiscoveryRes[3][2]
 
 def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1511,7 +1474,6 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1523,7 +1485,6 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1551,7 +1512,6 @@ def _d_AC_ChargeParameterDiscoveryRes(r: BitReader) -> AC_ChargeParameterDiscove
             raise missing('ResponseCode', r)
         _p = 'AC_CPDResEnergyTransferMode'
         if fid == 2:
-            st = nst
             _p = ('AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')[m]
             _x = _SD_AC_ChargeParameterDiscoveryRes_ac_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
@@ -1612,7 +1572,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1621,7 +1580,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1633,7 +1591,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1708,7 +1665,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1717,7 +1673,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1729,7 +1684,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1922,7 +1876,6 @@ _R_AC_CPDResEnergyTransferMode_12 = _DT_AC_CPDResEnergyTransferMode[12][2]
 
 def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1931,7 +1884,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -1943,7 +1895,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMaximumChargePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -1955,7 +1906,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f1 = None
         _p = 'EVSEMaximumChargePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1967,7 +1917,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f2 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 2
@@ -1979,7 +1928,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMinimumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -1991,7 +1939,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f4 = None
         _p = 'EVSEMinimumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -2003,7 +1950,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f5 = None
         _p = 'EVSENominalFrequency'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -2015,7 +1961,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             raise missing('EVSENominalFrequency', r)
         _p = 'MaximumPowerAsymmetry'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -2027,7 +1972,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f7 = None
         _p = 'EVSEPowerRampLimitation'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -2039,7 +1983,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f8 = None
         _p = 'EVSEPresentActivePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 2
@@ -2051,7 +1994,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f9 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -2063,7 +2005,6 @@ def _d_AC_CPDResEnergyTransferMode(r: BitReader) -> AC_CPDResEnergyTransferMode:
             f10 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 1
@@ -2159,7 +2100,6 @@ _R_AC_ChargeLoopReq_4 = _DT_AC_ChargeLoopReq[4][2]
 
 def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2168,7 +2108,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2180,7 +2119,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2192,7 +2130,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2216,7 +2153,6 @@ def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
             raise missing('MeterInfoRequested', r)
         _p = 'CLReqControlMode'
         if fid == 3:
-            st = nst
             _p = ('BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')[m]
             _x = _SD_AC_ChargeLoopReq_cl_req_control_mode[m](r)
             f3 = _x
@@ -2289,7 +2225,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2298,7 +2233,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2310,7 +2244,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2322,7 +2255,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2418,7 +2350,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -2431,7 +2364,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -2444,7 +2378,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -2501,7 +2436,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -2510,7 +2444,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2536,7 +2469,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2562,7 +2494,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2588,7 +2519,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2614,7 +2544,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2640,7 +2569,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2666,7 +2594,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2692,7 +2619,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2716,7 +2642,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -2728,7 +2653,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2869,7 +2793,6 @@ _R_AC_ChargeLoopRes_7 = _DT_AC_ChargeLoopRes[7][2]
 
 def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2878,7 +2801,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2890,7 +2812,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2918,7 +2839,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 4
@@ -2930,7 +2850,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 3
@@ -2942,7 +2861,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 3
@@ -2954,7 +2872,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             f4 = None
         _p = 'EVSETargetFrequency'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -2966,7 +2883,6 @@ def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
             f5 = None
         _p = 'CLResControlMode'
         if fid == 6:
-            st = nst
             _p = ('BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')[m]
             _x = _SD_AC_ChargeLoopRes_cl_res_control_mode[m](r)
             f6 = _x
@@ -3002,20 +2918,13 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_AC_ChargeLoopRes(_s, v)
-    except CodecError:
-        _eu_AC_ChargeLoopRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_AC_ChargeLoopRes(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
-        _EC_AC_ChargeLoopRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_AC_ChargeLoopRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_ChargeLoopRes = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt')
@@ -3092,7 +3001,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3101,7 +3009,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3113,7 +3020,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3141,7 +3047,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3153,7 +3058,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3165,7 +3069,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3205,7 +3108,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -3228,7 +3132,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3237,7 +3140,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3263,7 +3165,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -3309,20 +3210,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
@@ -3356,7 +3250,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -3366,7 +3261,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -3378,7 +3274,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -3391,7 +3288,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -3421,7 +3319,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -3434,7 +3333,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -3456,7 +3356,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3465,7 +3364,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3482,7 +3380,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3508,7 +3405,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3534,7 +3430,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3560,7 +3455,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3586,7 +3480,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -3603,7 +3496,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -3629,7 +3521,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3679,20 +3570,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -3712,7 +3596,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -3923,7 +3808,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3932,7 +3816,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -3944,7 +3827,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -3981,7 +3863,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -4004,7 +3887,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4013,7 +3895,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4041,7 +3922,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4214,7 +4094,6 @@ _R_BPT_AC_CPDReqEnergyTransferMode_12 = _DT_BPT_AC_CPDReqEnergyTransferMode[12][
 
 def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4223,7 +4102,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -4235,7 +4113,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMaximumChargePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -4247,7 +4124,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f1 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4259,7 +4135,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f2 = None
         _p = 'EVMinimumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 2
@@ -4271,7 +4146,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMinimumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -4283,7 +4157,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f4 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -4295,7 +4168,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f5 = None
         _p = 'EVMaximumDischargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -4307,7 +4179,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMaximumDischargePower_L2'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -4319,7 +4190,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f7 = None
         _p = 'EVMaximumDischargePower_L3'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -4331,7 +4201,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f8 = None
         _p = 'EVMinimumDischargePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 2
@@ -4343,7 +4212,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMinimumDischargePower_L2'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -4355,7 +4223,6 @@ def _d_BPT_AC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_AC_CPDReqEnergyTrans
             f10 = None
         _p = 'EVMinimumDischargePower_L3'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 1
@@ -4608,7 +4475,6 @@ _R_BPT_AC_CPDResEnergyTransferMode_18 = _DT_BPT_AC_CPDResEnergyTransferMode[18][
 
 def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4617,7 +4483,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -4629,7 +4494,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMaximumChargePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -4641,7 +4505,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f1 = None
         _p = 'EVSEMaximumChargePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4653,7 +4516,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f2 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 2
@@ -4665,7 +4527,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMinimumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -4677,7 +4538,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f4 = None
         _p = 'EVSEMinimumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -4689,7 +4549,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f5 = None
         _p = 'EVSENominalFrequency'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -4701,7 +4560,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             raise missing('EVSENominalFrequency', r)
         _p = 'MaximumPowerAsymmetry'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -4713,7 +4571,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f7 = None
         _p = 'EVSEPowerRampLimitation'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -4725,7 +4582,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f8 = None
         _p = 'EVSEPresentActivePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 2
@@ -4737,7 +4593,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f9 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -4749,7 +4604,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f10 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 1
@@ -4761,7 +4615,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f11 = None
         _p = 'EVSEMaximumDischargePower'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 2
@@ -4773,7 +4626,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             raise missing('EVSEMaximumDischargePower', r)
         _p = 'EVSEMaximumDischargePower_L2'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 2
@@ -4785,7 +4637,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f13 = None
         _p = 'EVSEMaximumDischargePower_L3'
         if fid == 14:
-            st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
             _q = r.pos + 1
@@ -4797,7 +4648,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f14 = None
         _p = 'EVSEMinimumDischargePower'
         if fid == 15:
-            st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
             _q = r.pos + 2
@@ -4809,7 +4659,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             raise missing('EVSEMinimumDischargePower', r)
         _p = 'EVSEMinimumDischargePower_L2'
         if fid == 16:
-            st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
             _q = r.pos + 2
@@ -4821,7 +4670,6 @@ def _d_BPT_AC_CPDResEnergyTransferMode(r: BitReader) -> BPT_AC_CPDResEnergyTrans
             f16 = None
         _p = 'EVSEMinimumDischargePower_L3'
         if fid == 17:
-            st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
             _q = r.pos + 1
@@ -5056,7 +4904,6 @@ _R_Scheduled_AC_CLReqControlMode_15 = _DT_Scheduled_AC_CLReqControlMode[15][2]
 
 def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -5065,7 +4912,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -5077,7 +4923,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 4
@@ -5089,7 +4934,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -5101,7 +4945,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f2 = None
         _p = 'EVMaximumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -5113,7 +4956,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f3 = None
         _p = 'EVMaximumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -5125,7 +4967,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f4 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -5137,7 +4978,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -5149,7 +4989,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f6 = None
         _p = 'EVMinimumChargePower_L2'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -5161,7 +5000,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f7 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5173,7 +5011,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f8 = None
         _p = 'EVPresentActivePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 3
@@ -5185,7 +5022,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             raise missing('EVPresentActivePower', r)
         _p = 'EVPresentActivePower_L2'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 3
@@ -5197,7 +5033,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f10 = None
         _p = 'EVPresentActivePower_L3'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 3
@@ -5209,7 +5044,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f11 = None
         _p = 'EVPresentReactivePower'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 2
@@ -5221,7 +5055,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f12 = None
         _p = 'EVPresentReactivePower_L2'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 2
@@ -5233,7 +5066,6 @@ def _d_Scheduled_AC_CLReqControlMode(r: BitReader) -> Scheduled_AC_CLReqControlM
             f13 = None
         _p = 'EVPresentReactivePower_L3'
         if fid == 14:
-            st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
             _q = r.pos + 1
@@ -5322,7 +5154,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5331,7 +5162,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -5343,7 +5173,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5355,7 +5184,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5505,7 +5333,6 @@ _R_Scheduled_AC_CLResControlMode_9 = _DT_Scheduled_AC_CLResControlMode[9][2]
 
 def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -5514,7 +5341,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -5526,7 +5352,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f0 = None
         _p = 'EVSETargetActivePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 4
@@ -5538,7 +5363,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f1 = None
         _p = 'EVSETargetActivePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -5550,7 +5374,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f2 = None
         _p = 'EVSETargetReactivePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -5562,7 +5385,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f3 = None
         _p = 'EVSETargetReactivePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -5574,7 +5396,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f4 = None
         _p = 'EVSETargetReactivePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -5586,7 +5407,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f5 = None
         _p = 'EVSEPresentActivePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -5598,7 +5418,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f6 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -5610,7 +5429,6 @@ def _d_Scheduled_AC_CLResControlMode(r: BitReader) -> Scheduled_AC_CLResControlM
             f7 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5647,20 +5465,13 @@ def _e_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Scheduled_AC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_Scheduled_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Scheduled_AC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_Scheduled_AC_CLResControlMode) >= 256: _EC_Scheduled_AC_CLResControlMode.clear()
-        _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_Scheduled_CLResControlMode = ()
@@ -5680,7 +5491,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5964,7 +5774,6 @@ _R_BPT_Scheduled_AC_CLReqControlMode_21 = _DT_BPT_Scheduled_AC_CLReqControlMode[
 
 def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -5973,7 +5782,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -5985,7 +5793,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 4
@@ -5997,7 +5804,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -6009,7 +5815,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f2 = None
         _p = 'EVMaximumChargePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -6021,7 +5826,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f3 = None
         _p = 'EVMaximumChargePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -6033,7 +5837,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f4 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -6045,7 +5848,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -6057,7 +5859,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f6 = None
         _p = 'EVMinimumChargePower_L2'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -6069,7 +5870,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f7 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -6081,7 +5881,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f8 = None
         _p = 'EVPresentActivePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 4
@@ -6093,7 +5892,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             raise missing('EVPresentActivePower', r)
         _p = 'EVPresentActivePower_L2'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 4
@@ -6105,7 +5903,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f10 = None
         _p = 'EVPresentActivePower_L3'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 4
@@ -6117,7 +5914,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f11 = None
         _p = 'EVPresentReactivePower'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 4
@@ -6129,7 +5925,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f12 = None
         _p = 'EVPresentReactivePower_L2'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 4
@@ -6141,7 +5936,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f13 = None
         _p = 'EVPresentReactivePower_L3'
         if fid == 14:
-            st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
             _q = r.pos + 3
@@ -6153,7 +5947,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f14 = None
         _p = 'EVMaximumDischargePower'
         if fid == 15:
-            st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
             _q = r.pos + 3
@@ -6165,7 +5958,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f15 = None
         _p = 'EVMaximumDischargePower_L2'
         if fid == 16:
-            st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
             _q = r.pos + 3
@@ -6177,7 +5969,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f16 = None
         _p = 'EVMaximumDischargePower_L3'
         if fid == 17:
-            st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
             _q = r.pos + 3
@@ -6189,7 +5980,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f17 = None
         _p = 'EVMinimumDischargePower'
         if fid == 18:
-            st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
             _q = r.pos + 2
@@ -6201,7 +5991,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f18 = None
         _p = 'EVMinimumDischargePower_L2'
         if fid == 19:
-            st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
             _q = r.pos + 2
@@ -6213,7 +6002,6 @@ def _d_BPT_Scheduled_AC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_AC_CLReq
             f19 = None
         _p = 'EVMinimumDischargePower_L3'
         if fid == 20:
-            st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
             _q = r.pos + 1
@@ -6381,7 +6169,6 @@ _R_BPT_Scheduled_AC_CLResControlMode_9 = _DT_BPT_Scheduled_AC_CLResControlMode[9
 
 def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -6390,7 +6177,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSETargetActivePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -6402,7 +6188,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f0 = None
         _p = 'EVSETargetActivePower_L2'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 4
@@ -6414,7 +6199,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f1 = None
         _p = 'EVSETargetActivePower_L3'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -6426,7 +6210,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f2 = None
         _p = 'EVSETargetReactivePower'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -6438,7 +6221,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f3 = None
         _p = 'EVSETargetReactivePower_L2'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -6450,7 +6232,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f4 = None
         _p = 'EVSETargetReactivePower_L3'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -6462,7 +6243,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f5 = None
         _p = 'EVSEPresentActivePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -6474,7 +6254,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f6 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -6486,7 +6265,6 @@ def _d_BPT_Scheduled_AC_CLResControlMode(r: BitReader) -> BPT_Scheduled_AC_CLRes
             f7 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -6523,20 +6301,13 @@ def _e_BPT_Scheduled_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_BPT_Scheduled_AC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_BPT_Scheduled_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_BPT_Scheduled_AC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Scheduled_AC_CLResControlMode) >= 256: _EC_BPT_Scheduled_AC_CLResControlMode.clear()
-        _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Dynamic_AC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (2, 2, ((5, 0, 8), (6, 0, 6), (7, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 7), (-2, 0, 0))), (2, 2, ((8, 0, 9), (9, 0, 10), (10, 0, 11), (-2, 0, 0))), (2, 2, ((6, 0, 6), (7, 0, 7), (-2, 0, 0), (-3, 0, 0))), (2, 2, ((9, 0, 10), (10, 0, 11), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (2, 2, ((11, 0, 12), (12, 0, 13), (13, 0, 14), (-2, 0, 0))), (2, 2, ((12, 0, 13), (13, 0, 14), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((13, 0, 14), (-2, 0, 0))), (2, 1, ((14, 0, 15), (15, 0, 16), (-1, 0, 14), (-2, 1, 0))), (2, 1, ((15, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 16), (-2, 1, 0))),)
 _N_Dynamic_AC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3')
@@ -6556,7 +6327,8 @@ def _e_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -6732,7 +6504,6 @@ _R_Dynamic_AC_CLReqControlMode_16 = _DT_Dynamic_AC_CLReqControlMode[16][2]
 
 def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6741,7 +6512,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6767,7 +6537,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6779,7 +6548,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6791,7 +6559,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6803,7 +6570,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -6815,7 +6581,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMaximumChargePower_L2'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -6827,7 +6592,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f5 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -6839,7 +6603,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f6 = None
         _p = 'EVMinimumChargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -6851,7 +6614,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMinimumChargePower_L2'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -6863,7 +6625,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f8 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -6875,7 +6636,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f9 = None
         _p = 'EVPresentActivePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -6887,7 +6647,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVPresentActivePower', r)
         _p = 'EVPresentActivePower_L2'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -6899,7 +6658,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f11 = None
         _p = 'EVPresentActivePower_L3'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -6911,7 +6669,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f12 = None
         _p = 'EVPresentReactivePower'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 2
@@ -6923,7 +6680,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             raise missing('EVPresentReactivePower', r)
         _p = 'EVPresentReactivePower_L2'
         if fid == 14:
-            st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
             _q = r.pos + 2
@@ -6935,7 +6691,6 @@ def _d_Dynamic_AC_CLReqControlMode(r: BitReader) -> Dynamic_AC_CLReqControlMode:
             f14 = None
         _p = 'EVPresentReactivePower_L3'
         if fid == 15:
-            st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
             _q = r.pos + 1
@@ -6986,7 +6741,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -7030,7 +6786,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7039,7 +6794,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7065,7 +6819,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -7077,7 +6830,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -7089,7 +6841,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -7130,7 +6881,8 @@ def _eu_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7165,7 +6917,8 @@ def _eu_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
@@ -7289,7 +7042,6 @@ _R_Dynamic_AC_CLResControlMode_13 = _DT_Dynamic_AC_CLResControlMode[13][2]
 
 def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7298,7 +7050,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7324,7 +7075,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7350,7 +7100,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7376,7 +7125,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7402,7 +7150,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f3 = None
         _p = 'EVSETargetActivePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 4
@@ -7414,7 +7161,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             raise missing('EVSETargetActivePower', r)
         _p = 'EVSETargetActivePower_L2'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 4
@@ -7426,7 +7172,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f5 = None
         _p = 'EVSETargetActivePower_L3'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -7438,7 +7183,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f6 = None
         _p = 'EVSETargetReactivePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -7450,7 +7194,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f7 = None
         _p = 'EVSETargetReactivePower_L2'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -7462,7 +7205,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f8 = None
         _p = 'EVSETargetReactivePower_L3'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 3
@@ -7474,7 +7216,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f9 = None
         _p = 'EVSEPresentActivePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -7486,7 +7227,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f10 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -7498,7 +7238,6 @@ def _d_Dynamic_AC_CLResControlMode(r: BitReader) -> Dynamic_AC_CLResControlMode:
             f11 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -7539,20 +7278,13 @@ def _e_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Dynamic_AC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_Dynamic_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Dynamic_AC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_Dynamic_AC_CLResControlMode) >= 256: _EC_Dynamic_AC_CLResControlMode.clear()
-        _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLResControlMode = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay')
@@ -7572,7 +7304,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7607,7 +7340,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -7625,7 +7359,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7634,7 +7367,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7660,7 +7392,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7686,7 +7417,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7712,7 +7442,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7767,7 +7496,8 @@ def _e_BPT_Dynamic_AC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -8034,7 +7764,6 @@ _R_BPT_Dynamic_AC_CLReqControlMode_24 = _DT_BPT_Dynamic_AC_CLReqControlMode[24][
 
 def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -8043,7 +7772,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8069,7 +7797,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -8081,7 +7808,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -8093,7 +7819,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -8105,7 +7830,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 2
@@ -8117,7 +7841,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMaximumChargePower_L2'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -8129,7 +7852,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f5 = None
         _p = 'EVMaximumChargePower_L3'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -8141,7 +7863,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f6 = None
         _p = 'EVMinimumChargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -8153,7 +7874,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMinimumChargePower_L2'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -8165,7 +7885,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f8 = None
         _p = 'EVMinimumChargePower_L3'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -8177,7 +7896,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f9 = None
         _p = 'EVPresentActivePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -8189,7 +7907,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVPresentActivePower', r)
         _p = 'EVPresentActivePower_L2'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -8201,7 +7918,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f11 = None
         _p = 'EVPresentActivePower_L3'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -8213,7 +7929,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f12 = None
         _p = 'EVPresentReactivePower'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 2
@@ -8225,7 +7940,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVPresentReactivePower', r)
         _p = 'EVPresentReactivePower_L2'
         if fid == 14:
-            st = nst
             _x = _d_RationalNumber(r)
             f14 = _x
             _q = r.pos + 2
@@ -8237,7 +7951,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f14 = None
         _p = 'EVPresentReactivePower_L3'
         if fid == 15:
-            st = nst
             _x = _d_RationalNumber(r)
             f15 = _x
             _q = r.pos + 1
@@ -8249,7 +7962,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f15 = None
         _p = 'EVMaximumDischargePower'
         if fid == 16:
-            st = nst
             _x = _d_RationalNumber(r)
             f16 = _x
             _q = r.pos + 2
@@ -8261,7 +7973,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMaximumDischargePower_L2'
         if fid == 17:
-            st = nst
             _x = _d_RationalNumber(r)
             f17 = _x
             _q = r.pos + 2
@@ -8273,7 +7984,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f17 = None
         _p = 'EVMaximumDischargePower_L3'
         if fid == 18:
-            st = nst
             _x = _d_RationalNumber(r)
             f18 = _x
             _q = r.pos + 1
@@ -8285,7 +7995,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f18 = None
         _p = 'EVMinimumDischargePower'
         if fid == 19:
-            st = nst
             _x = _d_RationalNumber(r)
             f19 = _x
             _q = r.pos + 3
@@ -8297,7 +8006,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMinimumDischargePower_L2'
         if fid == 20:
-            st = nst
             _x = _d_RationalNumber(r)
             f20 = _x
             _q = r.pos + 3
@@ -8309,7 +8017,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f20 = None
         _p = 'EVMinimumDischargePower_L3'
         if fid == 21:
-            st = nst
             _x = _d_RationalNumber(r)
             f21 = _x
             _q = r.pos + 2
@@ -8321,7 +8028,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f21 = None
         _p = 'EVMaximumV2XEnergyRequest'
         if fid == 22:
-            st = nst
             _x = _d_RationalNumber(r)
             f22 = _x
             _q = r.pos + 2
@@ -8333,7 +8039,6 @@ def _d_BPT_Dynamic_AC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_AC_CLReqCont
             f22 = None
         _p = 'EVMinimumV2XEnergyRequest'
         if fid == 23:
-            st = nst
             _x = _d_RationalNumber(r)
             f23 = _x
             _q = r.pos + 1
@@ -8394,7 +8099,8 @@ def _eu_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -8429,7 +8135,8 @@ def _eu_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSETargetActivePower'
         x = v.evse_target_active_power
@@ -8553,7 +8260,6 @@ _R_BPT_Dynamic_AC_CLResControlMode_13 = _DT_BPT_Dynamic_AC_CLResControlMode[13][
 
 def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -8562,7 +8268,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8588,7 +8293,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8614,7 +8318,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8640,7 +8343,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8666,7 +8368,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f3 = None
         _p = 'EVSETargetActivePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 4
@@ -8678,7 +8379,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             raise missing('EVSETargetActivePower', r)
         _p = 'EVSETargetActivePower_L2'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 4
@@ -8690,7 +8390,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f5 = None
         _p = 'EVSETargetActivePower_L3'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -8702,7 +8401,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f6 = None
         _p = 'EVSETargetReactivePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -8714,7 +8412,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f7 = None
         _p = 'EVSETargetReactivePower_L2'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -8726,7 +8423,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f8 = None
         _p = 'EVSETargetReactivePower_L3'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 3
@@ -8738,7 +8434,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f9 = None
         _p = 'EVSEPresentActivePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -8750,7 +8445,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f10 = None
         _p = 'EVSEPresentActivePower_L2'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -8762,7 +8456,6 @@ def _d_BPT_Dynamic_AC_CLResControlMode(r: BitReader) -> BPT_Dynamic_AC_CLResCont
             f11 = None
         _p = 'EVSEPresentActivePower_L3'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -8803,20 +8496,13 @@ def _e_BPT_Dynamic_AC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_BPT_Dynamic_AC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_BPT_Dynamic_AC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_BPT_Dynamic_AC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Dynamic_AC_CLResControlMode) >= 256: _EC_BPT_Dynamic_AC_CLResControlMode.clear()
-        _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
@@ -9089,7 +8775,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:AC', 'AC_C
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9115,7 +8802,8 @@ def _ds_f6(r: BitReader) -> Any:
 def _es_f11(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9141,7 +8829,8 @@ def _ds_f11(r: BitReader) -> Any:
 def _es_f14(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9167,7 +8856,8 @@ def _ds_f14(r: BitReader) -> Any:
 def _es_f21(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9193,7 +8883,8 @@ def _ds_f21(r: BitReader) -> Any:
 def _es_f22(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9241,7 +8932,8 @@ def _ds_f23(r: BitReader) -> Any:
 def _es_f26(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9373,7 +9065,8 @@ def _ds_f84(r: BitReader) -> Any:
 def _es_f85(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9544,7 +9237,8 @@ def _ds_f98(r: BitReader) -> Any:
 def _es_f99(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9570,7 +9264,8 @@ def _ds_f99(r: BitReader) -> Any:
 def _es_f100(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9658,7 +9353,8 @@ def _ds_f103(r: BitReader) -> Any:
 def _es_f104(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9803,7 +9499,8 @@ def _ds_f114(r: BitReader) -> Any:
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9829,7 +9526,8 @@ def _ds_f118(r: BitReader) -> Any:
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9855,7 +9553,8 @@ def _ds_f119(r: BitReader) -> Any:
 def _es_f120(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9990,7 +9689,8 @@ def _ds_f136(r: BitReader) -> Any:
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10018,7 +9718,8 @@ def _ds_f138(r: BitReader) -> Any:
 def _es_f139(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10044,7 +9745,8 @@ def _ds_f139(r: BitReader) -> Any:
 def _es_f140(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10070,7 +9772,8 @@ def _ds_f140(r: BitReader) -> Any:
 def _es_f143(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -10172,7 +9875,8 @@ def _ds_f149(r: BitReader) -> Any:
 def _es_f150(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

@@ -503,7 +503,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -535,7 +534,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -595,7 +593,6 @@ _R_ACDP_VehiclePositioningReq_3 = _DT_ACDP_VehiclePositioningReq[3][2]
 
 def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -604,7 +601,6 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -616,7 +612,6 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
             raise missing('Header', r)
         _p = 'EVMobilityStatus'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -640,7 +635,6 @@ def _d_ACDP_VehiclePositioningReq(r: BitReader) -> ACDP_VehiclePositioningReq:
             raise missing('EVMobilityStatus', r)
         _p = 'EVPositioningSupport'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -702,7 +696,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -711,7 +704,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -759,7 +751,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -768,7 +759,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -820,7 +810,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -846,7 +837,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -855,7 +845,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -872,7 +861,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -898,7 +886,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -929,20 +916,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ACDP_VehiclePositioningRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_ACDP_VehiclePositioningRes = ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEPositioningSupport', 'EVRelativeXDeviation', 'EVRelativeYDeviation', 'ContactWindowXc', 'ContactWindowYc', 'EVInChargePosition')
@@ -995,7 +975,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 5
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeXDeviation', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'EVRelativeYDeviation'
         x = v.ev_relative_y_deviation
@@ -1005,7 +986,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 6
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeYDeviation', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'ContactWindowXc'
         x = v.contact_window_xc
@@ -1015,7 +997,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 7
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowXc', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'ContactWindowYc'
         x = v.contact_window_yc
@@ -1025,7 +1008,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             st = 8
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowYc', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'EVInChargePosition'
         x = v.ev_in_charge_position
@@ -1054,7 +1038,6 @@ _R_ACDP_VehiclePositioningRes_9 = _DT_ACDP_VehiclePositioningRes[9][2]
 
 def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1063,7 +1046,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1075,7 +1057,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1103,7 +1084,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1131,7 +1111,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEPositioningSupport'
         if fid == 3:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1155,7 +1134,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('EVSEPositioningSupport', r)
         _p = 'EVRelativeXDeviation'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1181,7 +1159,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('EVRelativeXDeviation', r)
         _p = 'EVRelativeYDeviation'
         if fid == 5:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1207,7 +1184,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('EVRelativeYDeviation', r)
         _p = 'ContactWindowXc'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1233,7 +1209,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('ContactWindowXc', r)
         _p = 'ContactWindowYc'
         if fid == 7:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1259,7 +1234,6 @@ def _d_ACDP_VehiclePositioningRes(r: BitReader) -> ACDP_VehiclePositioningRes:
             raise missing('ContactWindowYc', r)
         _p = 'EVInChargePosition'
         if fid == 8:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1337,7 +1311,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1346,7 +1319,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1358,7 +1330,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1433,7 +1404,6 @@ _R_ACDP_ConnectReq_2 = _DT_ACDP_ConnectReq[2][2]
 
 def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1442,7 +1412,6 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1454,7 +1423,6 @@ def _d_ACDP_ConnectReq(r: BitReader) -> ACDP_ConnectReq:
             raise missing('Header', r)
         _p = 'EVElectricalChargingDeviceStatus'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1557,7 +1525,6 @@ _R_ACDP_ConnectRes_5 = _DT_ACDP_ConnectRes[5][2]
 
 def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1566,7 +1533,6 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1578,7 +1544,6 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1606,7 +1571,6 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1634,7 +1598,6 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
             raise missing('EVSEProcessing', r)
         _p = 'EVSEElectricalChargingDeviceStatus'
         if fid == 3:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1660,7 +1623,6 @@ def _d_ACDP_ConnectRes(r: BitReader) -> ACDP_ConnectRes:
             raise missing('EVSEElectricalChargingDeviceStatus', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 4:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -1738,7 +1700,6 @@ _R_ACDP_SystemStatusReq_2 = _DT_ACDP_SystemStatusReq[2][2]
 
 def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1747,7 +1708,6 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1759,7 +1719,6 @@ def _d_ACDP_SystemStatusReq(r: BitReader) -> ACDP_SystemStatusReq:
             raise missing('Header', r)
         _p = 'EVTechnicalStatus'
         if fid == 1:
-            st = nst
             _x = _d_EVTechnicalStatus(r)
             f1 = _x
             _q = r.pos + 1
@@ -1891,7 +1850,6 @@ _R_EVTechnicalStatus_8 = _DT_EVTechnicalStatus[8][2]
 
 def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1900,7 +1858,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVReadyToCharge'
         if fid == 0:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1924,7 +1881,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             raise missing('EVReadyToCharge', r)
         _p = 'EVImmobilizationRequest'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1948,7 +1904,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             raise missing('EVImmobilizationRequest', r)
         _p = 'EVImmobilized'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -1972,7 +1927,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             f2 = None
         _p = 'EVWLANStrength'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -1984,7 +1938,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             f3 = None
         _p = 'EVCPStatus'
         if fid == 4:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -2012,7 +1965,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             f4 = None
         _p = 'EVSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2038,7 +1990,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             f5 = None
         _p = 'EVErrorCode'
         if fid == 6:
-            st = nst
             _q = r.pos + 6
             if _q > r.wend: _x = r.bits(6)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3f
@@ -2066,7 +2017,6 @@ def _d_EVTechnicalStatus(r: BitReader) -> EVTechnicalStatus:
             f6 = None
         _p = 'EVTimeout'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2129,7 +2079,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2143,7 +2094,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2152,7 +2102,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -2176,7 +2125,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2242,45 +2190,39 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
-_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+_C_RationalNumber: dict[int, tuple[RationalNumber, int]] = {}  # read -> (value, its bits)
 
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 32
-        if _q > r.wend: _y = r.peek(32)
-        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
-        o = _C_RationalNumber.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 32
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(32)
+    _x = _y >> 18
+    if _x & 0x300e == 0x0:
+        a0 = (_x >> 4) & 0xff
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_RationalNumber()
+            o.exponent = a0 + -128
+            o.value = _v
+            o.__class__ = RationalNumber
+            if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+            if _q <= r.wend: _C_RationalNumber[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x300e == 0x0:
-            a0 = (_x >> 4) & 0xff
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 24
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
-            if _x & 1: _v = -_v - 1
-            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_RationalNumber()
-                o.exponent = a0 + -128
-                o.value = _v
-                o.__class__ = RationalNumber
-                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
-                _C_RationalNumber[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_RationalNumber(r)
 
 _DT_ACDP_SystemStatusRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 2, ((9, 0, 10), (-2, 0, 0))), (1, 2, ((10, 0, 11), (-2, 0, 0))), (1, 1, ((-1, 0, 11), (-2, 1, 0))),)
@@ -2404,7 +2346,6 @@ _R_ACDP_SystemStatusRes_11 = _DT_ACDP_SystemStatusRes[11][2]
 
 def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2413,7 +2354,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2425,7 +2365,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2453,7 +2392,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEMechanicalChargingDeviceStatus'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2481,7 +2419,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEMechanicalChargingDeviceStatus', r)
         _p = 'EVSEReadyToCharge'
         if fid == 3:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2505,7 +2442,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEReadyToCharge', r)
         _p = 'EVSEIsolationStatus'
         if fid == 4:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2531,7 +2467,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEIsolationStatus', r)
         _p = 'EVSEDisabled'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2555,7 +2490,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEDisabled', r)
         _p = 'EVSEUtilityInterruptEvent'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2579,7 +2513,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEUtilityInterruptEvent', r)
         _p = 'EVSEEmergencyShutdown'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2603,7 +2536,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEEmergencyShutdown', r)
         _p = 'EVSEMalfunction'
         if fid == 8:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2627,7 +2559,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVSEMalfunction', r)
         _p = 'EVInChargePosition'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2651,7 +2582,6 @@ def _d_ACDP_SystemStatusRes(r: BitReader) -> ACDP_SystemStatusRes:
             raise missing('EVInChargePosition', r)
         _p = 'EVAssociationStatus'
         if fid == 10:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2721,7 +2651,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2730,7 +2659,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2788,7 +2716,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2797,7 +2724,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2809,7 +2735,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2895,7 +2820,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2904,7 +2828,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2916,7 +2839,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2928,7 +2850,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3024,7 +2945,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -3037,7 +2959,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -3050,7 +2973,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -3107,7 +3031,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -3116,7 +3039,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3142,7 +3064,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3168,7 +3089,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3194,7 +3114,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3220,7 +3139,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3246,7 +3164,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3272,7 +3189,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3298,7 +3214,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3322,7 +3237,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -3334,7 +3248,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3450,7 +3363,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3459,7 +3371,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3471,7 +3382,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3499,7 +3409,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3511,7 +3420,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3523,7 +3431,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3563,7 +3470,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -3586,7 +3494,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3595,7 +3502,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3621,7 +3527,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -3667,20 +3572,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
@@ -3714,7 +3612,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -3724,7 +3623,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -3736,7 +3636,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -3749,7 +3650,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -3779,7 +3681,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -3792,7 +3695,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -3814,7 +3718,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3823,7 +3726,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3840,7 +3742,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3866,7 +3767,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3892,7 +3792,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3918,7 +3817,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3944,7 +3842,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -3961,7 +3858,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -3987,7 +3883,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4037,20 +3932,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -4070,7 +3958,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -4281,7 +4170,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4290,7 +4178,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -4302,7 +4189,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4339,7 +4225,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -4362,7 +4249,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4371,7 +4257,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4399,7 +4284,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4475,7 +4359,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -4484,7 +4367,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -4496,7 +4378,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -4508,7 +4389,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4548,7 +4428,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4578,7 +4457,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -4622,7 +4502,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -4631,7 +4510,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4657,7 +4535,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4669,7 +4546,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4681,7 +4557,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -4722,7 +4597,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -4757,7 +4633,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -4775,7 +4652,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -4784,7 +4660,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4810,7 +4685,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -4836,7 +4710,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -4862,7 +4735,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5126,7 +4998,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:ACDP', 'AC
 def _es_f8(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5152,7 +5025,8 @@ def _ds_f8(r: BitReader) -> Any:
 def _es_f11(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5178,7 +5052,8 @@ def _ds_f11(r: BitReader) -> Any:
 def _es_f12(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5204,7 +5079,8 @@ def _ds_f12(r: BitReader) -> Any:
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5230,7 +5106,8 @@ def _ds_f17(r: BitReader) -> Any:
 def _es_f18(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5278,7 +5155,8 @@ def _ds_f19(r: BitReader) -> Any:
 def _es_f20(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowXc', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -5304,7 +5182,8 @@ def _ds_f20(r: BitReader) -> Any:
 def _es_f21(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ContactWindowYc', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -5330,7 +5209,8 @@ def _ds_f21(r: BitReader) -> Any:
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -5608,7 +5488,8 @@ def _ds_f39(r: BitReader) -> Any:
 def _es_f40(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeXDeviation', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -5634,7 +5515,8 @@ def _ds_f40(r: BitReader) -> Any:
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'EVRelativeYDeviation', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -6029,7 +5911,8 @@ def _ds_f62(r: BitReader) -> Any:
 def _es_f63(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -6200,7 +6083,8 @@ def _ds_f75(r: BitReader) -> Any:
 def _es_f76(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -6226,7 +6110,8 @@ def _ds_f76(r: BitReader) -> Any:
 def _es_f77(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6314,7 +6199,8 @@ def _ds_f80(r: BitReader) -> Any:
 def _es_f81(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6459,7 +6345,8 @@ def _ds_f91(r: BitReader) -> Any:
 def _es_f95(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6485,7 +6372,8 @@ def _ds_f95(r: BitReader) -> Any:
 def _es_f96(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6511,7 +6399,8 @@ def _ds_f96(r: BitReader) -> Any:
 def _es_f97(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6646,7 +6535,8 @@ def _ds_f111(r: BitReader) -> Any:
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6674,7 +6564,8 @@ def _ds_f113(r: BitReader) -> Any:
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6700,7 +6591,8 @@ def _ds_f114(r: BitReader) -> Any:
 def _es_f115(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -6726,7 +6618,8 @@ def _ds_f115(r: BitReader) -> Any:
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -6828,7 +6721,8 @@ def _ds_f124(r: BitReader) -> Any:
 def _es_f125(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

@@ -1207,7 +1207,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1239,7 +1238,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1296,7 +1294,6 @@ _R_SessionSetupReq_2 = _DT_SessionSetupReq[2][2]
 
 def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1305,7 +1302,6 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1317,7 +1313,6 @@ def _d_SessionSetupReq(r: BitReader) -> SessionSetupReq:
             raise missing('Header', r)
         _p = 'EVCCID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1371,7 +1366,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1380,7 +1374,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1428,7 +1421,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1437,7 +1429,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1489,7 +1480,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -1515,7 +1507,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1524,7 +1515,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1541,7 +1531,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1567,7 +1556,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -1598,20 +1586,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_SessionSetupRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
 _N_SessionSetupRes = ('Header', 'ResponseCode', 'EVSEID')
@@ -1666,7 +1647,6 @@ _R_SessionSetupRes_3 = _DT_SessionSetupRes[3][2]
 
 def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1675,7 +1655,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1687,7 +1666,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1715,7 +1693,6 @@ def _d_SessionSetupRes(r: BitReader) -> SessionSetupRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEID'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1780,7 +1757,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1789,7 +1765,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1801,7 +1776,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1866,7 +1840,6 @@ _R_AuthorizationSetupReq_1 = _DT_AuthorizationSetupReq[1][2]
 
 def _d_AuthorizationSetupReq(r: BitReader) -> AuthorizationSetupReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1875,7 +1848,6 @@ def _d_AuthorizationSetupReq(r: BitReader) -> AuthorizationSetupReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2129,7 +2101,6 @@ _R_EIM_ASResAuthorizationMode_0 = _DT_EIM_ASResAuthorizationMode[0][2]
 
 def _d_EIM_ASResAuthorizationMode(r: BitReader) -> EIM_ASResAuthorizationMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2190,7 +2161,6 @@ _R_PnC_ASResAuthorizationMode_2 = _DT_PnC_ASResAuthorizationMode[2][2]
 
 def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2199,7 +2169,6 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'GenChallenge'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2216,7 +2185,6 @@ def _d_PnC_ASResAuthorizationMode(r: BitReader) -> PnC_ASResAuthorizationMode:
             raise missing('GenChallenge', r)
         _p = 'SupportedProviders'
         if fid == 1:
-            st = nst
             _x = _d_SupportedProvidersList(r)
             f1 = _x
             _q = r.pos + 1
@@ -2366,7 +2334,6 @@ _R_AuthorizationReq_4 = _DT_AuthorizationReq[4][2]
 
 def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2375,7 +2342,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2387,7 +2353,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             raise missing('Header', r)
         _p = 'SelectedAuthorizationService'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2413,7 +2378,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             raise missing('SelectedAuthorizationService', r)
         _p = 'EIM_AReqAuthorizationMode'
         if fid == 2:
-            st = nst
             _x = _d_EIM_AReqAuthorizationMode(r)
             f2 = _x
             _q = r.pos + 1
@@ -2425,7 +2389,6 @@ def _d_AuthorizationReq(r: BitReader) -> AuthorizationReq:
             f2 = None
         _p = 'PnC_AReqAuthorizationMode'
         if fid == 3:
-            st = nst
             _x = _d_PnC_AReqAuthorizationMode(r)
             f3 = _x
             _q = r.pos + 1
@@ -2466,7 +2429,6 @@ _R_EIM_AReqAuthorizationMode_0 = _DT_EIM_AReqAuthorizationMode[0][2]
 
 def _d_EIM_AReqAuthorizationMode(r: BitReader) -> EIM_AReqAuthorizationMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2533,7 +2495,6 @@ _R_PnC_AReqAuthorizationMode_3 = _DT_PnC_AReqAuthorizationMode[3][2]
 
 def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2542,7 +2503,6 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -2554,7 +2514,6 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             raise missing('@Id', r)
         _p = 'GenChallenge'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2571,7 +2530,6 @@ def _d_PnC_AReqAuthorizationMode(r: BitReader) -> PnC_AReqAuthorizationMode:
             raise missing('GenChallenge', r)
         _p = 'ContractCertificateChain'
         if fid == 2:
-            st = nst
             _x = _d_ContractCertificateChain(r)
             f2 = _x
             _q = r.pos + 1
@@ -2636,7 +2594,6 @@ _R_ContractCertificateChain_2 = _DT_ContractCertificateChain[2][2]
 
 def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2645,7 +2602,6 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2662,7 +2618,6 @@ def _d_ContractCertificateChain(r: BitReader) -> ContractCertificateChain:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
         if fid == 1:
-            st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
             _q = r.pos + 1
@@ -2797,7 +2752,6 @@ _R_AuthorizationRes_3 = _DT_AuthorizationRes[3][2]
 
 def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2806,7 +2760,6 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2818,7 +2771,6 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2846,7 +2798,6 @@ def _d_AuthorizationRes(r: BitReader) -> AuthorizationRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2926,7 +2877,6 @@ _R_ServiceDiscoveryReq_2 = _DT_ServiceDiscoveryReq[2][2]
 
 def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2935,7 +2885,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2947,7 +2896,6 @@ def _d_ServiceDiscoveryReq(r: BitReader) -> ServiceDiscoveryReq:
             raise missing('Header', r)
         _p = 'SupportedServiceIDs'
         if fid == 1:
-            st = nst
             _x = _d_ServiceIDList(r)
             f1 = _x
             _q = r.pos + 1
@@ -2986,7 +2934,8 @@ def _e_ServiceIDList(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         if len(v.service_id) > 16: raise bad_value('ServiceID', len(v.service_id), 'occurrences, more than 16', w)
         _p = None
@@ -3111,7 +3060,6 @@ _R_ServiceDiscoveryRes_5 = _DT_ServiceDiscoveryRes[5][2]
 
 def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3120,7 +3068,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3132,7 +3079,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3160,7 +3106,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ResponseCode', r)
         _p = 'ServiceRenegotiationSupported'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3184,7 +3129,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('ServiceRenegotiationSupported', r)
         _p = 'EnergyTransferServiceList'
         if fid == 3:
-            st = nst
             _x = _d_ServiceList(r)
             f3 = _x
             _q = r.pos + 2
@@ -3196,7 +3140,6 @@ def _d_ServiceDiscoveryRes(r: BitReader) -> ServiceDiscoveryRes:
             raise missing('EnergyTransferServiceList', r)
         _p = 'VASList'
         if fid == 4:
-            st = nst
             _x = _d_ServiceList(r)
             f4 = _x
             _q = r.pos + 1
@@ -3292,7 +3235,8 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'FreeService'
         x = v.free_service
@@ -3314,7 +3258,6 @@ _R_Service_2 = _DT_Service[2][2]
 
 def _d_Service(r: BitReader) -> Service:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3323,7 +3266,6 @@ def _d_Service(r: BitReader) -> Service:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3349,7 +3291,6 @@ def _d_Service(r: BitReader) -> Service:
             raise missing('ServiceID', r)
         _p = 'FreeService'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3407,7 +3348,8 @@ def _e_ServiceDetailReq(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -3421,7 +3363,6 @@ _R_ServiceDetailReq_2 = _DT_ServiceDetailReq[2][2]
 
 def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3430,7 +3371,6 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3442,7 +3382,6 @@ def _d_ServiceDetailReq(r: BitReader) -> ServiceDetailReq:
             raise missing('Header', r)
         _p = 'ServiceID'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3511,7 +3450,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ServiceParameterList'
         x = v.service_parameter_list
@@ -3536,7 +3476,6 @@ _R_ServiceDetailRes_4 = _DT_ServiceDetailRes[4][2]
 
 def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3545,7 +3484,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3557,7 +3495,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3585,7 +3522,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ResponseCode', r)
         _p = 'ServiceID'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3611,7 +3547,6 @@ def _d_ServiceDetailRes(r: BitReader) -> ServiceDetailRes:
             raise missing('ServiceID', r)
         _p = 'ServiceParameterList'
         if fid == 3:
-            st = nst
             _x = _d_ServiceParameterList(r)
             f3 = _x
             _q = r.pos + 1
@@ -3708,7 +3643,8 @@ def _e_ParameterSet(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Parameter'
         for x in v.parameter:
@@ -3832,7 +3768,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('shortValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'intValue'
         x = v.int_value
@@ -3846,7 +3783,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('intValue', w)
             w.acc <<= 1
             if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'rationalNumber'
         x = v.rational_number
@@ -3894,7 +3832,6 @@ _R_Parameter_7 = _DT_Parameter[7][2]
 
 def _d_Parameter(r: BitReader) -> Parameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3903,7 +3840,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Name'
         if fid == 0:
-            st = nst
             _x = r.string()
             if len(_x) > 80: length_violation(r, '@Name', _x, None, 80)
             f0 = _x
@@ -3916,7 +3852,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             raise missing('@Name', r)
         _p = 'boolValue'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3940,7 +3875,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f1 = None
         _p = 'byteValue'
         if fid == 2:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -3964,7 +3898,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f2 = None
         _p = 'shortValue'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -3990,7 +3923,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f3 = None
         _p = 'intValue'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4016,7 +3948,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f4 = None
         _p = 'rationalNumber'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -4028,7 +3959,6 @@ def _d_Parameter(r: BitReader) -> Parameter:
             f5 = None
         _p = 'finiteString'
         if fid == 6:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4083,7 +4013,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -4097,7 +4028,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4106,7 +4036,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -4130,7 +4059,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4196,45 +4124,39 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
-_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+_C_RationalNumber: dict[int, tuple[RationalNumber, int]] = {}  # read -> (value, its bits)
 
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 32
-        if _q > r.wend: _y = r.peek(32)
-        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
-        o = _C_RationalNumber.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 32
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(32)
+    _x = _y >> 18
+    if _x & 0x300e == 0x0:
+        a0 = (_x >> 4) & 0xff
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_RationalNumber()
+            o.exponent = a0 + -128
+            o.value = _v
+            o.__class__ = RationalNumber
+            if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+            if _q <= r.wend: _C_RationalNumber[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x300e == 0x0:
-            a0 = (_x >> 4) & 0xff
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 24
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
-            if _x & 1: _v = -_v - 1
-            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_RationalNumber()
-                o.exponent = a0 + -128
-                o.value = _v
-                o.__class__ = RationalNumber
-                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
-                _C_RationalNumber[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_RationalNumber(r)
 
 _DT_ServiceSelectionReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 1, ((2, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -4289,7 +4211,6 @@ _R_ServiceSelectionReq_3 = _DT_ServiceSelectionReq[3][2]
 
 def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4298,7 +4219,6 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4310,7 +4230,6 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             raise missing('Header', r)
         _p = 'SelectedEnergyTransferService'
         if fid == 1:
-            st = nst
             _x = _d_SelectedService(r)
             f1 = _x
             _q = r.pos + 2
@@ -4322,7 +4241,6 @@ def _d_ServiceSelectionReq(r: BitReader) -> ServiceSelectionReq:
             raise missing('SelectedEnergyTransferService', r)
         _p = 'SelectedVASList'
         if fid == 2:
-            st = nst
             _x = _d_SelectedServiceList(r)
             f2 = _x
             _q = r.pos + 1
@@ -4360,7 +4278,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ParameterSetID'
         x = v.parameter_set_id
@@ -4370,7 +4289,8 @@ def _e_SelectedService(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -4384,7 +4304,6 @@ _R_SelectedService_2 = _DT_SelectedService[2][2]
 
 def _d_SelectedService(r: BitReader) -> SelectedService:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4393,7 +4312,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4419,7 +4337,6 @@ def _d_SelectedService(r: BitReader) -> SelectedService:
             raise missing('ServiceID', r)
         _p = 'ParameterSetID'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4548,7 +4465,6 @@ _R_ServiceSelectionRes_2 = _DT_ServiceSelectionRes[2][2]
 
 def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4557,7 +4473,6 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4569,7 +4484,6 @@ def _d_ServiceSelectionRes(r: BitReader) -> ServiceSelectionRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -4668,7 +4582,6 @@ _R_ScheduleExchangeReq_4 = _DT_ScheduleExchangeReq[4][2]
 
 def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4677,7 +4590,6 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4689,7 +4601,6 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             raise missing('Header', r)
         _p = 'MaximumSupportingPoints'
         if fid == 1:
-            st = nst
             _q = r.pos + 12
             if _q > r.wend: _x = r.bits(12)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xfff
@@ -4715,7 +4626,6 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             raise missing('MaximumSupportingPoints', r)
         _p = 'Dynamic_SEReqControlMode'
         if fid == 2:
-            st = nst
             _x = _d_Dynamic_SEReqControlMode(r)
             f2 = _x
             _q = r.pos + 1
@@ -4727,7 +4637,6 @@ def _d_ScheduleExchangeReq(r: BitReader) -> ScheduleExchangeReq:
             f2 = None
         _p = 'Scheduled_SEReqControlMode'
         if fid == 3:
-            st = nst
             _x = _d_Scheduled_SEReqControlMode(r)
             f3 = _x
             _q = r.pos + 1
@@ -4768,7 +4677,8 @@ def _e_Dynamic_SEReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -4856,7 +4766,6 @@ _R_Dynamic_SEReqControlMode_8 = _DT_Dynamic_SEReqControlMode[8][2]
 
 def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4865,7 +4774,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4891,7 +4799,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             raise missing('DepartureTime', r)
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -4917,7 +4824,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -4943,7 +4849,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             f2 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -4955,7 +4860,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -4967,7 +4871,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -4979,7 +4882,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumV2XEnergyRequest'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -4991,7 +4893,6 @@ def _d_Dynamic_SEReqControlMode(r: BitReader) -> Dynamic_SEReqControlMode:
             f6 = None
         _p = 'EVMinimumV2XEnergyRequest'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -5036,7 +4937,8 @@ def _e_Scheduled_SEReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -5099,7 +5001,6 @@ _R_Scheduled_SEReqControlMode_5 = _DT_Scheduled_SEReqControlMode[5][2]
 
 def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5108,7 +5009,6 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5134,7 +5034,6 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 3
@@ -5146,7 +5045,6 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             f1 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 2
@@ -5158,7 +5056,6 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             f2 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 2
@@ -5170,7 +5067,6 @@ def _d_Scheduled_SEReqControlMode(r: BitReader) -> Scheduled_SEReqControlMode:
             f3 = None
         _p = 'EVEnergyOffer'
         if fid == 4:
-            st = nst
             _x = _d_EVEnergyOffer(r)
             f4 = _x
             _q = r.pos + 1
@@ -5232,7 +5128,6 @@ _R_EVEnergyOffer_2 = _DT_EVEnergyOffer[2][2]
 
 def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5241,7 +5136,6 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPowerSchedule'
         if fid == 0:
-            st = nst
             _x = _d_EVPowerSchedule(r)
             f0 = _x
             _q = r.pos + 1
@@ -5253,7 +5147,6 @@ def _d_EVEnergyOffer(r: BitReader) -> EVEnergyOffer:
             raise missing('EVPowerSchedule', r)
         _p = 'EVAbsolutePriceSchedule'
         if fid == 1:
-            st = nst
             _x = _d_EVAbsolutePriceSchedule(r)
             f1 = _x
             _q = r.pos + 1
@@ -5290,7 +5183,8 @@ def _e_EVPowerSchedule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVPowerScheduleEntries'
         x = v.ev_power_schedule_entries
@@ -5313,7 +5207,6 @@ _R_EVPowerSchedule_2 = _DT_EVPowerSchedule[2][2]
 
 def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5322,7 +5215,6 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5348,7 +5240,6 @@ def _d_EVPowerSchedule(r: BitReader) -> EVPowerSchedule:
             raise missing('TimeAnchor', r)
         _p = 'EVPowerScheduleEntries'
         if fid == 1:
-            st = nst
             _x = _d_EVPowerScheduleEntryList(r)
             f1 = _x
             _q = r.pos + 1
@@ -5441,7 +5332,8 @@ def _e_EVPowerScheduleEntry(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Power'
         x = v.power
@@ -5464,7 +5356,6 @@ _R_EVPowerScheduleEntry_2 = _DT_EVPowerScheduleEntry[2][2]
 
 def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5473,7 +5364,6 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5499,7 +5389,6 @@ def _d_EVPowerScheduleEntry(r: BitReader) -> EVPowerScheduleEntry:
             raise missing('Duration', r)
         _p = 'Power'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -5536,7 +5425,8 @@ def _e_EVAbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Currency'
         x = v.currency
@@ -5589,7 +5479,6 @@ _R_EVAbsolutePriceSchedule_4 = _DT_EVAbsolutePriceSchedule[4][2]
 
 def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5598,7 +5487,6 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -5624,7 +5512,6 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             raise missing('TimeAnchor', r)
         _p = 'Currency'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -5641,7 +5528,6 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             raise missing('Currency', r)
         _p = 'PriceAlgorithm'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -5658,7 +5544,6 @@ def _d_EVAbsolutePriceSchedule(r: BitReader) -> EVAbsolutePriceSchedule:
             raise missing('PriceAlgorithm', r)
         _p = 'EVPriceRuleStacks'
         if fid == 3:
-            st = nst
             _x = _d_EVPriceRuleStackList(r)
             f3 = _x
             _q = r.pos + 1
@@ -5755,7 +5640,8 @@ def _e_EVPriceRuleStack(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVPriceRule'
         for x in v.ev_price_rule:
@@ -5869,7 +5755,6 @@ _R_EVPriceRule_2 = _DT_EVPriceRule[2][2]
 
 def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5878,7 +5763,6 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -5890,7 +5774,6 @@ def _d_EVPriceRule(r: BitReader) -> EVPriceRule:
             raise missing('EnergyFee', r)
         _p = 'PowerRangeStart'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -5995,7 +5878,6 @@ _R_ScheduleExchangeRes_6 = _DT_ScheduleExchangeRes[6][2]
 
 def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6004,7 +5886,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -6016,7 +5897,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -6044,7 +5924,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -6072,7 +5951,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             raise missing('EVSEProcessing', r)
         _p = 'GoToPause'
         if fid == 3:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -6096,7 +5974,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             f3 = None
         _p = 'Dynamic_SEResControlMode'
         if fid == 4:
-            st = nst
             _x = _d_Dynamic_SEResControlMode(r)
             f4 = _x
             _q = r.pos + 1
@@ -6108,7 +5985,6 @@ def _d_ScheduleExchangeRes(r: BitReader) -> ScheduleExchangeRes:
             f4 = None
         _p = 'Scheduled_SEResControlMode'
         if fid == 5:
-            st = nst
             _x = _d_Scheduled_SEResControlMode(r)
             f5 = _x
             _q = r.pos + 1
@@ -6151,7 +6027,8 @@ def _e_Dynamic_SEResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -6214,7 +6091,6 @@ _R_Dynamic_SEResControlMode_5 = _DT_Dynamic_SEResControlMode[5][2]
 
 def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -6223,7 +6099,6 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6249,7 +6124,6 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6275,7 +6149,6 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6301,7 +6174,6 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             f2 = None
         _p = 'AbsolutePriceSchedule'
         if fid == 3:
-            st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f3 = _x
             _q = r.pos + 1
@@ -6313,7 +6185,6 @@ def _d_Dynamic_SEResControlMode(r: BitReader) -> Dynamic_SEResControlMode:
             f3 = None
         _p = 'PriceLevelSchedule'
         if fid == 4:
-            st = nst
             _x = _d_PriceLevelSchedule(r)
             f4 = _x
             _q = r.pos + 1
@@ -6366,7 +6237,8 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('TimeAnchor', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
@@ -6376,7 +6248,8 @@ def _e_AbsolutePriceSchedule(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
@@ -6521,7 +6394,6 @@ _R_AbsolutePriceSchedule_13 = _DT_AbsolutePriceSchedule[13][2]
 
 def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6530,7 +6402,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -6542,7 +6413,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f0 = None
         _p = 'TimeAnchor'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6568,7 +6438,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('TimeAnchor', r)
         _p = 'PriceScheduleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6596,7 +6465,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('PriceScheduleID', r)
         _p = 'PriceScheduleDescription'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6613,7 +6481,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f3 = None
         _p = 'Currency'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6630,7 +6497,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('Currency', r)
         _p = 'Language'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6647,7 +6513,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('Language', r)
         _p = 'PriceAlgorithm'
         if fid == 6:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6664,7 +6529,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('PriceAlgorithm', r)
         _p = 'MinimumCost'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -6676,7 +6540,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f7 = None
         _p = 'MaximumCost'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -6688,7 +6551,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f8 = None
         _p = 'TaxRules'
         if fid == 9:
-            st = nst
             _x = _d_TaxRuleList(r)
             f9 = _x
             _q = r.pos + 1
@@ -6700,7 +6562,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f9 = None
         _p = 'PriceRuleStacks'
         if fid == 10:
-            st = nst
             _x = _d_PriceRuleStackList(r)
             f10 = _x
             _q = r.pos + 2
@@ -6712,7 +6573,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             raise missing('PriceRuleStacks', r)
         _p = 'OverstayRules'
         if fid == 11:
-            st = nst
             _x = _d_OverstayRuleList(r)
             f11 = _x
             _q = r.pos + 2
@@ -6724,7 +6584,6 @@ def _d_AbsolutePriceSchedule(r: BitReader) -> AbsolutePriceSchedule:
             f11 = None
         _p = 'AdditionalSelectedServices'
         if fid == 12:
-            st = nst
             _x = _d_AdditionalServiceList(r)
             f12 = _x
             _q = r.pos + 1
@@ -6774,7 +6633,8 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
@@ -6784,7 +6644,8 @@ def _e_PriceSchedule(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
@@ -6815,7 +6676,6 @@ _R_PriceSchedule_3 = _DT_PriceSchedule[3][2]
 
 def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6824,7 +6684,6 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6850,7 +6709,6 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
             raise missing('TimeAnchor', r)
         _p = 'PriceScheduleID'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6878,7 +6736,6 @@ def _d_PriceSchedule(r: BitReader) -> PriceSchedule:
             raise missing('PriceScheduleID', r)
         _p = 'PriceScheduleDescription'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -6977,7 +6834,8 @@ def _e_TaxRule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'TaxRuleName'
         x = v.tax_rule_name
@@ -7063,7 +6921,6 @@ _R_TaxRule_8 = _DT_TaxRule[8][2]
 
 def _d_TaxRule(r: BitReader) -> TaxRule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7072,7 +6929,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7100,7 +6956,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             raise missing('TaxRuleID', r)
         _p = 'TaxRuleName'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -7117,7 +6972,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             f1 = None
         _p = 'TaxRate'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 2
@@ -7129,7 +6983,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             raise missing('TaxRate', r)
         _p = 'TaxIncludedInPrice'
         if fid == 3:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7153,7 +7006,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             f3 = None
         _p = 'AppliesToEnergyFee'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7177,7 +7029,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             raise missing('AppliesToEnergyFee', r)
         _p = 'AppliesToParkingFee'
         if fid == 5:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7201,7 +7052,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             raise missing('AppliesToParkingFee', r)
         _p = 'AppliesToOverstayFee'
         if fid == 6:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7225,7 +7075,6 @@ def _d_TaxRule(r: BitReader) -> TaxRule:
             raise missing('AppliesToOverstayFee', r)
         _p = 'AppliesMinimumMaximumCost'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -7338,7 +7187,8 @@ def _e_PriceRuleStack(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceRule'
         for x in v.price_rule:
@@ -7452,7 +7302,8 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('ParkingFeePeriod', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ParkingFeePeriod', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CarbonDioxideEmission'
         x = v.carbon_dioxide_emission
@@ -7465,7 +7316,8 @@ def _e_PriceRule(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CarbonDioxideEmission', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'CarbonDioxideEmission', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RenewableGenerationPercentage'
         x = v.renewable_generation_percentage
@@ -7506,7 +7358,6 @@ _R_PriceRule_6 = _DT_PriceRule[6][2]
 
 def _d_PriceRule(r: BitReader) -> PriceRule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7515,7 +7366,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EnergyFee'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 3
@@ -7527,7 +7377,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             raise missing('EnergyFee', r)
         _p = 'ParkingFee'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 3
@@ -7539,7 +7388,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             f1 = None
         _p = 'ParkingFeePeriod'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7565,7 +7413,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             f2 = None
         _p = 'CarbonDioxideEmission'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7591,7 +7438,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             f3 = None
         _p = 'RenewableGenerationPercentage'
         if fid == 4:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -7615,7 +7461,6 @@ def _d_PriceRule(r: BitReader) -> PriceRule:
             f4 = None
         _p = 'PowerRangeStart'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -7658,7 +7503,8 @@ def _e_OverstayRuleList(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayTimeThreshold', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'OverstayPowerThreshold'
         x = v.overstay_power_threshold
@@ -7790,7 +7636,8 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('StartTime', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'StartTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'OverstayFee'
         x = v.overstay_fee
@@ -7809,7 +7656,8 @@ def _e_OverstayRule(w: BitWriter, v: Any) -> None:
             st = 4
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayFeePeriod', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -7825,7 +7673,6 @@ _R_OverstayRule_4 = _DT_OverstayRule[4][2]
 
 def _d_OverstayRule(r: BitReader) -> OverstayRule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7834,7 +7681,6 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'OverstayRuleDescription'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -7851,7 +7697,6 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             f0 = None
         _p = 'StartTime'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7877,7 +7722,6 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             raise missing('StartTime', r)
         _p = 'OverstayFee'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -7889,7 +7733,6 @@ def _d_OverstayRule(r: BitReader) -> OverstayRule:
             raise missing('OverstayFee', r)
         _p = 'OverstayFeePeriod'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8025,7 +7868,6 @@ _R_AdditionalService_2 = _DT_AdditionalService[2][2]
 
 def _d_AdditionalService(r: BitReader) -> AdditionalService:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8034,7 +7876,6 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ServiceName'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -8051,7 +7892,6 @@ def _d_AdditionalService(r: BitReader) -> AdditionalService:
             raise missing('ServiceName', r)
         _p = 'ServiceFee'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -8099,7 +7939,8 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('TimeAnchor', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleID'
         x = v.price_schedule_id
@@ -8109,7 +7950,8 @@ def _e_PriceLevelSchedule(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceScheduleDescription'
         x = v.price_schedule_description
@@ -8160,7 +8002,6 @@ _R_PriceLevelSchedule_6 = _DT_PriceLevelSchedule[6][2]
 
 def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -8169,7 +8010,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -8181,7 +8021,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             f0 = None
         _p = 'TimeAnchor'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8207,7 +8046,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             raise missing('TimeAnchor', r)
         _p = 'PriceScheduleID'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8235,7 +8073,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             raise missing('PriceScheduleID', r)
         _p = 'PriceScheduleDescription'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -8252,7 +8089,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             f3 = None
         _p = 'NumberOfPriceLevels'
         if fid == 4:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -8276,7 +8112,6 @@ def _d_PriceLevelSchedule(r: BitReader) -> PriceLevelSchedule:
             raise missing('NumberOfPriceLevels', r)
         _p = 'PriceLevelScheduleEntries'
         if fid == 5:
-            st = nst
             _x = _d_PriceLevelScheduleEntryList(r)
             f5 = _x
             _q = r.pos + 1
@@ -8373,7 +8208,8 @@ def _e_PriceLevelScheduleEntry(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PriceLevel'
         x = v.price_level
@@ -8395,7 +8231,6 @@ _R_PriceLevelScheduleEntry_2 = _DT_PriceLevelScheduleEntry[2][2]
 
 def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8404,7 +8239,6 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8430,7 +8264,6 @@ def _d_PriceLevelScheduleEntry(r: BitReader) -> PriceLevelScheduleEntry:
             raise missing('Duration', r)
         _p = 'PriceLevel'
         if fid == 1:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -8537,7 +8370,8 @@ def _e_ScheduleTuple(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ScheduleTupleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingSchedule'
         x = v.charging_schedule
@@ -8572,7 +8406,6 @@ _R_ScheduleTuple_3 = _DT_ScheduleTuple[3][2]
 
 def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8581,7 +8414,6 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'ScheduleTupleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8609,7 +8441,6 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             raise missing('ScheduleTupleID', r)
         _p = 'ChargingSchedule'
         if fid == 1:
-            st = nst
             _x = _d_ChargingSchedule(r)
             f1 = _x
             _q = r.pos + 2
@@ -8621,7 +8452,6 @@ def _d_ScheduleTuple(r: BitReader) -> ScheduleTuple:
             raise missing('ChargingSchedule', r)
         _p = 'DischargingSchedule'
         if fid == 2:
-            st = nst
             _x = _d_ChargingSchedule(r)
             f2 = _x
             _q = r.pos + 1
@@ -8696,7 +8526,6 @@ _R_ChargingSchedule_3 = _DT_ChargingSchedule[3][2]
 
 def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8705,7 +8534,6 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PowerSchedule'
         if fid == 0:
-            st = nst
             _x = _d_PowerSchedule(r)
             f0 = _x
             _q = r.pos + 2
@@ -8717,7 +8545,6 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             raise missing('PowerSchedule', r)
         _p = 'AbsolutePriceSchedule'
         if fid == 1:
-            st = nst
             _x = _d_AbsolutePriceSchedule(r)
             f1 = _x
             _q = r.pos + 1
@@ -8729,7 +8556,6 @@ def _d_ChargingSchedule(r: BitReader) -> ChargingSchedule:
             f1 = None
         _p = 'PriceLevelSchedule'
         if fid == 2:
-            st = nst
             _x = _d_PriceLevelSchedule(r)
             f2 = _x
             _q = r.pos + 1
@@ -8767,7 +8593,8 @@ def _e_PowerSchedule(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'AvailableEnergy'
         x = v.available_energy
@@ -8813,7 +8640,6 @@ _R_PowerSchedule_4 = _DT_PowerSchedule[4][2]
 
 def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8822,7 +8648,6 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8848,7 +8673,6 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             raise missing('TimeAnchor', r)
         _p = 'AvailableEnergy'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -8860,7 +8684,6 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             f1 = None
         _p = 'PowerTolerance'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -8872,7 +8695,6 @@ def _d_PowerSchedule(r: BitReader) -> PowerSchedule:
             f2 = None
         _p = 'PowerScheduleEntries'
         if fid == 3:
-            st = nst
             _x = _d_PowerScheduleEntryList(r)
             f3 = _x
             _q = r.pos + 1
@@ -8969,7 +8791,8 @@ def _e_PowerScheduleEntry(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Power'
         x = v.power
@@ -9015,7 +8838,6 @@ _R_PowerScheduleEntry_4 = _DT_PowerScheduleEntry[4][2]
 
 def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9024,7 +8846,6 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Duration'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9050,7 +8871,6 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             raise missing('Duration', r)
         _p = 'Power'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -9062,7 +8882,6 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             raise missing('Power', r)
         _p = 'Power_L2'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 2
@@ -9074,7 +8893,6 @@ def _d_PowerScheduleEntry(r: BitReader) -> PowerScheduleEntry:
             f2 = None
         _p = 'Power_L3'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -9171,7 +8989,6 @@ _R_PowerDeliveryReq_5 = _DT_PowerDeliveryReq[5][2]
 
 def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9180,7 +8997,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -9192,7 +9008,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -9220,7 +9035,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('EVProcessing', r)
         _p = 'ChargeProgress'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -9246,7 +9060,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             raise missing('ChargeProgress', r)
         _p = 'EVPowerProfile'
         if fid == 3:
-            st = nst
             _x = _d_EVPowerProfile(r)
             f3 = _x
             _q = r.pos + 2
@@ -9258,7 +9071,6 @@ def _d_PowerDeliveryReq(r: BitReader) -> PowerDeliveryReq:
             f3 = None
         _p = 'BPT_ChannelSelection'
         if fid == 4:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -9312,7 +9124,8 @@ def _e_EVPowerProfile(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Dynamic_EVPPTControlMode'
         x = v.dynamic_evppt_control_mode
@@ -9358,7 +9171,6 @@ _R_EVPowerProfile_4 = _DT_EVPowerProfile[4][2]
 
 def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9367,7 +9179,6 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TimeAnchor'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9393,7 +9204,6 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             raise missing('TimeAnchor', r)
         _p = 'Dynamic_EVPPTControlMode'
         if fid == 1:
-            st = nst
             _x = _d_Dynamic_EVPPTControlMode(r)
             f1 = _x
             _q = r.pos + 1
@@ -9405,7 +9215,6 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             f1 = None
         _p = 'Scheduled_EVPPTControlMode'
         if fid == 2:
-            st = nst
             _x = _d_Scheduled_EVPPTControlMode(r)
             f2 = _x
             _q = r.pos + 1
@@ -9417,7 +9226,6 @@ def _d_EVPowerProfile(r: BitReader) -> EVPowerProfile:
             f2 = None
         _p = 'EVPowerProfileEntries'
         if fid == 3:
-            st = nst
             _x = _d_EVPowerProfileEntryList(r)
             f3 = _x
             _q = r.pos + 1
@@ -9458,7 +9266,6 @@ _R_Dynamic_EVPPTControlMode_0 = _DT_Dynamic_EVPPTControlMode[0][2]
 
 def _d_Dynamic_EVPPTControlMode(r: BitReader) -> Dynamic_EVPPTControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9490,7 +9297,8 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PowerToleranceAcceptance'
         x = v.power_tolerance_acceptance
@@ -9515,7 +9323,6 @@ _R_Scheduled_EVPPTControlMode_2 = _DT_Scheduled_EVPPTControlMode[2][2]
 
 def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9524,7 +9331,6 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9552,7 +9358,6 @@ def _d_Scheduled_EVPPTControlMode(r: BitReader) -> Scheduled_EVPPTControlMode:
             raise missing('SelectedScheduleTupleID', r)
         _p = 'PowerToleranceAcceptance'
         if fid == 1:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -9695,7 +9500,6 @@ _R_PowerDeliveryRes_3 = _DT_PowerDeliveryRes[3][2]
 
 def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9704,7 +9508,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -9716,7 +9519,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -9744,7 +9546,6 @@ def _d_PowerDeliveryRes(r: BitReader) -> PowerDeliveryRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 1
@@ -9782,7 +9583,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -9805,7 +9607,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9814,7 +9615,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9840,7 +9640,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -9886,20 +9685,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeteringConfirmationReq = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
 _N_MeteringConfirmationReq = ('Header', 'SignedMeteringData')
@@ -9939,7 +9731,6 @@ _R_MeteringConfirmationReq_2 = _DT_MeteringConfirmationReq[2][2]
 
 def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -9948,7 +9739,6 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -9960,7 +9750,6 @@ def _d_MeteringConfirmationReq(r: BitReader) -> MeteringConfirmationReq:
             raise missing('Header', r)
         _p = 'SignedMeteringData'
         if fid == 1:
-            st = nst
             _x = _d_SignedMeteringData(r)
             f1 = _x
             _q = r.pos + 1
@@ -10071,7 +9860,6 @@ _R_SignedMeteringData_6 = _DT_SignedMeteringData[6][2]
 
 def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10080,7 +9868,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -10092,7 +9879,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             raise missing('@Id', r)
         _p = 'SessionID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -10109,7 +9895,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             raise missing('SessionID', r)
         _p = 'MeterInfo'
         if fid == 2:
-            st = nst
             _x = _d_MeterInfo(r)
             f2 = _x
             _q = r.pos + 2
@@ -10121,7 +9906,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             raise missing('MeterInfo', r)
         _p = 'Receipt'
         if fid == 3:
-            st = nst
             _x = _d_Receipt(r)
             f3 = _x
             _q = r.pos + 2
@@ -10133,7 +9917,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             f3 = None
         _p = 'Dynamic_SMDTControlMode'
         if fid == 4:
-            st = nst
             _x = _d_Dynamic_SMDTControlMode(r)
             f4 = _x
             _q = r.pos + 1
@@ -10145,7 +9928,6 @@ def _d_SignedMeteringData(r: BitReader) -> SignedMeteringData:
             f4 = None
         _p = 'Scheduled_SMDTControlMode'
         if fid == 5:
-            st = nst
             _x = _d_Scheduled_SMDTControlMode(r)
             f5 = _x
             _q = r.pos + 1
@@ -10202,7 +9984,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -10212,7 +9995,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -10224,7 +10008,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -10237,7 +10022,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -10267,7 +10053,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -10280,7 +10067,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -10302,7 +10090,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10311,7 +10098,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -10328,7 +10114,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10354,7 +10139,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10380,7 +10164,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10406,7 +10189,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10432,7 +10214,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -10449,7 +10230,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -10475,7 +10255,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10525,20 +10304,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -10558,7 +10330,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -10769,7 +10542,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10778,7 +10550,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -10790,7 +10561,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -10827,7 +10597,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -10850,7 +10621,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10859,7 +10629,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -10887,7 +10656,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -10926,7 +10694,6 @@ _R_Dynamic_SMDTControlMode_0 = _DT_Dynamic_SMDTControlMode[0][2]
 
 def _d_Dynamic_SMDTControlMode(r: BitReader) -> Dynamic_SMDTControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10956,7 +10723,8 @@ def _eg_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -10969,7 +10737,6 @@ _R_Scheduled_SMDTControlMode_1 = _DT_Scheduled_SMDTControlMode[1][2]
 
 def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -10978,7 +10745,6 @@ def _dg_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SelectedScheduleTupleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -11044,42 +10810,37 @@ def _e_Scheduled_SMDTControlMode(w: BitWriter, v: Any) -> None:
         return
     _eg_Scheduled_SMDTControlMode(w, v)
 
-_C_Scheduled_SMDTControlMode: dict[int, Scheduled_SMDTControlMode] = {}  # bit pattern -> decoded value
+_C_Scheduled_SMDTControlMode: dict[int, tuple[Scheduled_SMDTControlMode, int]] = {}  # read -> (value, its bits)
 
 
 def _d_Scheduled_SMDTControlMode(r: BitReader) -> Scheduled_SMDTControlMode:
     """Fused fast path (one read); the generic _dg_Scheduled_SMDTControlMode otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 20
-        if _q > r.wend: _y = r.peek(20)
-        else: _y = (r.val >> (r.wend - _q)) & 0xfffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 20
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 12
-        o = _C_Scheduled_SMDTControlMode.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 20
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xfffff
+        _h = _C_Scheduled_SMDTControlMode.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(20)
+    _x = _y >> 18
+    if _x & 0x3 == 0x0:
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f); _n = 12
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)); _n = 20
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end and 1 <= _v:
+            r.pos = _s + _n
+            o = _B_Scheduled_SMDTControlMode()
+            o.selected_schedule_tuple_id = _v
+            o.__class__ = Scheduled_SMDTControlMode
+            if len(_C_Scheduled_SMDTControlMode) >= 256: _C_Scheduled_SMDTControlMode.clear()
+            if _q <= r.wend: _C_Scheduled_SMDTControlMode[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x3 == 0x0:
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 12
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 20
-            if _t == 0 and _q <= r.end and 1 <= _v and _v <= 4294967295:
-                r.pos = _q
-                o = _B_Scheduled_SMDTControlMode()
-                o.selected_schedule_tuple_id = _v
-                o.__class__ = Scheduled_SMDTControlMode
-                if len(_C_Scheduled_SMDTControlMode) >= 256: _C_Scheduled_SMDTControlMode.clear()
-                _C_Scheduled_SMDTControlMode[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_Scheduled_SMDTControlMode(r)
 
 _DT_MeteringConfirmationRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 1, ((-1, 0, 2), (-2, 1, 0))),)
@@ -11120,7 +10881,6 @@ _R_MeteringConfirmationRes_2 = _DT_MeteringConfirmationRes[2][2]
 
 def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11129,7 +10889,6 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11141,7 +10900,6 @@ def _d_MeteringConfirmationRes(r: BitReader) -> MeteringConfirmationRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -11251,7 +11009,6 @@ _R_SessionStopReq_4 = _DT_SessionStopReq[4][2]
 
 def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11260,7 +11017,6 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11272,7 +11028,6 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             raise missing('Header', r)
         _p = 'ChargingSession'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -11300,7 +11055,6 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             raise missing('ChargingSession', r)
         _p = 'EVTerminationCode'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -11317,7 +11071,6 @@ def _d_SessionStopReq(r: BitReader) -> SessionStopReq:
             f2 = None
         _p = 'EVTerminationExplanation'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -11383,7 +11136,6 @@ _R_SessionStopRes_2 = _DT_SessionStopRes[2][2]
 
 def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11392,7 +11144,6 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11404,7 +11155,6 @@ def _d_SessionStopRes(r: BitReader) -> SessionStopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -11512,7 +11262,6 @@ _R_CertificateInstallationReq_5 = _DT_CertificateInstallationReq[5][2]
 
 def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11521,7 +11270,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11533,7 +11281,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('Header', r)
         _p = 'OEMProvisioningCertificateChain'
         if fid == 1:
-            st = nst
             _x = _d_SignedCertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -11545,7 +11292,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('OEMProvisioningCertificateChain', r)
         _p = 'ListOfRootCertificateIDs'
         if fid == 2:
-            st = nst
             _x = _d_ListOfRootCertificateIDs(r)
             f2 = _x
             _q = r.pos + 1
@@ -11557,7 +11303,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('ListOfRootCertificateIDs', r)
         _p = 'MaximumContractCertificateChains'
         if fid == 3:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -11581,7 +11326,6 @@ def _d_CertificateInstallationReq(r: BitReader) -> CertificateInstallationReq:
             raise missing('MaximumContractCertificateChains', r)
         _p = 'PrioritizedEMAIDs'
         if fid == 4:
-            st = nst
             _x = _d_EMAIDList(r)
             f4 = _x
             _q = r.pos + 1
@@ -11662,7 +11406,6 @@ _R_SignedCertificateChain_3 = _DT_SignedCertificateChain[3][2]
 
 def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11671,7 +11414,6 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -11683,7 +11425,6 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             raise missing('@Id', r)
         _p = 'Certificate'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -11700,7 +11441,6 @@ def _d_SignedCertificateChain(r: BitReader) -> SignedCertificateChain:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
         if fid == 2:
-            st = nst
             _x = _d_SubCertificates(r)
             f2 = _x
             _q = r.pos + 1
@@ -11921,7 +11661,6 @@ _R_CertificateInstallationRes_6 = _DT_CertificateInstallationRes[6][2]
 
 def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -11930,7 +11669,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -11942,7 +11680,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -11970,7 +11707,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -11998,7 +11734,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('EVSEProcessing', r)
         _p = 'CPSCertificateChain'
         if fid == 3:
-            st = nst
             _x = _d_CertificateChain(r)
             f3 = _x
             _q = r.pos + 1
@@ -12010,7 +11745,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('CPSCertificateChain', r)
         _p = 'SignedInstallationData'
         if fid == 4:
-            st = nst
             _x = _d_SignedInstallationData(r)
             f4 = _x
             _q = r.pos + 1
@@ -12022,7 +11756,6 @@ def _d_CertificateInstallationRes(r: BitReader) -> CertificateInstallationRes:
             raise missing('SignedInstallationData', r)
         _p = 'RemainingContractCertificateChains'
         if fid == 5:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -12106,7 +11839,6 @@ _R_CertificateChain_2 = _DT_CertificateChain[2][2]
 
 def _d_CertificateChain(r: BitReader) -> CertificateChain:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -12115,7 +11847,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Certificate'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -12132,7 +11863,6 @@ def _d_CertificateChain(r: BitReader) -> CertificateChain:
             raise missing('Certificate', r)
         _p = 'SubCertificates'
         if fid == 1:
-            st = nst
             _x = _d_SubCertificates(r)
             f1 = _x
             _q = r.pos + 1
@@ -12268,7 +11998,6 @@ _R_SignedInstallationData_7 = _DT_SignedInstallationData[7][2]
 
 def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -12277,7 +12006,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -12289,7 +12017,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             raise missing('@Id', r)
         _p = 'ContractCertificateChain'
         if fid == 1:
-            st = nst
             _x = _d_ContractCertificateChain(r)
             f1 = _x
             _q = r.pos + 1
@@ -12301,7 +12028,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             raise missing('ContractCertificateChain', r)
         _p = 'ECDHCurve'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -12327,7 +12053,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             raise missing('ECDHCurve', r)
         _p = 'DHPublicKey'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -12344,7 +12069,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             raise missing('DHPublicKey', r)
         _p = 'SECP521_EncryptedPrivateKey'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -12361,7 +12085,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             f4 = None
         _p = 'X448_EncryptedPrivateKey'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -12378,7 +12101,6 @@ def _d_SignedInstallationData(r: BitReader) -> SignedInstallationData:
             f5 = None
         _p = 'TPM_EncryptedPrivateKey'
         if fid == 6:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -12454,7 +12176,8 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             st = 4
             w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleFrame', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'DeviceOffset'
         x = v.device_offset
@@ -12466,7 +12189,8 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('DeviceOffset', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceOffset', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'VehicleTravel'
         x = v.vehicle_travel
@@ -12479,7 +12203,8 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('VehicleTravel', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleTravel', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInReq[st]
@@ -12499,7 +12224,6 @@ _R_VehicleCheckInReq_6 = _DT_VehicleCheckInReq[6][2]
 
 def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -12508,7 +12232,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -12520,7 +12243,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
             raise missing('Header', r)
         _p = 'EVCheckInStatus'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -12548,7 +12270,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
             raise missing('EVCheckInStatus', r)
         _p = 'ParkingMethod'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -12576,7 +12297,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
             raise missing('ParkingMethod', r)
         _p = 'VehicleFrame'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12602,7 +12322,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
             f3 = None
         _p = 'DeviceOffset'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12628,7 +12347,6 @@ def _d_VehicleCheckInReq(r: BitReader) -> VehicleCheckInReq:
             f4 = None
         _p = 'VehicleTravel'
         if fid == 5:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12703,7 +12421,8 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParkingSpace', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'DeviceLocation'
         x = v.device_location
@@ -12715,7 +12434,8 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('DeviceLocation', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceLocation', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'TargetDistance'
         x = v.target_distance
@@ -12728,7 +12448,8 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('TargetDistance', w)
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'TargetDistance', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_VehicleCheckInRes[st]
@@ -12747,7 +12468,6 @@ _R_VehicleCheckInRes_5 = _DT_VehicleCheckInRes[5][2]
 
 def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -12756,7 +12476,6 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -12768,7 +12487,6 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -12796,7 +12514,6 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
             raise missing('ResponseCode', r)
         _p = 'ParkingSpace'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12822,7 +12539,6 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
             f2 = None
         _p = 'DeviceLocation'
         if fid == 3:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12848,7 +12564,6 @@ def _d_VehicleCheckInRes(r: BitReader) -> VehicleCheckInRes:
             f3 = None
         _p = 'TargetDistance'
         if fid == 4:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -12920,7 +12635,8 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CheckOutTime', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -12935,7 +12651,6 @@ _R_VehicleCheckOutReq_3 = _DT_VehicleCheckOutReq[3][2]
 
 def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -12944,7 +12659,6 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -12956,7 +12670,6 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
             raise missing('Header', r)
         _p = 'EVCheckOutStatus'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -12984,7 +12697,6 @@ def _d_VehicleCheckOutReq(r: BitReader) -> VehicleCheckOutReq:
             raise missing('EVCheckOutStatus', r)
         _p = 'CheckOutTime'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -13068,7 +12780,6 @@ _R_VehicleCheckOutRes_3 = _DT_VehicleCheckOutRes[3][2]
 
 def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -13077,7 +12788,6 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -13089,7 +12799,6 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -13117,7 +12826,6 @@ def _d_VehicleCheckOutRes(r: BitReader) -> VehicleCheckOutRes:
             raise missing('ResponseCode', r)
         _p = 'EVSECheckOutStatus'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -13181,7 +12889,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -13190,7 +12897,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -13248,7 +12954,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -13257,7 +12962,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -13269,7 +12973,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -13355,7 +13058,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -13364,7 +13066,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -13376,7 +13077,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -13388,7 +13088,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -13484,7 +13183,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -13497,7 +13197,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -13510,7 +13211,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -13567,7 +13269,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -13576,7 +13277,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -13602,7 +13302,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -13628,7 +13327,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -13654,7 +13352,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -13680,7 +13377,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -13706,7 +13402,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -13732,7 +13427,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -13758,7 +13452,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -13782,7 +13475,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -13794,7 +13486,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -13910,7 +13601,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -13919,7 +13609,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -13931,7 +13620,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -13959,7 +13647,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -13971,7 +13658,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -13983,7 +13669,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -14062,7 +13747,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -14071,7 +13755,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -14083,7 +13766,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -14095,7 +13777,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -14135,7 +13816,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -14165,7 +13845,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -14209,7 +13890,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -14218,7 +13898,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -14244,7 +13923,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -14256,7 +13934,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -14268,7 +13945,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -14309,7 +13985,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -14344,7 +14021,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -14362,7 +14040,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -14371,7 +14048,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -14397,7 +14073,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -14423,7 +14098,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -14449,7 +14123,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -14502,7 +14175,8 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetX', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'TargetOffsetY'
         x = v.target_offset_y
@@ -14512,7 +14186,8 @@ def _e_TargetPosition(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetY', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -14526,7 +14201,6 @@ _R_TargetPosition_2 = _DT_TargetPosition[2][2]
 
 def _d_TargetPosition(r: BitReader) -> TargetPosition:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -14535,7 +14209,6 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TargetOffsetX'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -14561,7 +14234,6 @@ def _d_TargetPosition(r: BitReader) -> TargetPosition:
             raise missing('TargetOffsetX', r)
         _p = 'TargetOffsetY'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -14999,7 +14671,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonMess
 def _es_f1(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15163,7 +14836,8 @@ def _ds_f16(r: BitReader) -> Any:
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15189,7 +14863,8 @@ def _ds_f17(r: BitReader) -> Any:
 def _es_f18(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15215,7 +14890,8 @@ def _ds_f18(r: BitReader) -> Any:
 def _es_f24(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15241,7 +14917,8 @@ def _ds_f24(r: BitReader) -> Any:
 def _es_f25(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'CarbonDioxideEmission', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15334,7 +15011,8 @@ def _ds_f30(r: BitReader) -> Any:
 def _es_f31(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15409,7 +15087,8 @@ def _ds_f34(r: BitReader) -> Any:
 def _es_f35(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CheckOutTime', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15475,7 +15154,8 @@ def _ds_f39(r: BitReader) -> Any:
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15501,7 +15181,8 @@ def _ds_f41(r: BitReader) -> Any:
 def _es_f42(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -15527,7 +15208,8 @@ def _ds_f42(r: BitReader) -> Any:
 def _es_f43(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceLocation', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -15553,7 +15235,8 @@ def _ds_f43(r: BitReader) -> Any:
 def _es_f44(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'DeviceOffset', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -15598,7 +15281,8 @@ def _ds_f46(r: BitReader) -> Any:
 def _es_f49(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'Duration', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16033,7 +15717,8 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f98(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -16270,7 +15955,8 @@ def _ds_f116(r: BitReader) -> Any:
 def _es_f117(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -16296,7 +15982,8 @@ def _ds_f117(r: BitReader) -> Any:
 def _es_f118(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16408,7 +16095,8 @@ def _ds_f125(r: BitReader) -> Any:
 def _es_f126(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16456,7 +16144,8 @@ def _ds_f127(r: BitReader) -> Any:
 def _es_f133(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayFeePeriod', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16502,7 +16191,8 @@ def _ds_f136(r: BitReader) -> Any:
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'OverstayTimeThreshold', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16585,7 +16275,8 @@ def _ds_f142(r: BitReader) -> Any:
 def _es_f145(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ParameterSetID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16611,7 +16302,8 @@ def _ds_f145(r: BitReader) -> Any:
 def _es_f147(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'ParkingFeePeriod', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16664,7 +16356,8 @@ def _ds_f148(r: BitReader) -> Any:
 def _es_f149(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'ParkingSpace', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -16820,7 +16513,8 @@ def _ds_f173(r: BitReader) -> Any:
 def _es_f174(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'PriceScheduleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16909,7 +16603,8 @@ def _ds_f182(r: BitReader) -> Any:
 def _es_f183(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16935,7 +16630,8 @@ def _ds_f183(r: BitReader) -> Any:
 def _es_f184(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -16961,7 +16657,8 @@ def _ds_f184(r: BitReader) -> Any:
 def _es_f185(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17075,7 +16772,8 @@ def _ds_f192(r: BitReader) -> Any:
 def _es_f196(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ScheduleTupleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17147,7 +16845,8 @@ def _ds_f202(r: BitReader) -> Any:
 def _es_f204(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'SelectedScheduleTupleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17175,7 +16874,8 @@ def _ds_f204(r: BitReader) -> Any:
 def _es_f213(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'ServiceID', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17283,7 +16983,8 @@ def _ds_f220(r: BitReader) -> Any:
 def _es_f233(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'StartTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17329,7 +17030,8 @@ def _ds_f237(r: BitReader) -> Any:
 def _es_f238(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'TargetDistance', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17355,7 +17057,8 @@ def _ds_f238(r: BitReader) -> Any:
 def _es_f239(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetX', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17381,7 +17084,8 @@ def _ds_f239(r: BitReader) -> Any:
 def _es_f240(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'TargetOffsetY', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17477,7 +17181,8 @@ def _ds_f244(r: BitReader) -> Any:
 def _es_f247(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17505,7 +17210,8 @@ def _ds_f247(r: BitReader) -> Any:
 def _es_f248(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17553,7 +17259,8 @@ def _ds_f249(r: BitReader) -> Any:
 def _es_f251(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17579,7 +17286,8 @@ def _ds_f251(r: BitReader) -> Any:
 def _es_f252(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17605,7 +17313,8 @@ def _ds_f252(r: BitReader) -> Any:
 def _es_f253(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -17631,7 +17340,8 @@ def _ds_f253(r: BitReader) -> Any:
 def _es_f257(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17657,7 +17367,8 @@ def _ds_f257(r: BitReader) -> Any:
 def _es_f262(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleFrame', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17683,7 +17394,8 @@ def _ds_f262(r: BitReader) -> Any:
 def _es_f263(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'VehicleTravel', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17805,7 +17517,8 @@ def _ds_f270(r: BitReader) -> Any:
 def _es_f271(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17951,7 +17664,8 @@ def _ds_f277(r: BitReader) -> Any:
 def _es_f278(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -2147483648 or x > 2147483647: encode_range(w, 'intValue', x, -2147483648, 2147483647, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -17977,7 +17691,8 @@ def _ds_f278(r: BitReader) -> Any:
 def _es_f280(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'shortValue', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

@@ -643,7 +643,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -675,7 +674,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -733,7 +731,6 @@ _R_DC_ChargeParameterDiscoveryReq_2 = _DT_DC_ChargeParameterDiscoveryReq[2][2]
 
 def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -742,7 +739,6 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -754,7 +750,6 @@ def _d_DC_ChargeParameterDiscoveryReq(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'DC_CPDReqEnergyTransferMode'
         if fid == 1:
-            st = nst
             _p = ('BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryReq_dc_cpd_req_energy_transfer_mode[m](r)
             f1 = _x
@@ -804,7 +799,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -813,7 +807,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -861,7 +854,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -870,7 +862,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -918,7 +909,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -927,7 +917,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -979,7 +968,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -1005,7 +995,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1014,7 +1003,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1031,7 +1019,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1057,7 +1044,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -1088,20 +1074,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_DC_CPDReqEnergyTransferMode = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (2, 1, ((6, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 7), (-2, 1, 0))),)
 _N_DC_CPDReqEnergyTransferMode = ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC')
@@ -1194,7 +1173,6 @@ _R_DC_CPDReqEnergyTransferMode_7 = _DT_DC_CPDReqEnergyTransferMode[7][2]
 
 def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1203,7 +1181,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -1215,7 +1192,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -1227,7 +1203,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1239,7 +1214,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -1251,7 +1225,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -1263,7 +1236,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -1275,7 +1247,6 @@ def _d_DC_CPDReqEnergyTransferMode(r: BitReader) -> DC_CPDReqEnergyTransferMode:
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -1339,7 +1310,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -1353,7 +1325,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1362,7 +1333,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -1386,7 +1356,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1452,45 +1421,39 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
-_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+_C_RationalNumber: dict[int, tuple[RationalNumber, int]] = {}  # read -> (value, its bits)
 
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 32
-        if _q > r.wend: _y = r.peek(32)
-        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
-        o = _C_RationalNumber.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 32
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(32)
+    _x = _y >> 18
+    if _x & 0x300e == 0x0:
+        a0 = (_x >> 4) & 0xff
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_RationalNumber()
+            o.exponent = a0 + -128
+            o.value = _v
+            o.__class__ = RationalNumber
+            if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+            if _q <= r.wend: _C_RationalNumber[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x300e == 0x0:
-            a0 = (_x >> 4) & 0xff
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 24
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
-            if _x & 1: _v = -_v - 1
-            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_RationalNumber()
-                o.exponent = a0 + -128
-                o.value = _v
-                o.__class__ = RationalNumber
-                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
-                _C_RationalNumber[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_RationalNumber(r)
 
 _DT_DC_ChargeParameterDiscoveryRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (2, 2, ((2, 0, 3), (2, 1, 3), (-2, 0, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1547,7 +1510,6 @@ _R_DC_ChargeParameterDiscoveryRes_3 = _DT_DC_ChargeParameterDiscoveryRes[3][2]
 
 def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1556,7 +1518,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1568,7 +1529,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1596,7 +1556,6 @@ def _d_DC_ChargeParameterDiscoveryRes(r: BitReader) -> DC_ChargeParameterDiscove
             raise missing('ResponseCode', r)
         _p = 'DC_CPDResEnergyTransferMode'
         if fid == 2:
-            st = nst
             _p = ('BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')[m]
             _x = _SD_DC_ChargeParameterDiscoveryRes_dc_cpd_res_energy_transfer_mode[m](r)
             f2 = _x
@@ -1657,7 +1616,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1666,7 +1624,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1678,7 +1635,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1753,7 +1709,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1762,7 +1717,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1774,7 +1728,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -1903,7 +1856,6 @@ _R_DC_CPDResEnergyTransferMode_7 = _DT_DC_CPDResEnergyTransferMode[7][2]
 
 def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1912,7 +1864,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -1924,7 +1875,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -1936,7 +1886,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -1948,7 +1897,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -1960,7 +1908,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -1972,7 +1919,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -1984,7 +1930,6 @@ def _d_DC_CPDResEnergyTransferMode(r: BitReader) -> DC_CPDResEnergyTransferMode:
             raise missing('EVSEMinimumVoltage', r)
         _p = 'EVSEPowerRampLimitation'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -2038,7 +1983,6 @@ _R_DC_CableCheckReq_1 = _DT_DC_CableCheckReq[1][2]
 
 def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2047,7 +1991,6 @@ def _d_DC_CableCheckReq(r: BitReader) -> DC_CableCheckReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2115,7 +2058,6 @@ _R_DC_CableCheckRes_3 = _DT_DC_CableCheckRes[3][2]
 
 def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2124,7 +2066,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2136,7 +2077,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2164,7 +2104,6 @@ def _d_DC_CableCheckRes(r: BitReader) -> DC_CableCheckRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEProcessing'
         if fid == 2:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2260,7 +2199,6 @@ _R_DC_PreChargeReq_4 = _DT_DC_PreChargeReq[4][2]
 
 def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2269,7 +2207,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2281,7 +2218,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -2309,7 +2245,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('EVProcessing', r)
         _p = 'EVPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -2321,7 +2256,6 @@ def _d_DC_PreChargeReq(r: BitReader) -> DC_PreChargeReq:
             raise missing('EVPresentVoltage', r)
         _p = 'EVTargetVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -2392,7 +2326,6 @@ _R_DC_PreChargeRes_3 = _DT_DC_PreChargeRes[3][2]
 
 def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2401,7 +2334,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2413,7 +2345,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -2441,7 +2372,6 @@ def _d_DC_PreChargeRes(r: BitReader) -> DC_PreChargeRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -2538,7 +2468,6 @@ _R_DC_ChargeLoopReq_5 = _DT_DC_ChargeLoopReq[5][2]
 
 def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2547,7 +2476,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2559,7 +2487,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2571,7 +2498,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2595,7 +2521,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('MeterInfoRequested', r)
         _p = 'EVPresentVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -2607,7 +2532,6 @@ def _d_DC_ChargeLoopReq(r: BitReader) -> DC_ChargeLoopReq:
             raise missing('EVPresentVoltage', r)
         _p = 'CLReqControlMode'
         if fid == 4:
-            st = nst
             _p = ('BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')[m]
             _x = _SD_DC_ChargeLoopReq_cl_req_control_mode[m](r)
             f4 = _x
@@ -2681,7 +2605,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2690,7 +2613,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -2702,7 +2624,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -2714,7 +2635,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -2810,7 +2730,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -2823,7 +2744,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -2836,7 +2758,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -2893,7 +2816,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -2902,7 +2824,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2928,7 +2849,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2954,7 +2874,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -2980,7 +2899,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -3006,7 +2924,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3032,7 +2949,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3058,7 +2974,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3084,7 +2999,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3108,7 +3022,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -3120,7 +3033,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3298,7 +3210,6 @@ _R_DC_ChargeLoopRes_11 = _DT_DC_ChargeLoopRes[11][2]
 
 def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3307,7 +3218,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3319,7 +3229,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3347,7 +3256,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3359,7 +3267,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3371,7 +3278,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3383,7 +3289,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             f4 = None
         _p = 'EVSEPresentCurrent'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -3395,7 +3300,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPresentCurrent', r)
         _p = 'EVSEPresentVoltage'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -3407,7 +3311,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPresentVoltage', r)
         _p = 'EVSEPowerLimitAchieved'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3431,7 +3334,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEPowerLimitAchieved', r)
         _p = 'EVSECurrentLimitAchieved'
         if fid == 8:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3455,7 +3357,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSECurrentLimitAchieved', r)
         _p = 'EVSEVoltageLimitAchieved'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -3479,7 +3380,6 @@ def _d_DC_ChargeLoopRes(r: BitReader) -> DC_ChargeLoopRes:
             raise missing('EVSEVoltageLimitAchieved', r)
         _p = 'CLResControlMode'
         if fid == 10:
-            st = nst
             _p = ('BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')[m]
             _x = _SD_DC_ChargeLoopRes_cl_res_control_mode[m](r)
             f10 = _x
@@ -3519,20 +3419,13 @@ def _e_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_DC_ChargeLoopRes(_s, v)
-    except CodecError:
-        _eu_DC_ChargeLoopRes(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_DC_ChargeLoopRes(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        _n = w.acc.bit_length() - _a
         if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
-        _EC_DC_ChargeLoopRes[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_DC_ChargeLoopRes[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ChargeLoopRes = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((3, 0, 4), (4, 0, 5), (-1, 0, 3), (-2, 1, 0))), (2, 1, ((4, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 5), (-2, 1, 0))),)
 _N_ChargeLoopRes = ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt')
@@ -3609,7 +3502,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3618,7 +3510,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -3630,7 +3521,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3658,7 +3548,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -3670,7 +3559,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -3682,7 +3570,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -3722,7 +3609,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -3745,7 +3633,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3754,7 +3641,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3780,7 +3666,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -3826,20 +3711,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
@@ -3873,7 +3751,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -3883,7 +3762,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -3895,7 +3775,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -3908,7 +3789,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -3938,7 +3820,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -3951,7 +3834,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -3973,7 +3857,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3982,7 +3865,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -3999,7 +3881,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4025,7 +3906,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4051,7 +3931,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4077,7 +3956,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4103,7 +3981,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -4120,7 +3997,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -4146,7 +4022,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4196,20 +4071,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -4229,7 +4097,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -4440,7 +4309,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4449,7 +4317,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -4461,7 +4328,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4498,7 +4364,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -4521,7 +4388,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4530,7 +4396,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4558,7 +4423,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4617,7 +4481,6 @@ _R_DC_WeldingDetectionReq_2 = _DT_DC_WeldingDetectionReq[2][2]
 
 def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4626,7 +4489,6 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4638,7 +4500,6 @@ def _d_DC_WeldingDetectionReq(r: BitReader) -> DC_WeldingDetectionReq:
             raise missing('Header', r)
         _p = 'EVProcessing'
         if fid == 1:
-            st = nst
             _q = r.pos + 4
             if _q > r.wend: _x = r.bits(4)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xf
@@ -4723,7 +4584,6 @@ _R_DC_WeldingDetectionRes_3 = _DT_DC_WeldingDetectionRes[3][2]
 
 def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4732,7 +4592,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -4744,7 +4603,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -4772,7 +4630,6 @@ def _d_DC_WeldingDetectionRes(r: BitReader) -> DC_WeldingDetectionRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEPresentVoltage'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4922,7 +4779,6 @@ _R_BPT_DC_CPDReqEnergyTransferMode_11 = _DT_BPT_DC_CPDReqEnergyTransferMode[11][
 
 def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4931,7 +4787,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -4943,7 +4798,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4955,7 +4809,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -4967,7 +4820,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -4979,7 +4831,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -4991,7 +4842,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -5003,7 +4853,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumVoltage', r)
         _p = 'TargetSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -5029,7 +4878,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             f6 = None
         _p = 'EVMaximumDischargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -5041,7 +4889,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMinimumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5053,7 +4900,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMaximumDischargeCurrent'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5065,7 +4911,6 @@ def _d_BPT_DC_CPDReqEnergyTransferMode(r: BitReader) -> BPT_DC_CPDReqEnergyTrans
             raise missing('EVMaximumDischargeCurrent', r)
         _p = 'EVMinimumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -5224,7 +5069,6 @@ _R_BPT_DC_CPDResEnergyTransferMode_11 = _DT_BPT_DC_CPDResEnergyTransferMode[11][
 
 def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTransferMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5233,7 +5077,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -5245,7 +5088,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -5257,7 +5099,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5269,7 +5110,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMinimumChargeCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5281,7 +5121,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -5293,7 +5132,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -5305,7 +5143,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumVoltage', r)
         _p = 'EVSEPowerRampLimitation'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -5317,7 +5154,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             f6 = None
         _p = 'EVSEMaximumDischargePower'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -5329,7 +5165,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumDischargePower', r)
         _p = 'EVSEMinimumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -5341,7 +5176,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMinimumDischargePower', r)
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5353,7 +5187,6 @@ def _d_BPT_DC_CPDResEnergyTransferMode(r: BitReader) -> BPT_DC_CPDResEnergyTrans
             raise missing('EVSEMaximumDischargeCurrent', r)
         _p = 'EVSEMinimumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -5519,7 +5352,6 @@ _R_Scheduled_DC_CLReqControlMode_10 = _DT_Scheduled_DC_CLReqControlMode[10][2]
 
 def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5528,7 +5360,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -5540,7 +5371,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5552,7 +5382,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5564,7 +5393,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f2 = None
         _p = 'EVTargetCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5576,7 +5404,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             raise missing('EVTargetCurrent', r)
         _p = 'EVTargetVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -5588,7 +5415,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             raise missing('EVTargetVoltage', r)
         _p = 'EVMaximumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 3
@@ -5600,7 +5426,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -5612,7 +5437,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f6 = None
         _p = 'EVMaximumChargeCurrent'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 2
@@ -5624,7 +5448,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f7 = None
         _p = 'EVMaximumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -5636,7 +5459,6 @@ def _d_Scheduled_DC_CLReqControlMode(r: BitReader) -> Scheduled_DC_CLReqControlM
             f8 = None
         _p = 'EVMinimumVoltage'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -5720,7 +5542,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5729,7 +5550,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -5741,7 +5561,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5753,7 +5572,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -5843,7 +5661,6 @@ _R_Scheduled_DC_CLResControlMode_4 = _DT_Scheduled_DC_CLResControlMode[4][2]
 
 def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -5852,7 +5669,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 3
@@ -5864,7 +5680,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f0 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -5876,7 +5691,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f1 = None
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 2
@@ -5888,7 +5702,6 @@ def _d_Scheduled_DC_CLResControlMode(r: BitReader) -> Scheduled_DC_CLResControlM
             f2 = None
         _p = 'EVSEMaximumVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -5920,20 +5733,13 @@ def _e_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Scheduled_DC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Scheduled_DC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
-        _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Scheduled_CLResControlMode = ((1, 3, ((-1, 0, 0), (-2, 1, 0))),)
 _N_Scheduled_CLResControlMode = ()
@@ -5953,7 +5759,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6139,7 +5944,6 @@ _R_BPT_Scheduled_DC_CLReqControlMode_13 = _DT_BPT_Scheduled_DC_CLReqControlMode[
 
 def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -6148,7 +5952,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -6160,7 +5963,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -6172,7 +5974,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6184,7 +5985,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f2 = None
         _p = 'EVTargetCurrent'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6196,7 +5996,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             raise missing('EVTargetCurrent', r)
         _p = 'EVTargetVoltage'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 4
@@ -6208,7 +6007,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             raise missing('EVTargetVoltage', r)
         _p = 'EVMaximumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 4
@@ -6220,7 +6018,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f5 = None
         _p = 'EVMinimumChargePower'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 3
@@ -6232,7 +6029,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f6 = None
         _p = 'EVMaximumChargeCurrent'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 3
@@ -6244,7 +6040,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f7 = None
         _p = 'EVMaximumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 3
@@ -6256,7 +6051,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f8 = None
         _p = 'EVMinimumVoltage'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 3
@@ -6268,7 +6062,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f9 = None
         _p = 'EVMaximumDischargePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 2
@@ -6280,7 +6073,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f10 = None
         _p = 'EVMinimumDischargePower'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -6292,7 +6084,6 @@ def _d_BPT_Scheduled_DC_CLReqControlMode(r: BitReader) -> BPT_Scheduled_DC_CLReq
             f11 = None
         _p = 'EVMaximumDischargeCurrent'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 1
@@ -6440,7 +6231,6 @@ _R_BPT_Scheduled_DC_CLResControlMode_8 = _DT_BPT_Scheduled_DC_CLResControlMode[8
 
 def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -6449,7 +6239,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVSEMaximumChargePower'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 4
@@ -6461,7 +6250,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f0 = None
         _p = 'EVSEMinimumChargePower'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 3
@@ -6473,7 +6261,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f1 = None
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 3
@@ -6485,7 +6272,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f2 = None
         _p = 'EVSEMaximumVoltage'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 3
@@ -6497,7 +6283,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f3 = None
         _p = 'EVSEMaximumDischargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 3
@@ -6509,7 +6294,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f4 = None
         _p = 'EVSEMinimumDischargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 2
@@ -6521,7 +6305,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f5 = None
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 2
@@ -6533,7 +6316,6 @@ def _d_BPT_Scheduled_DC_CLResControlMode(r: BitReader) -> BPT_Scheduled_DC_CLRes
             f6 = None
         _p = 'EVSEMinimumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -6569,20 +6351,13 @@ def _e_BPT_Scheduled_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_BPT_Scheduled_DC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_BPT_Scheduled_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_BPT_Scheduled_DC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
-        _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Dynamic_DC_CLReqControlMode = ((2, 3, ((0, 0, 1), (1, 0, 2), (-2, 0, 0), (-3, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 2, ((3, 0, 4), (-2, 0, 0))), (1, 2, ((4, 0, 5), (-2, 0, 0))), (1, 2, ((5, 0, 6), (-2, 0, 0))), (1, 2, ((6, 0, 7), (-2, 0, 0))), (1, 2, ((7, 0, 8), (-2, 0, 0))), (1, 2, ((8, 0, 9), (-2, 0, 0))), (1, 1, ((-1, 0, 9), (-2, 1, 0))),)
 _N_Dynamic_DC_CLReqControlMode = ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')
@@ -6600,7 +6375,8 @@ def _e_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -6694,7 +6470,6 @@ _R_Dynamic_DC_CLReqControlMode_9 = _DT_Dynamic_DC_CLReqControlMode[9][2]
 
 def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6703,7 +6478,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6729,7 +6503,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6741,7 +6514,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6753,7 +6525,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -6765,7 +6536,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -6777,7 +6547,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -6789,7 +6558,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -6801,7 +6569,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -6813,7 +6580,6 @@ def _d_Dynamic_DC_CLReqControlMode(r: BitReader) -> Dynamic_DC_CLReqControlMode:
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -6857,7 +6623,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -6901,7 +6668,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -6910,7 +6676,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6936,7 +6701,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6948,7 +6712,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6960,7 +6723,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -7001,7 +6763,8 @@ def _eu_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7036,7 +6799,8 @@ def _eu_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
@@ -7094,7 +6858,6 @@ _R_Dynamic_DC_CLResControlMode_8 = _DT_Dynamic_DC_CLResControlMode[8][2]
 
 def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7103,7 +6866,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7129,7 +6891,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7155,7 +6916,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7181,7 +6941,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7207,7 +6966,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             f3 = None
         _p = 'EVSEMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -7219,7 +6977,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -7231,7 +6988,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -7243,7 +6999,6 @@ def _d_Dynamic_DC_CLResControlMode(r: BitReader) -> Dynamic_DC_CLResControlMode:
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -7279,20 +7034,13 @@ def _e_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_Dynamic_DC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_Dynamic_DC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
-        _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Dynamic_CLResControlMode = ((3, 3, ((0, 0, 1), (1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 0), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((2, 0, 3), (3, 0, 4), (-1, 0, 2), (-2, 1, 0))), (2, 1, ((3, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 4), (-2, 1, 0))),)
 _N_Dynamic_CLResControlMode = ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay')
@@ -7312,7 +7060,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7347,7 +7096,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -7365,7 +7115,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -7374,7 +7123,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7400,7 +7148,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7426,7 +7173,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -7452,7 +7198,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7507,7 +7252,8 @@ def _e_BPT_Dynamic_DC_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -7654,7 +7400,6 @@ _R_BPT_Dynamic_DC_CLReqControlMode_14 = _DT_BPT_Dynamic_DC_CLReqControlMode[14][
 
 def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -7663,7 +7408,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7689,7 +7433,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -7701,7 +7444,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -7713,7 +7455,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -7725,7 +7466,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumEnergyRequest', r)
         _p = 'EVMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -7737,7 +7477,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumChargePower', r)
         _p = 'EVMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -7749,7 +7488,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumChargePower', r)
         _p = 'EVMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -7761,7 +7499,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumChargeCurrent', r)
         _p = 'EVMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -7773,7 +7510,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumVoltage', r)
         _p = 'EVMinimumVoltage'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -7785,7 +7521,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumVoltage', r)
         _p = 'EVMaximumDischargePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -7797,7 +7532,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumDischargePower', r)
         _p = 'EVMinimumDischargePower'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -7809,7 +7543,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMinimumDischargePower', r)
         _p = 'EVMaximumDischargeCurrent'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 2
@@ -7821,7 +7554,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             raise missing('EVMaximumDischargeCurrent', r)
         _p = 'EVMaximumV2XEnergyRequest'
         if fid == 12:
-            st = nst
             _x = _d_RationalNumber(r)
             f12 = _x
             _q = r.pos + 2
@@ -7833,7 +7565,6 @@ def _d_BPT_Dynamic_DC_CLReqControlMode(r: BitReader) -> BPT_Dynamic_DC_CLReqCont
             f12 = None
         _p = 'EVMinimumV2XEnergyRequest'
         if fid == 13:
-            st = nst
             _x = _d_RationalNumber(r)
             f13 = _x
             _q = r.pos + 1
@@ -7884,7 +7615,8 @@ def _eu_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -7919,7 +7651,8 @@ def _eu_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSEMaximumChargePower'
         x = v.evse_maximum_charge_power
@@ -8017,7 +7750,6 @@ _R_BPT_Dynamic_DC_CLResControlMode_12 = _DT_BPT_Dynamic_DC_CLResControlMode[12][
 
 def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -8026,7 +7758,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8052,7 +7783,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8078,7 +7808,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8104,7 +7833,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8130,7 +7858,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             f3 = None
         _p = 'EVSEMaximumChargePower'
         if fid == 4:
-            st = nst
             _x = _d_RationalNumber(r)
             f4 = _x
             _q = r.pos + 1
@@ -8142,7 +7869,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumChargePower', r)
         _p = 'EVSEMinimumChargePower'
         if fid == 5:
-            st = nst
             _x = _d_RationalNumber(r)
             f5 = _x
             _q = r.pos + 1
@@ -8154,7 +7880,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMinimumChargePower', r)
         _p = 'EVSEMaximumChargeCurrent'
         if fid == 6:
-            st = nst
             _x = _d_RationalNumber(r)
             f6 = _x
             _q = r.pos + 1
@@ -8166,7 +7891,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumChargeCurrent', r)
         _p = 'EVSEMaximumVoltage'
         if fid == 7:
-            st = nst
             _x = _d_RationalNumber(r)
             f7 = _x
             _q = r.pos + 1
@@ -8178,7 +7902,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumVoltage', r)
         _p = 'EVSEMaximumDischargePower'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 1
@@ -8190,7 +7913,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumDischargePower', r)
         _p = 'EVSEMinimumDischargePower'
         if fid == 9:
-            st = nst
             _x = _d_RationalNumber(r)
             f9 = _x
             _q = r.pos + 1
@@ -8202,7 +7924,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMinimumDischargePower', r)
         _p = 'EVSEMaximumDischargeCurrent'
         if fid == 10:
-            st = nst
             _x = _d_RationalNumber(r)
             f10 = _x
             _q = r.pos + 1
@@ -8214,7 +7935,6 @@ def _d_BPT_Dynamic_DC_CLResControlMode(r: BitReader) -> BPT_Dynamic_DC_CLResCont
             raise missing('EVSEMaximumDischargeCurrent', r)
         _p = 'EVSEMinimumVoltage'
         if fid == 11:
-            st = nst
             _x = _d_RationalNumber(r)
             f11 = _x
             _q = r.pos + 1
@@ -8254,20 +7974,13 @@ def _e_BPT_Dynamic_DC_CLResControlMode(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_BPT_Dynamic_DC_CLResControlMode(_s, v)
-    except CodecError:
-        _eu_BPT_Dynamic_DC_CLResControlMode(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_BPT_Dynamic_DC_CLResControlMode(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()
-        _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_ListOfRootCertificateIDs = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 16), (-1, 0, 15), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 17), (-1, 0, 16), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 18), (-1, 0, 17), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 19), (-1, 0, 18), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 20), (-1, 0, 19), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 20), (-2, 1, 0))),)
 _N_ListOfRootCertificateIDs = ('RootCertificateID',)
@@ -8558,7 +8271,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:DC', 'BPT_
 def _es_f0(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8584,7 +8298,8 @@ def _ds_f0(r: BitReader) -> Any:
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8610,7 +8325,8 @@ def _ds_f5(r: BitReader) -> Any:
 def _es_f8(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8636,7 +8352,8 @@ def _ds_f8(r: BitReader) -> Any:
 def _es_f15(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8662,7 +8379,8 @@ def _ds_f15(r: BitReader) -> Any:
 def _es_f16(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8710,7 +8428,8 @@ def _ds_f17(r: BitReader) -> Any:
 def _es_f32(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -8962,7 +8681,8 @@ def _ds_f79(r: BitReader) -> Any:
 def _es_f80(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9133,7 +8853,8 @@ def _ds_f92(r: BitReader) -> Any:
 def _es_f93(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9159,7 +8880,8 @@ def _ds_f93(r: BitReader) -> Any:
 def _es_f94(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9247,7 +8969,8 @@ def _ds_f97(r: BitReader) -> Any:
 def _es_f98(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9392,7 +9115,8 @@ def _ds_f108(r: BitReader) -> Any:
 def _es_f112(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9418,7 +9142,8 @@ def _ds_f112(r: BitReader) -> Any:
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9444,7 +9169,8 @@ def _ds_f113(r: BitReader) -> Any:
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9603,7 +9329,8 @@ def _ds_f131(r: BitReader) -> Any:
 def _es_f133(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9631,7 +9358,8 @@ def _ds_f133(r: BitReader) -> Any:
 def _es_f134(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9657,7 +9385,8 @@ def _ds_f134(r: BitReader) -> Any:
 def _es_f135(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9683,7 +9412,8 @@ def _ds_f135(r: BitReader) -> Any:
 def _es_f138(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9785,7 +9515,8 @@ def _ds_f144(r: BitReader) -> Any:
 def _es_f145(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

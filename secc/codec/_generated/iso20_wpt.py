@@ -778,7 +778,6 @@ _R_CLReqControlMode_0 = _DT_CLReqControlMode[0][2]
 
 def _d_CLReqControlMode(r: BitReader) -> CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -810,7 +809,6 @@ _R_CLResControlMode_0 = _DT_CLResControlMode[0][2]
 
 def _d_CLResControlMode(r: BitReader) -> CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -887,7 +885,8 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             st = 6
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
@@ -1111,7 +1110,6 @@ _R_V2GRequest_1 = _DT_V2GRequest[1][2]
 
 def _d_V2GRequest(r: BitReader) -> V2GRequest:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1120,7 +1118,6 @@ def _d_V2GRequest(r: BitReader) -> V2GRequest:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1168,7 +1165,6 @@ _R_V2GMessage_1 = _DT_V2GMessage[1][2]
 
 def _d_V2GMessage(r: BitReader) -> V2GMessage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1177,7 +1173,6 @@ def _d_V2GMessage(r: BitReader) -> V2GMessage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -1229,7 +1224,8 @@ def _eu_MessageHeader(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Signature'
         x = v.signature
@@ -1255,7 +1251,6 @@ _R_MessageHeader_3 = _DT_MessageHeader[3][2]
 
 def _d_MessageHeader(r: BitReader) -> MessageHeader:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1264,7 +1259,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SessionID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1281,7 +1275,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('SessionID', r)
         _p = 'TimeStamp'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -1307,7 +1300,6 @@ def _d_MessageHeader(r: BitReader) -> MessageHeader:
             raise missing('TimeStamp', r)
         _p = 'Signature'
         if fid == 2:
-            st = nst
             _x = _d_Signature(r)
             f2 = _x
             _q = r.pos + 1
@@ -1338,20 +1330,13 @@ def _e_MessageHeader(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MessageHeader(_s, v)
-    except CodecError:
-        _eu_MessageHeader(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MessageHeader(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        _n = w.acc.bit_length() - _a
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
-        _EC_MessageHeader[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MessageHeader[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_WPT_FinePositioningMethodList = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (2, 1, ((0, 0, 2), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 3), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 4), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 5), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((0, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_WPT_FinePositioningMethodList = ('WPT_FinePositioningMethod',)
@@ -1615,7 +1600,6 @@ _R_WPT_LF_SystemSetupData_2 = _DT_WPT_LF_SystemSetupData[2][2]
 
 def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1624,7 +1608,6 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'LF_TransmitterSetupData'
         if fid == 0:
-            st = nst
             _x = _d_WPT_LF_TransmitterData(r)
             f0 = _x
             _q = r.pos + 1
@@ -1636,7 +1619,6 @@ def _d_WPT_LF_SystemSetupData(r: BitReader) -> WPT_LF_SystemSetupData:
             f0 = None
         _p = 'LF_ReceiverSetupData'
         if fid == 1:
-            st = nst
             _x = _d_WPT_LF_ReceiverData(r)
             f1 = _x
             _q = r.pos + 1
@@ -1819,7 +1801,8 @@ def _eg_RationalNumber(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -1833,7 +1816,6 @@ _R_RationalNumber_2 = _DT_RationalNumber[2][2]
 
 def _dg_RationalNumber(r: BitReader) -> RationalNumber:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1842,7 +1824,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Exponent'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -1866,7 +1847,6 @@ def _dg_RationalNumber(r: BitReader) -> RationalNumber:
             raise missing('Exponent', r)
         _p = 'Value'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -1932,45 +1912,39 @@ def _e_RationalNumber(w: BitWriter, v: Any) -> None:
         return
     _eg_RationalNumber(w, v)
 
-_C_RationalNumber: dict[int, RationalNumber] = {}  # bit pattern -> decoded value
+_C_RationalNumber: dict[int, tuple[RationalNumber, int]] = {}  # read -> (value, its bits)
 
 
 def _d_RationalNumber(r: BitReader) -> RationalNumber:
     """Fused fast path (one read); the generic _dg_RationalNumber otherwise."""
     _s = r.pos
-    try:
-        _q = _s + 32
-        if _q > r.wend: _y = r.peek(32)
-        else: _y = (r.val >> (r.wend - _q)) & 0xffffffff
-        if (_y >> 10) & 0x80: _k = _y << 1; _q = _s + 32
-        else: _k = ((_y >> 8) << 1) | 1; _q = _s + 24
-        o = _C_RationalNumber.get(_k)
-        if o is not None and _q <= r.end:
-            r.pos = _q
+    _q = _s + 32
+    if _q <= r.wend:
+        _y = (r.val >> (r.wend - _q)) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None:
+            r.pos = _s + _h[1]
+            return _h[0]
+    else:
+        _y = r.peek(32)
+    _x = _y >> 18
+    if _x & 0x300e == 0x0:
+        a0 = (_x >> 4) & 0xff
+        if (_y >> 8) & 0x203 == 0:
+            _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+        elif _y & 0x20203 == 0x20000:
+            _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+        else:
+            _n = 0
+        if _n and _s + _n <= r.end:
+            r.pos = _s + _n
+            o = _B_RationalNumber()
+            o.exponent = a0 + -128
+            o.value = _v
+            o.__class__ = RationalNumber
+            if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+            if _q <= r.wend: _C_RationalNumber[_y] = (o, _n)
             return o
-        _x = _y >> 18
-        if _x & 0x300e == 0x0:
-            a0 = (_x >> 4) & 0xff
-            _v = (_y >> 10) & 0xFF
-            if _v < 0x80:
-                _t = (_y >> 8) & 0x3; _q = _s + 24
-            else:
-                _g = (_y >> 2) & 0xFF
-                _v = (_v & 0x7F) | (_g << 7)
-                _t = _y & 0x3 if _g < 0x80 else -1; _q = _s + 32
-            if _x & 1: _v = -_v - 1
-            if _t == 0 and _q <= r.end and -32768 <= _v and _v <= 32767:
-                r.pos = _q
-                o = _B_RationalNumber()
-                o.exponent = a0 + -128
-                o.value = _v
-                o.__class__ = RationalNumber
-                if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
-                _C_RationalNumber[_k] = o
-                return o
-    except CodecError:
-        pass
-    r.rewind(_s)
     return _dg_RationalNumber(r)
 
 _DT_WPT_TxRxSpecData = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (1, 2, ((2, 0, 3), (-2, 0, 0))), (1, 1, ((-1, 0, 3), (-2, 1, 0))),)
@@ -1989,7 +1963,8 @@ def _e_WPT_TxRxSpecData(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'TxRxPosition'
         x = v.tx_rx_position
@@ -2022,7 +1997,6 @@ _R_WPT_TxRxSpecData_3 = _DT_WPT_TxRxSpecData[3][2]
 
 def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2031,7 +2005,6 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxRxIdentifier'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2059,7 +2032,6 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             raise missing('TxRxIdentifier', r)
         _p = 'TxRxPosition'
         if fid == 1:
-            st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f1 = _x
             _q = r.pos + 1
@@ -2071,7 +2043,6 @@ def _d_WPT_TxRxSpecData(r: BitReader) -> WPT_TxRxSpecData:
             raise missing('TxRxPosition', r)
         _p = 'TxRxOrientation'
         if fid == 2:
-            st = nst
             _x = _d_WPT_CoordinateXYZ(r)
             f2 = _x
             _q = r.pos + 1
@@ -2109,7 +2080,8 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_X', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'Coord_Y'
         x = v.coord_y
@@ -2119,7 +2091,8 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Y', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'Coord_Z'
         x = v.coord_z
@@ -2129,7 +2102,8 @@ def _e_WPT_CoordinateXYZ(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Z', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2144,7 +2118,6 @@ _R_WPT_CoordinateXYZ_3 = _DT_WPT_CoordinateXYZ[3][2]
 
 def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2153,7 +2126,6 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Coord_X'
         if fid == 0:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2179,7 +2151,6 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
             raise missing('Coord_X', r)
         _p = 'Coord_Y'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2205,7 +2176,6 @@ def _d_WPT_CoordinateXYZ(r: BitReader) -> WPT_CoordinateXYZ:
             raise missing('Coord_Y', r)
         _p = 'Coord_Z'
         if fid == 2:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2271,7 +2241,8 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseSeparationTime', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PulseDuration'
         x = v.pulse_duration
@@ -2281,7 +2252,8 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
             st = 6
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseDuration', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PackageSeparationTime'
         x = v.package_separation_time
@@ -2291,7 +2263,8 @@ def _e_WPT_TxRxPackageSpecData(w: BitWriter, v: Any) -> None:
             st = 8
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PackageSeparationTime', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2428,7 +2401,8 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'IndexNumber', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'TxRxIdentifier'
         x = v.tx_rx_identifier
@@ -2438,7 +2412,8 @@ def _e_WPT_TxRxPulseOrder(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2452,7 +2427,6 @@ _R_WPT_TxRxPulseOrder_2 = _DT_WPT_TxRxPulseOrder[2][2]
 
 def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2461,7 +2435,6 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'IndexNumber'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2487,7 +2460,6 @@ def _d_WPT_TxRxPulseOrder(r: BitReader) -> WPT_TxRxPulseOrder:
             raise missing('IndexNumber', r)
         _p = 'TxRxIdentifier'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -2677,7 +2649,8 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             st = 6
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'VendorSpecificDataContainer'
         for x in v.vendor_specific_data_container:
@@ -2911,7 +2884,6 @@ _R_V2GResponse_2 = _DT_V2GResponse[2][2]
 
 def _d_V2GResponse(r: BitReader) -> V2GResponse:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2920,7 +2892,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -2932,7 +2903,6 @@ def _d_V2GResponse(r: BitReader) -> V2GResponse:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -3197,7 +3167,6 @@ _R_WPT_LF_DataPackageList_2 = _DT_WPT_LF_DataPackageList[2][2]
 
 def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3206,7 +3175,6 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NumPackages'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -3230,7 +3198,6 @@ def _d_WPT_LF_DataPackageList(r: BitReader) -> WPT_LF_DataPackageList:
             raise missing('NumPackages', r)
         _p = 'WPT_LF_DataPackage'
         if fid == 1:
-            st = nst
             _x = _d_WPT_LF_DataPackage(r)
             f1 = _x
             _q = r.pos + 1
@@ -3303,7 +3270,6 @@ _R_WPT_LF_DataPackage_3 = _DT_WPT_LF_DataPackage[3][2]
 
 def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3312,7 +3278,6 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PackageIndex'
         if fid == 0:
-            st = nst
             _q = r.pos + 10
             if _q > r.wend: _x = r.bits(10)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x3ff
@@ -3336,7 +3301,6 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             raise missing('PackageIndex', r)
         _p = 'LF_TxData'
         if fid == 1:
-            st = nst
             _x = _d_WPT_LF_TxDataList(r)
             f1 = _x
             _q = r.pos + 1
@@ -3348,7 +3312,6 @@ def _d_WPT_LF_DataPackage(r: BitReader) -> WPT_LF_DataPackage:
             f1 = None
         _p = 'LF_RxData'
         if fid == 2:
-            st = nst
             _x = _d_WPT_LF_RxDataList(r)
             f2 = _x
             _q = r.pos + 1
@@ -3398,7 +3361,6 @@ _R_WPT_LF_TxDataList_1 = _DT_WPT_LF_TxDataList[1][2]
 
 def _d_WPT_LF_TxDataList(r: BitReader) -> WPT_LF_TxDataList:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3407,7 +3369,6 @@ def _d_WPT_LF_TxDataList(r: BitReader) -> WPT_LF_TxDataList:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_TxDataList'
         if fid == 0:
-            st = nst
             _x = _d_WPT_LF_TxData(r)
             f0 = _x
             _q = r.pos + 1
@@ -3443,7 +3404,8 @@ def _e_WPT_LF_TxData(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EIRP'
         x = v.eirp
@@ -3466,7 +3428,6 @@ _R_WPT_LF_TxData_2 = _DT_WPT_LF_TxData[2][2]
 
 def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3475,7 +3436,6 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3503,7 +3463,6 @@ def _d_WPT_LF_TxData(r: BitReader) -> WPT_LF_TxData:
             raise missing('TxIdentifier', r)
         _p = 'EIRP'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -3552,7 +3511,6 @@ _R_WPT_LF_RxDataList_1 = _DT_WPT_LF_RxDataList[1][2]
 
 def _d_WPT_LF_RxDataList(r: BitReader) -> WPT_LF_RxDataList:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3561,7 +3519,6 @@ def _d_WPT_LF_RxDataList(r: BitReader) -> WPT_LF_RxDataList:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'WPT_LF_RxDataList'
         if fid == 0:
-            st = nst
             _x = _d_WPT_LF_RxData(r)
             f0 = _x
             _q = r.pos + 1
@@ -3597,7 +3554,8 @@ def _e_WPT_LF_RxData(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'RxIdentifier', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RSSIData'
         x = v.rssi_data
@@ -3620,7 +3578,6 @@ _R_WPT_LF_RxData_2 = _DT_WPT_LF_RxData[2][2]
 
 def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3629,7 +3586,6 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RxIdentifier'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3657,7 +3613,6 @@ def _d_WPT_LF_RxData(r: BitReader) -> WPT_LF_RxData:
             raise missing('RxIdentifier', r)
         _p = 'RSSIData'
         if fid == 1:
-            st = nst
             _x = _d_WPT_LF_RxRSSIList(r)
             f1 = _x
             _q = r.pos + 1
@@ -3706,7 +3661,6 @@ _R_WPT_LF_RxRSSIList_1 = _DT_WPT_LF_RxRSSIList[1][2]
 
 def _d_WPT_LF_RxRSSIList(r: BitReader) -> WPT_LF_RxRSSIList:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3715,7 +3669,6 @@ def _d_WPT_LF_RxRSSIList(r: BitReader) -> WPT_LF_RxRSSIList:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'RSSIDataList'
         if fid == 0:
-            st = nst
             _x = _d_WPT_LF_RxRSSI(r)
             f0 = _x
             _q = r.pos + 1
@@ -3751,7 +3704,8 @@ def _e_WPT_LF_RxRSSI(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RSSI'
         x = v.rssi
@@ -3774,7 +3728,6 @@ _R_WPT_LF_RxRSSI_2 = _DT_WPT_LF_RxRSSI[2][2]
 
 def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -3783,7 +3736,6 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TxIdentifier'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -3811,7 +3763,6 @@ def _d_WPT_LF_RxRSSI(r: BitReader) -> WPT_LF_RxRSSI:
             raise missing('TxIdentifier', r)
         _p = 'RSSI'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -4059,7 +4010,8 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 3
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVResultCode'
         x = v.ev_result_code
@@ -4276,7 +4228,8 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             st = 4
             w.acc <<= 4
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'AlternativeSECCList'
         x = v.alternative_secc_list
@@ -4584,7 +4537,8 @@ def _e_AlternativeSECC(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('Port', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'Port', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_AlternativeSECC[st]
@@ -4602,7 +4556,6 @@ _R_AlternativeSECC_4 = _DT_AlternativeSECC[4][2]
 
 def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -4611,7 +4564,6 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SSID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4628,7 +4580,6 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             f0 = None
         _p = 'BSSID'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4645,7 +4596,6 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             f1 = None
         _p = 'IPAddress'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -4662,7 +4612,6 @@ def _d_AlternativeSECC(r: BitReader) -> AlternativeSECC:
             f2 = None
         _p = 'Port'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -4735,7 +4684,8 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearence', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'SDMinGroundClearence'
         x = v.sd_min_ground_clearence
@@ -4745,7 +4695,8 @@ def _e_WPT_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             st = 4
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearence', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVPCNaturalFrequency'
         x = v.evpc_natural_frequency
@@ -4971,7 +4922,6 @@ _R_ChargeParameterDiscoveryReq_1 = _DT_ChargeParameterDiscoveryReq[1][2]
 
 def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -4980,7 +4930,6 @@ def _d_ChargeParameterDiscoveryReq(r: BitReader) -> ChargeParameterDiscoveryReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -5063,7 +5012,8 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 6
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearanceSupport', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'SDMinGroundClearanceSupport'
         x = v.sd_min_ground_clearance_support
@@ -5073,7 +5023,8 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             st = 7
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearanceSupport', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'PDMinCoilCurrent'
         x = v.pd_min_coil_current
@@ -5370,7 +5321,6 @@ _R_ChargeParameterDiscoveryRes_2 = _DT_ChargeParameterDiscoveryRes[2][2]
 
 def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -5379,7 +5329,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -5391,7 +5340,6 @@ def _d_ChargeParameterDiscoveryRes(r: BitReader) -> ChargeParameterDiscoveryRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -6158,7 +6106,6 @@ _R_ChargeLoopReq_3 = _DT_ChargeLoopReq[3][2]
 
 def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6167,7 +6114,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 2
@@ -6179,7 +6125,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             raise missing('Header', r)
         _p = 'DisplayParameters'
         if fid == 1:
-            st = nst
             _x = _d_DisplayParameters(r)
             f1 = _x
             _q = r.pos + 1
@@ -6191,7 +6136,6 @@ def _d_ChargeLoopReq(r: BitReader) -> ChargeLoopReq:
             f1 = None
         _p = 'MeterInfoRequested'
         if fid == 2:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -6287,7 +6231,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToTargetSOC'
         x = v.remaining_time_to_target_soc
@@ -6300,7 +6245,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'RemainingTimeToMaximumSOC'
         x = v.remaining_time_to_maximum_soc
@@ -6313,7 +6259,8 @@ def _e_DisplayParameters(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'ChargingComplete'
         x = v.charging_complete
@@ -6370,7 +6317,6 @@ _R_DisplayParameters_10 = _DT_DisplayParameters[10][2]
 
 def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -6379,7 +6325,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PresentSOC'
         if fid == 0:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6405,7 +6350,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6431,7 +6375,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6457,7 +6400,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f2 = None
         _p = 'MaximumSOC'
         if fid == 3:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -6483,7 +6425,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f3 = None
         _p = 'RemainingTimeToMinimumSOC'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6509,7 +6450,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f4 = None
         _p = 'RemainingTimeToTargetSOC'
         if fid == 5:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6535,7 +6475,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f5 = None
         _p = 'RemainingTimeToMaximumSOC'
         if fid == 6:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -6561,7 +6500,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f6 = None
         _p = 'ChargingComplete'
         if fid == 7:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -6585,7 +6523,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f7 = None
         _p = 'BatteryEnergyCapacity'
         if fid == 8:
-            st = nst
             _x = _d_RationalNumber(r)
             f8 = _x
             _q = r.pos + 2
@@ -6597,7 +6534,6 @@ def _d_DisplayParameters(r: BitReader) -> DisplayParameters:
             f8 = None
         _p = 'InletHot'
         if fid == 9:
-            st = nst
             _q = r.pos + 3
             if _q > r.wend: _x = r.bits(3)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x7
@@ -6696,7 +6632,6 @@ _R_WPT_EVPCPowerControlParameter_4 = _DT_WPT_EVPCPowerControlParameter[4][2]
 
 def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -6705,7 +6640,6 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVPCCoilCurrentRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -6717,7 +6651,6 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             raise missing('EVPCCoilCurrentRequest', r)
         _p = 'EVPCCoilCurrentInformation'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -6729,7 +6662,6 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             raise missing('EVPCCoilCurrentInformation', r)
         _p = 'EVPCCurrentOutputInformation'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -6741,7 +6673,6 @@ def _d_WPT_EVPCPowerControlParameter(r: BitReader) -> WPT_EVPCPowerControlParame
             raise missing('EVPCCurrentOutputInformation', r)
         _p = 'EVPCVoltageOutputInformation'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -7220,7 +7151,6 @@ _R_ChargeLoopRes_5 = _DT_ChargeLoopRes[5][2]
 
 def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7229,7 +7159,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Header'
         if fid == 0:
-            st = nst
             _x = _d_MessageHeader(r)
             f0 = _x
             _q = r.pos + 1
@@ -7241,7 +7170,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('Header', r)
         _p = 'ResponseCode'
         if fid == 1:
-            st = nst
             _q = r.pos + 8
             if _q > r.wend: _x = r.bits(8)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0xff
@@ -7269,7 +7197,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             raise missing('ResponseCode', r)
         _p = 'EVSEStatus'
         if fid == 2:
-            st = nst
             _x = _d_EVSEStatus(r)
             f2 = _x
             _q = r.pos + 2
@@ -7281,7 +7208,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f2 = None
         _p = 'MeterInfo'
         if fid == 3:
-            st = nst
             _x = _d_MeterInfo(r)
             f3 = _x
             _q = r.pos + 2
@@ -7293,7 +7219,6 @@ def _d_ChargeLoopRes(r: BitReader) -> ChargeLoopRes:
             f3 = None
         _p = 'Receipt'
         if fid == 4:
-            st = nst
             _x = _d_Receipt(r)
             f4 = _x
             _q = r.pos + 1
@@ -7333,7 +7258,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVSENotification'
         x = v.evse_notification
@@ -7356,7 +7282,6 @@ _R_EVSEStatus_2 = _DT_EVSEStatus[2][2]
 
 def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7365,7 +7290,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'NotificationMaxDelay'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7391,7 +7315,6 @@ def _d_EVSEStatus(r: BitReader) -> EVSEStatus:
             raise missing('NotificationMaxDelay', r)
         _p = 'EVSENotification'
         if fid == 1:
-            st = nst
             _q = r.pos + 5
             if _q > r.wend: _x = r.bits(5)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1f
@@ -7437,20 +7360,13 @@ def _e_EVSEStatus(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_EVSEStatus(_s, v)
-    except CodecError:
-        _eu_EVSEStatus(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif True:
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_EVSEStatus(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and True:
+        _n = w.acc.bit_length() - _a
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
-        _EC_EVSEStatus[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_EVSEStatus[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_MeterInfo = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (1, 2, ((1, 0, 2), (-2, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 2), (-2, 1, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((4, 0, 5), (5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 4), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((5, 0, 6), (6, 0, 7), (7, 0, 8), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((6, 0, 7), (7, 0, 8), (-1, 0, 6), (-2, 1, 0))), (2, 1, ((7, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 8), (-2, 1, 0))),)
 _N_MeterInfo = ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')
@@ -7484,7 +7400,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_DischargedEnergyReadingWh'
         x = v.bpt_discharged_energy_reading_wh
@@ -7494,7 +7411,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = 3
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'CapacitiveEnergyReadingVARh'
         x = v.capacitive_energy_reading_va_rh
@@ -7506,7 +7424,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('CapacitiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'BPT_InductiveEnergyReadingVARh'
         x = v.bpt_inductive_energy_reading_va_rh
@@ -7519,7 +7438,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('BPT_InductiveEnergyReadingVARh', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MeterSignature'
         x = v.meter_signature
@@ -7549,7 +7469,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = 'MeterTimestamp'
         x = v.meter_timestamp
@@ -7562,7 +7483,8 @@ def _eu_MeterInfo(w: BitWriter, v: Any) -> None:
             st = t[2]
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_MeterInfo[st]
@@ -7584,7 +7506,6 @@ _R_MeterInfo_8 = _DT_MeterInfo[8][2]
 
 def _d_MeterInfo(r: BitReader) -> MeterInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -7593,7 +7514,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'MeterID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -7610,7 +7530,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('MeterID', r)
         _p = 'ChargedEnergyReadingWh'
         if fid == 1:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7636,7 +7555,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             raise missing('ChargedEnergyReadingWh', r)
         _p = 'BPT_DischargedEnergyReadingWh'
         if fid == 2:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7662,7 +7580,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f2 = None
         _p = 'CapacitiveEnergyReadingVARh'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7688,7 +7605,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f3 = None
         _p = 'BPT_InductiveEnergyReadingVARh'
         if fid == 4:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7714,7 +7630,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f4 = None
         _p = 'MeterSignature'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -7731,7 +7646,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f5 = None
         _p = 'MeterStatus'
         if fid == 6:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -7757,7 +7671,6 @@ def _d_MeterInfo(r: BitReader) -> MeterInfo:
             f6 = None
         _p = 'MeterTimestamp'
         if fid == 7:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -7807,20 +7720,13 @@ def _e_MeterInfo(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
-    _s = BitWriter()
-    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned
-    try:
-        _eu_MeterInfo(_s, v)
-    except CodecError:
-        _eu_MeterInfo(w, v)  # the same error, with its offset in the stream
-        return
-    if _s.buf:  # a large value (octets flushed): not kept
-        w.buf += _s.buf
-    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
-        _n = _s.acc.bit_length() - _a.bit_length()
+    _a = w.acc.bit_length()
+    _b = len(w.buf)
+    _eu_MeterInfo(w, v)
+    if type(w) is BitWriter and len(w.buf) == _b and (v.meter_signature is None or type(v.meter_signature) is bytes):
+        _n = w.acc.bit_length() - _a
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
-        _EC_MeterInfo[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)
-    w.acc = _s.acc
+        _EC_MeterInfo[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)
 
 _DT_Receipt = ((1, 3, ((0, 0, 1), (-2, 0, 0))), (3, 1, ((1, 0, 2), (2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 1), (-2, 1, 0), (-3, 0, 0))), (3, 1, ((2, 0, 3), (3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 2), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0))), (3, 1, ((3, 0, 4), (4, 0, 5), (5, 0, 6), (-1, 0, 3), (-2, 1, 0), (-3, 0, 0), (-3, 0, 0), (-3, 0, 0))), (2, 1, ((4, 0, 5), (5, 0, 6), (-1, 0, 4), (-2, 1, 0))), (2, 1, ((5, 0, 6), (-1, 0, 5), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 7), (-1, 0, 6), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 8), (-1, 0, 7), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 9), (-1, 0, 8), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 10), (-1, 0, 9), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 11), (-1, 0, 10), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 12), (-1, 0, 11), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 13), (-1, 0, 12), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 14), (-1, 0, 13), (-2, 1, 0), (-3, 0, 0))), (2, 1, ((5, 0, 15), (-1, 0, 14), (-2, 1, 0), (-3, 0, 0))), (1, 1, ((-1, 0, 15), (-2, 1, 0))),)
 _N_Receipt = ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')
@@ -7840,7 +7746,8 @@ def _e_Receipt(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EnergyCosts'
         x = v.energy_costs
@@ -8051,7 +7958,6 @@ _R_DetailedCost_2 = _DT_DetailedCost[2][2]
 
 def _d_DetailedCost(r: BitReader) -> DetailedCost:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8060,7 +7966,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Amount'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -8072,7 +7977,6 @@ def _d_DetailedCost(r: BitReader) -> DetailedCost:
             raise missing('Amount', r)
         _p = 'CostPerUnit'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -8109,7 +8013,8 @@ def _e_DetailedTax(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 2
             if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'Amount'
         x = v.amount
@@ -8132,7 +8037,6 @@ _R_DetailedTax_2 = _DT_DetailedTax[2][2]
 
 def _d_DetailedTax(r: BitReader) -> DetailedTax:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8141,7 +8045,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'TaxRuleID'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8169,7 +8072,6 @@ def _d_DetailedTax(r: BitReader) -> DetailedTax:
             raise missing('TaxRuleID', r)
         _p = 'Amount'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -8218,7 +8120,6 @@ _R_WPT_SPCPowerControlParameter_1 = _DT_WPT_SPCPowerControlParameter[1][2]
 
 def _d_WPT_SPCPowerControlParameter(r: BitReader) -> WPT_SPCPowerControlParameter:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8227,7 +8128,6 @@ def _d_WPT_SPCPowerControlParameter(r: BitReader) -> WPT_SPCPowerControlParamete
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'SPCPrimaryDeviceCoilCurrentInformation'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 1
@@ -8302,7 +8202,6 @@ _R_Scheduled_CLReqControlMode_3 = _DT_Scheduled_CLReqControlMode[3][2]
 
 def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -8311,7 +8210,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'EVTargetEnergyRequest'
         if fid == 0:
-            st = nst
             _x = _d_RationalNumber(r)
             f0 = _x
             _q = r.pos + 2
@@ -8323,7 +8221,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f0 = None
         _p = 'EVMaximumEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 2
@@ -8335,7 +8232,6 @@ def _d_Scheduled_CLReqControlMode(r: BitReader) -> Scheduled_CLReqControlMode:
             f1 = None
         _p = 'EVMinimumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -8375,7 +8271,6 @@ _R_Scheduled_CLResControlMode_0 = _DT_Scheduled_CLResControlMode[0][2]
 
 def _d_Scheduled_CLResControlMode(r: BitReader) -> Scheduled_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -8405,7 +8300,8 @@ def _e_Dynamic_CLReqControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 3
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'EVTargetEnergyRequest'
         x = v.ev_target_energy_request
@@ -8449,7 +8345,6 @@ _R_Dynamic_CLReqControlMode_4 = _DT_Dynamic_CLReqControlMode[4][2]
 
 def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -8458,7 +8353,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8484,7 +8378,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             f0 = None
         _p = 'EVTargetEnergyRequest'
         if fid == 1:
-            st = nst
             _x = _d_RationalNumber(r)
             f1 = _x
             _q = r.pos + 1
@@ -8496,7 +8389,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVTargetEnergyRequest', r)
         _p = 'EVMaximumEnergyRequest'
         if fid == 2:
-            st = nst
             _x = _d_RationalNumber(r)
             f2 = _x
             _q = r.pos + 1
@@ -8508,7 +8400,6 @@ def _d_Dynamic_CLReqControlMode(r: BitReader) -> Dynamic_CLReqControlMode:
             raise missing('EVMaximumEnergyRequest', r)
         _p = 'EVMinimumEnergyRequest'
         if fid == 3:
-            st = nst
             _x = _d_RationalNumber(r)
             f3 = _x
             _q = r.pos + 1
@@ -8549,7 +8440,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             st = 1
             w.acc <<= 4
             if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = 'MinimumSOC'
         x = v.minimum_soc
@@ -8584,7 +8476,8 @@ def _e_Dynamic_CLResControlMode(w: BitWriter, v: Any) -> None:
             else: raise not_allowed('AckMaxDelay', w)
             w.acc <<= 1
             if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-            w.uint(x)
+            if x < 0x80: w.acc = (w.acc << 8) | x
+            else: w.uint(x)
             w.acc <<= 1
         _p = None
         e = _EE_Dynamic_CLResControlMode[st]
@@ -8602,7 +8495,6 @@ _R_Dynamic_CLResControlMode_4 = _DT_Dynamic_CLResControlMode[4][2]
 
 def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -8611,7 +8503,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DepartureTime'
         if fid == 0:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -8637,7 +8528,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f0 = None
         _p = 'MinimumSOC'
         if fid == 1:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8663,7 +8553,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f1 = None
         _p = 'TargetSOC'
         if fid == 2:
-            st = nst
             _q = r.pos + 9
             if _q > r.wend: _x = r.bits(9)
             else: r.pos = _q; _x = (r.val >> (r.wend - _q)) & 0x1ff
@@ -8689,7 +8578,6 @@ def _d_Dynamic_CLResControlMode(r: BitReader) -> Dynamic_CLResControlMode:
             f2 = None
         _p = 'AckMaxDelay'
         if fid == 3:
-            st = nst
             _q = r.pos + 18
             _x = (r.val >> (r.wend - _q)) & 0x3ffff if _q <= r.wend else -1
             if _x & 0x30100 == 0:
@@ -9034,7 +8922,8 @@ DOCUMENT: tuple[RootInfo, ...] = (RootInfo('urn:iso:std:iso:15118:-20:CommonType
 def _es_f0(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'AckMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9060,7 +8949,8 @@ def _ds_f0(r: BitReader) -> Any:
 def _es_f5(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_DischargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9086,7 +8976,8 @@ def _ds_f5(r: BitReader) -> Any:
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'BPT_InductiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9132,7 +9023,8 @@ def _ds_f7(r: BitReader) -> Any:
 def _es_f12(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'CapacitiveEnergyReadingVARh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9158,7 +9050,8 @@ def _ds_f12(r: BitReader) -> Any:
 def _es_f13(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'ChargedEnergyReadingWh', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9206,7 +9099,8 @@ def _ds_f14(r: BitReader) -> Any:
 def _es_f15(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_X', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9232,7 +9126,8 @@ def _ds_f15(r: BitReader) -> Any:
 def _es_f16(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Y', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9258,7 +9153,8 @@ def _ds_f16(r: BitReader) -> Any:
 def _es_f17(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Coord_Z', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9284,7 +9180,8 @@ def _ds_f17(r: BitReader) -> Any:
 def _es_f20(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'DepartureTime', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9544,7 +9441,8 @@ def _ds_f51(r: BitReader) -> Any:
 def _es_f52(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9589,7 +9487,8 @@ def _ds_f54(r: BitReader) -> Any:
 def _es_f55(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'IndexNumber', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9781,7 +9680,8 @@ def _ds_f72(r: BitReader) -> Any:
 def _es_f73(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'MeterStatus', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -9807,7 +9707,8 @@ def _ds_f73(r: BitReader) -> Any:
 def _es_f74(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'MeterTimestamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9895,7 +9796,8 @@ def _ds_f77(r: BitReader) -> Any:
 def _es_f78(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NaturalOffset', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -9921,7 +9823,8 @@ def _ds_f78(r: BitReader) -> Any:
 def _es_f79(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'NotificationMaxDelay', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10013,7 +9916,8 @@ def _ds_f82(r: BitReader) -> Any:
 def _es_f84(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'ObservedIDCode', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10145,7 +10049,8 @@ def _ds_f94(r: BitReader) -> Any:
 def _es_f95(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PackageSeparationTime', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10190,7 +10095,8 @@ def _ds_f96(r: BitReader) -> Any:
 def _es_f97(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'Port', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10240,7 +10146,8 @@ def _ds_f99(r: BitReader) -> Any:
 def _es_f103(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseDuration', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10266,7 +10173,8 @@ def _ds_f103(r: BitReader) -> Any:
 def _es_f104(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'PulseSeparationTime', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10311,7 +10219,8 @@ def _ds_f106(r: BitReader) -> Any:
 def _es_f113(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMaximumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10337,7 +10246,8 @@ def _ds_f113(r: BitReader) -> Any:
 def _es_f114(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToMinimumSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10363,7 +10273,8 @@ def _ds_f114(r: BitReader) -> Any:
 def _es_f115(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 4294967295: encode_range(w, 'RemainingTimeToTargetSOC', x, 0, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10416,7 +10327,8 @@ def _ds_f116(r: BitReader) -> Any:
 def _es_f119(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'RxIdentifier', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10464,7 +10376,8 @@ def _ds_f121(r: BitReader) -> Any:
 def _es_f122(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearanceSupport', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10490,7 +10403,8 @@ def _ds_f122(r: BitReader) -> Any:
 def _es_f123(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMaxGroundClearence', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10516,7 +10430,8 @@ def _ds_f123(r: BitReader) -> Any:
 def _es_f125(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearanceSupport', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10542,7 +10457,8 @@ def _ds_f125(r: BitReader) -> Any:
 def _es_f126(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 65535: encode_range(w, 'SDMinGroundClearence', x, 0, 65535, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10697,7 +10613,8 @@ def _ds_f149(r: BitReader) -> Any:
 def _es_f151(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TaxRuleID', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10725,7 +10642,8 @@ def _ds_f151(r: BitReader) -> Any:
 def _es_f152(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeAnchor', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10751,7 +10669,8 @@ def _ds_f152(r: BitReader) -> Any:
 def _es_f153(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 0 or x > 18446744073709551615: encode_range(w, 'TimeStamp', x, 0, 18446744073709551615, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10777,7 +10696,8 @@ def _ds_f153(r: BitReader) -> Any:
 def _es_f156(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxIdentifier', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10805,7 +10725,8 @@ def _ds_f156(r: BitReader) -> Any:
 def _es_f158(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < 1 or x > 4294967295: encode_range(w, 'TxRxIdentifier', x, 1, 4294967295, 0, None)
-    w.uint(x)
+    if x < 0x80: w.acc = (w.acc << 8) | x
+    else: w.uint(x)
     w.acc <<= 1
 
 
@@ -10833,7 +10754,8 @@ def _ds_f158(r: BitReader) -> Any:
 def _es_f162(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int or x < -32768 or x > 32767: encode_range(w, 'Value', x, -32768, 32767, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -11036,7 +10958,8 @@ def _ds_f188(r: BitReader) -> Any:
 def _es_f189(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

@@ -511,7 +511,6 @@ _R_CanonicalizationMethod_1 = _DT_CanonicalizationMethod[1][2]
 
 def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -520,7 +519,6 @@ def _d_CanonicalizationMethod(r: BitReader) -> CanonicalizationMethod:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 2
@@ -567,7 +565,8 @@ def _e_SignatureMethod(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 4
             if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         e = _EE_SignatureMethod[st]
@@ -583,7 +582,6 @@ _R_SignatureMethod_2 = _DT_SignatureMethod[2][2]
 
 def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -592,7 +590,6 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 3
@@ -604,7 +601,6 @@ def _d_SignatureMethod(r: BitReader) -> SignatureMethod:
             raise missing('@Algorithm', r)
         _p = 'HMACOutputLength'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -731,7 +727,6 @@ _R_Reference_6 = _DT_Reference[6][2]
 
 def _d_Reference(r: BitReader) -> Reference:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -740,7 +735,6 @@ def _d_Reference(r: BitReader) -> Reference:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 4)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 3
@@ -752,7 +746,6 @@ def _d_Reference(r: BitReader) -> Reference:
             f0 = None
         _p = '@Type'
         if fid == 1:
-            st = nst
             _x = r.string()
             f1 = _x
             _q = r.pos + 2
@@ -764,7 +757,6 @@ def _d_Reference(r: BitReader) -> Reference:
             f1 = None
         _p = '@URI'
         if fid == 2:
-            st = nst
             _x = r.string()
             f2 = _x
             _q = r.pos + 2
@@ -776,7 +768,6 @@ def _d_Reference(r: BitReader) -> Reference:
             f2 = None
         _p = 'Transforms'
         if fid == 3:
-            st = nst
             _x = _d_Transforms(r)
             f3 = _x
             _q = r.pos + 1
@@ -788,7 +779,6 @@ def _d_Reference(r: BitReader) -> Reference:
             f3 = None
         _p = 'DigestMethod'
         if fid == 4:
-            st = nst
             _x = _d_DigestMethod(r)
             f4 = _x
             _q = r.pos + 1
@@ -800,7 +790,6 @@ def _d_Reference(r: BitReader) -> Reference:
             raise missing('DigestMethod', r)
         _p = 'DigestValue'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -930,7 +919,6 @@ _R_Transform_3 = _DT_Transform[3][2]
 
 def _d_Transform(r: BitReader) -> Transform:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -939,7 +927,6 @@ def _d_Transform(r: BitReader) -> Transform:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 3
@@ -952,7 +939,6 @@ def _d_Transform(r: BitReader) -> Transform:
         _p = 'XPath'
         f1 = []
         while fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1003,7 +989,6 @@ _R_DigestMethod_1 = _DT_DigestMethod[1][2]
 
 def _d_DigestMethod(r: BitReader) -> DigestMethod:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1012,7 +997,6 @@ def _d_DigestMethod(r: BitReader) -> DigestMethod:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Algorithm'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 2
@@ -1076,7 +1060,6 @@ _R_SignatureValue_2 = _DT_SignatureValue[2][2]
 
 def _d_SignatureValue(r: BitReader) -> SignatureValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1085,7 +1068,6 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -1097,7 +1079,6 @@ def _d_SignatureValue(r: BitReader) -> SignatureValue:
             f0 = None
         _p = 'value'
         if fid == 1:
-            st = nst
             _x = r.binary()
             f1 = _x
             _q = r.pos + 1
@@ -1225,7 +1206,6 @@ _R_KeyInfo_8 = _DT_KeyInfo[8][2]
 
 def _d_KeyInfo(r: BitReader) -> KeyInfo:
     _p = None
-    st = 0
     try:
         _q = r.pos + 4
         if _q > r.wend: _c = r.bits(4)
@@ -1234,7 +1214,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 4
@@ -1247,7 +1226,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'KeyName'
         f1 = []
         while fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1262,7 +1240,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'KeyValue'
         f2 = []
         while fid == 2:
-            st = nst
             _x = _d_KeyValue(r)
             f2.append(_x)
             _q = r.pos + 4
@@ -1273,7 +1250,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'RetrievalMethod'
         f3 = []
         while fid == 3:
-            st = nst
             _x = _d_RetrievalMethod(r)
             f3.append(_x)
             _q = r.pos + 4
@@ -1284,7 +1260,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'X509Data'
         f4 = []
         while fid == 4:
-            st = nst
             _x = _d_X509Data(r)
             f4.append(_x)
             _q = r.pos + 4
@@ -1295,7 +1270,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'PGPData'
         f5 = []
         while fid == 5:
-            st = nst
             _x = _d_PGPData(r)
             f5.append(_x)
             _q = r.pos + 4
@@ -1306,7 +1280,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'SPKIData'
         f6 = []
         while fid == 6:
-            st = nst
             _x = _d_SPKIData(r)
             f6.append(_x)
             _q = r.pos + 4
@@ -1317,7 +1290,6 @@ def _d_KeyInfo(r: BitReader) -> KeyInfo:
         _p = 'MgmtData'
         f7 = []
         while fid == 7:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -1389,7 +1361,6 @@ _R_KeyValue_2 = _DT_KeyValue[2][2]
 
 def _d_KeyValue(r: BitReader) -> KeyValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -1398,7 +1369,6 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'DSAKeyValue'
         if fid == 0:
-            st = nst
             _x = _d_DSAKeyValue(r)
             f0 = _x
             _q = r.pos + 2
@@ -1410,7 +1380,6 @@ def _d_KeyValue(r: BitReader) -> KeyValue:
             f0 = None
         _p = 'RSAKeyValue'
         if fid == 1:
-            st = nst
             _x = _d_RSAKeyValue(r)
             f1 = _x
             _q = r.pos + 2
@@ -1567,7 +1536,6 @@ _R_DSAKeyValue_7 = _DT_DSAKeyValue[7][2]
 
 def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -1576,7 +1544,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'P'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1592,7 +1559,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             f0 = None
         _p = 'Q'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1608,7 +1574,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             f1 = None
         _p = 'G'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1624,7 +1589,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             f2 = None
         _p = 'Y'
         if fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1640,7 +1604,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             raise missing('Y', r)
         _p = 'J'
         if fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1656,7 +1619,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             f4 = None
         _p = 'Seed'
         if fid == 5:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1672,7 +1634,6 @@ def _d_DSAKeyValue(r: BitReader) -> DSAKeyValue:
             f5 = None
         _p = 'PgenCounter'
         if fid == 6:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1750,7 +1711,6 @@ _R_RSAKeyValue_2 = _DT_RSAKeyValue[2][2]
 
 def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -1759,7 +1719,6 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'Modulus'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1775,7 +1734,6 @@ def _d_RSAKeyValue(r: BitReader) -> RSAKeyValue:
             raise missing('Modulus', r)
         _p = 'Exponent'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -1855,7 +1813,6 @@ _R_RetrievalMethod_3 = _DT_RetrievalMethod[3][2]
 
 def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -1864,7 +1821,6 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Type'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 2
@@ -1876,7 +1832,6 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             f0 = None
         _p = '@URI'
         if fid == 1:
-            st = nst
             _x = r.string()
             f1 = _x
             _q = r.pos + 2
@@ -1888,7 +1843,6 @@ def _d_RetrievalMethod(r: BitReader) -> RetrievalMethod:
             f1 = None
         _p = 'Transforms'
         if fid == 2:
-            st = nst
             _x = _d_Transforms(r)
             f2 = _x
             _q = r.pos + 1
@@ -1997,7 +1951,6 @@ _R_X509Data_5 = _DT_X509Data[5][2]
 
 def _d_X509Data(r: BitReader) -> X509Data:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -2007,7 +1960,6 @@ def _d_X509Data(r: BitReader) -> X509Data:
         _p = 'X509IssuerSerial'
         f0 = []
         while fid == 0:
-            st = nst
             _x = _d_X509IssuerSerial(r)
             f0.append(_x)
             _q = r.pos + 3
@@ -2018,7 +1970,6 @@ def _d_X509Data(r: BitReader) -> X509Data:
         _p = 'X509SKI'
         f1 = []
         while fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2033,7 +1984,6 @@ def _d_X509Data(r: BitReader) -> X509Data:
         _p = 'X509SubjectName'
         f2 = []
         while fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -2048,7 +1998,6 @@ def _d_X509Data(r: BitReader) -> X509Data:
         _p = 'X509Certificate'
         f3 = []
         while fid == 3:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2063,7 +2012,6 @@ def _d_X509Data(r: BitReader) -> X509Data:
         _p = 'X509CRL'
         f4 = []
         while fid == 4:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2119,7 +2067,8 @@ def _e_X509IssuerSerial(w: BitWriter, v: Any) -> None:
             st = 2
             w.acc <<= 2
             if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-            w.integer(x)
+            if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: w.integer(x)
             w.acc <<= 1
         _p = None
         w.acc <<= 1
@@ -2133,7 +2082,6 @@ _R_X509IssuerSerial_2 = _DT_X509IssuerSerial[2][2]
 
 def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2142,7 +2090,6 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'X509IssuerName'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'str')
             else:
@@ -2158,7 +2105,6 @@ def _d_X509IssuerSerial(r: BitReader) -> X509IssuerSerial:
             raise missing('X509IssuerName', r)
         _p = 'X509SerialNumber'
         if fid == 1:
-            st = nst
             _q = r.pos + 19
             _x = (r.val >> (r.wend - _q)) & 0x7ffff if _q <= r.wend else -1
             if _x & 0x50100 == 0:
@@ -2262,7 +2208,6 @@ _R_PGPData_3 = _DT_PGPData[3][2]
 
 def _d_PGPData(r: BitReader) -> PGPData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -2271,7 +2216,6 @@ def _d_PGPData(r: BitReader) -> PGPData:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = 'PGPKeyID'
         if fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2287,7 +2231,6 @@ def _d_PGPData(r: BitReader) -> PGPData:
             f0 = None
         _p = 'PGPKeyPacket'
         if fid == 1:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2303,7 +2246,6 @@ def _d_PGPData(r: BitReader) -> PGPData:
             f1 = None
         _p = 'PGPKeyPacket'
         if fid == 2:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2363,7 +2305,6 @@ _R_SPKIData_1 = _DT_SPKIData[1][2]
 
 def _d_SPKIData(r: BitReader) -> SPKIData:
     _p = None
-    st = 0
     try:
         _q = r.pos + 1
         if _q > r.wend: _c = r.bits(1)
@@ -2373,7 +2314,6 @@ def _d_SPKIData(r: BitReader) -> SPKIData:
         _p = 'SPKISexp'
         f0 = []
         while fid == 0:
-            st = nst
             if r.bit():
                 _x = empty_value(r, 3, 'bytes')
             else:
@@ -2451,7 +2391,6 @@ _R_Object_3 = _DT_Object[3][2]
 
 def _d_Object(r: BitReader) -> Object:
     _p = None
-    st = 0
     try:
         _q = r.pos + 3
         if _q > r.wend: _c = r.bits(3)
@@ -2460,7 +2399,6 @@ def _d_Object(r: BitReader) -> Object:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Encoding'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 3
@@ -2472,7 +2410,6 @@ def _d_Object(r: BitReader) -> Object:
             f0 = None
         _p = '@Id'
         if fid == 1:
-            st = nst
             _x = r.string()
             f1 = _x
             _q = r.pos + 3
@@ -2484,7 +2421,6 @@ def _d_Object(r: BitReader) -> Object:
             f1 = None
         _p = '@MimeType'
         if fid == 2:
-            st = nst
             _x = r.string()
             f2 = _x
             _q = r.pos + 2
@@ -2705,7 +2641,6 @@ _R_SignatureProperty_2 = _DT_SignatureProperty[2][2]
 
 def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
     _p = None
-    st = 0
     try:
         _q = r.pos + 2
         if _q > r.wend: _c = r.bits(2)
@@ -2714,7 +2649,6 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
         if fid < -1: fid, m, nst = ev_special(r, e, 0, 3)
         _p = '@Id'
         if fid == 0:
-            st = nst
             _x = r.string()
             f0 = _x
             _q = r.pos + 1
@@ -2726,7 +2660,6 @@ def _d_SignatureProperty(r: BitReader) -> SignatureProperty:
             f0 = None
         _p = '@Target'
         if fid == 1:
-            st = nst
             _x = r.string()
             f1 = _x
             _q = r.pos + 2
@@ -2948,7 +2881,8 @@ def _ds_f5(r: BitReader) -> Any:
 def _es_f6(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'HMACOutputLength', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 
@@ -3258,7 +3192,8 @@ def _ds_f40(r: BitReader) -> Any:
 def _es_f41(w: BitWriter, x: Any) -> None:
     w.acc <<= 1
     if type(x) is not int: encode_range(w, 'X509SerialNumber', x, None, None, None, None)
-    w.integer(x)
+    if -0x81 < x < 0x80: w.acc = (w.acc << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+    else: w.integer(x)
     w.acc <<= 1
 
 

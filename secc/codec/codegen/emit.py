@@ -494,7 +494,10 @@ class Emitter(ValueEmitter):
         out.append("")
         out.append(f"def _d_{g.key}(r: BitReader) -> {g.key}:")
         out.append("    _p = None")
-        out.append("    st = 0")
+        if any("ev(r, _DT_" in ln for ln in body):
+            out.append("    st = 0")
+        else:  # every state is known where an event is read: st is never needed
+            body = [ln for ln in body if ln.strip() != "st = nst"]
         out.append("    try:")
         out.extend(body)
         out.append("    except CodecError as e:")
@@ -636,6 +639,8 @@ class Emitter(ValueEmitter):
             return False
         _steps, ee_code, ee_w = plan
         total, mask, expected, fields, tail = self._fused_layout(plan)
+        if tail:
+            return self._emit_fused_tail_decoder(g, plan)
         out = self.lines
         out.append("")
         out.append(f"_C_{g.key}: dict[int, {g.key}] = {{}}  # bit pattern -> decoded value")
@@ -718,6 +723,99 @@ class Emitter(ValueEmitter):
         out.append("        pass")
         out.append("    r.rewind(_s)")
         out.append(f"    return _dg_{g.key}(r)")
+        return True
+
+    def _emit_fused_tail_decoder(
+        self, g: TypeGrammar, plan: tuple[list[tuple[int, Field, int, int, ValueCodec]], int, int]
+    ) -> bool:
+        """``_d_X`` of a fixed layout whose last field is an integer (PhysicalValue,
+        RationalNumber): one read of the head, two octets of the integer and the closing
+        bits.  A read seen before (the whole read, so also the bits after a one-octet
+        integer) gives its value again from ``_C_X``; a value of one or two 7-bit groups
+        is decoded from the read; anything else rewinds and runs ``_dg_X``."""
+        steps, ee_code, ee_w = plan
+        total, mask, expected, fields, _tail = self._fused_layout(plan)
+        k = 1 + ee_w  # after the integer: its EE (0) and the type's EE code
+        km = (1 << k) - 1
+        n = total + 16 + k
+        one_mask = (0x80 << k) | km  # of _y >> 8: the first octet's MSB, the closing bits
+        two_mask = (0x80 << (8 + k)) | (0x80 << k) | km
+        two_want = (0x80 << (8 + k)) | ee_code
+        vc_last = steps[-1][4]
+        out = self.lines
+        out += [
+            "",
+            f"_C_{g.key}: dict[int, tuple[{g.key}, int]] = {{}}  # read -> (value, its bits)",
+            "",
+            "",
+            f"def _d_{g.key}(r: BitReader) -> {g.key}:",
+            f'    """Fused fast path (one read); the generic _dg_{g.key} otherwise."""',
+            "    _s = r.pos",
+            f"    _q = _s + {n}",
+            "    if _q <= r.wend:",
+            f"        _y = (r.val >> (r.wend - _q)) & {(1 << n) - 1:#x}",
+            f"        _h = _C_{g.key}.get(_y)",
+            "        if _h is not None:",
+            "            r.pos = _s + _h[1]",
+            "            return _h[0]",
+            "    else:",
+            f"        _y = r.peek({n})",
+            f"    _x = _y >> {16 + k}",
+        ]
+        ind = "    "
+        conds = [f"_x & {mask:#x} == {expected:#x}"]
+        vals = []
+        pre = []
+        for i, (shift, w, vc) in enumerate(fields):
+            if vc.kind in ("uint", "sint"):
+                continue
+            src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
+            if vc.kind == "nbit":
+                if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                    conds.append(f"(a{i} := {src}) <= {vc.hi - vc.lo}")  # type: ignore[operator]
+                else:
+                    pre.append(f"a{i} = {src}")
+                vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
+            elif vc.kind == "enum":
+                if (1 << vc.nbits) != vc.count:
+                    conds.append(f"(a{i} := {src}) < {vc.count}")
+                else:
+                    pre.append(f"a{i} = {src}")
+                vals.append(f"_V_{vc.enum_cls}[a{i}]")
+            else:
+                pre.append(f"a{i} = {src}")
+                vals.append(f"a{i} == 1")
+        sign = " ^ -(_x & 1)" if vc_last.kind == "sint" else ""
+        lo = -16384 if vc_last.kind == "sint" else 0
+        rng = []
+        if vc_last.lo is not None and vc_last.lo > lo:
+            rng.append(f"{vc_last.lo} <= _v")
+        if vc_last.hi is not None and vc_last.hi < 16383:
+            rng.append(f"_v <= {vc_last.hi}")
+        out.append(f"{ind}if {' and '.join(conds)}:")
+        ind2 = ind + "    "
+        out += [ind2 + ln for ln in pre]
+        out += [
+            f"{ind2}if (_y >> 8) & {one_mask:#x} == {ee_code}:",
+            f"{ind2}    _v = ((_y >> {8 + k}) & 0x7f){sign}; _n = {total + 8 + k}",
+            f"{ind2}elif _y & {two_mask:#x} == {two_want:#x}:",
+            f"{ind2}    _v = (((_y >> {8 + k}) & 0x7f) | (((_y >> {k}) & 0x7f) << 7)){sign}"
+            f"; _n = {n}",
+            f"{ind2}else:",
+            f"{ind2}    _n = 0",
+        ]
+        vals.append("_v")
+        cond = " and ".join(["_n", "_s + _n <= r.end", *rng])
+        out.append(f"{ind2}if {cond}:")
+        ind3 = ind2 + "    "
+        out.append(f"{ind3}r.pos = _s + _n")
+        out.extend(self._build(g, vals, ind3))
+        out += [
+            f"{ind3}if len(_C_{g.key}) >= {self.FUSED_CACHE}: _C_{g.key}.clear()",
+            f"{ind3}if _q <= r.wend: _C_{g.key}[_y] = (o, _n)",
+            f"{ind3}return o",
+            f"    return _dg_{g.key}(r)",
+        ]
         return True
 
     def emit_fused_encoder(self, g: TypeGrammar) -> bool:
@@ -916,11 +1014,11 @@ class Emitter(ValueEmitter):
 
     def _add_enc_cache(self, g: TypeGrammar) -> None:
         """``_e_X`` as an identity cache in front of the generic encoder (now ``_eu_X``):
-        a value kept before is one shift; otherwise it is encoded into a writer of its
-        own that starts with the stream's pending bits (so octets it flushes are the
-        stream's, appended as they are), and kept when it stayed in the pending bits and
-        is immutable.  An error is raised by encoding again into the real writer, so its
-        offset is the stream's."""
+        a value kept before is one shift; otherwise it is encoded into the stream's
+        writer, and its bits (the pending bits it added) are kept when the writer is
+        strict (a lenient one may have written values outside their facets), no octets
+        were flushed meanwhile and the value is immutable.  An error is raised by the plain
+        encoder in the stream's writer, with its offset in the stream."""
         checks = self._enc_cache_checks(g)
         if checks is None:
             return
@@ -941,20 +1039,13 @@ class Emitter(ValueEmitter):
             "    if _c is not None and _c[0] is v:",
             "        w.acc = (w.acc << _c[2]) | _c[1]",
             "        return",
-            "    _s = BitWriter()",
-            "    _a = _s.acc = w.acc  # the pending bits: octets flushed from _s are aligned",
-            "    try:",
-            f"        _eu_{g.key}(_s, v)",
-            "    except CodecError:",
-            f"        _eu_{g.key}(w, v)  # the same error, with its offset in the stream",
-            "        return",
-            "    if _s.buf:  # a large value (octets flushed): not kept",
-            "        w.buf += _s.buf",
-            f"    elif {cond}:",
-            "        _n = _s.acc.bit_length() - _a.bit_length()",
+            "    _a = w.acc.bit_length()",
+            "    _b = len(w.buf)",
+            f"    _eu_{g.key}(w, v)",
+            f"    if type(w) is BitWriter and len(w.buf) == _b and {cond}:",
+            "        _n = w.acc.bit_length() - _a",
             f"        if len({cache}) >= {self.ENC_CACHE}: {cache}.clear()",
-            f"        {cache}[id(v)] = (v, _s.acc & ((1 << _n) - 1), _n)",
-            "    w.acc = _s.acc",
+            f"        {cache}[id(v)] = (v, w.acc & ((1 << _n) - 1), _n)",
         ]
 
     def emit_subst_tables(self, g: TypeGrammar) -> None:

@@ -92,7 +92,16 @@ class ValueEmitter:
                 f"{ind}if {' or '.join(conds)}: "
                 f"encode_range(w, {label!r}, {x}, {vc.lo}, {vc.hi}, {rlo}, None)"
             )
-            out.append(f"{ind}w.{'uint' if vc.kind == 'uint' else 'integer'}({x})")
+            # one octet (a sign bit and one octet) written inline, the writer otherwise
+            if vc.kind == "uint":
+                out.append(f"{ind}if {x} < 0x80: w.acc = (w.acc << 8) | {x}")
+                out.append(f"{ind}else: w.uint({x})")
+            else:
+                out.append(
+                    f"{ind}if -0x81 < {x} < 0x80: "
+                    f"w.acc = (w.acc << 9) | ({x} if {x} >= 0 else 0x100 | (-{x} - 1))"
+                )
+                out.append(f"{ind}else: w.integer({x})")
         elif vc.kind == "bool":
             out.append(
                 f"{ind}if type({x}) is not bool: "

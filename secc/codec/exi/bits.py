@@ -16,7 +16,19 @@ from secc.codec.errors import DecodeError, EncodeError
 # ASCII text only needs the control-character test; one precompiled search per string.
 _NOT_XML_ASCII = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NOT_XML_ASCII_STR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The full production is compiled on the first non-ASCII string (its character set costs
+# about 10 ms to compile, which importing the codec need not pay).
+_NOT_XML_SET = "[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+_not_xml_pattern: list[re.Pattern[str]] = []
+
+
+def _not_xml_search(text: str) -> re.Match[str] | None:
+    """The first non-XML character of a (non-ASCII) string, as a match."""
+    if not _not_xml_pattern:
+        _not_xml_pattern.append(re.compile(_NOT_XML_SET))
+    return _not_xml_pattern[0].search(text)
+
+
 # short ASCII strings the writer wrote before -> (length and octets as bits, width): the
 # charging loop sends the same EVSEID and meter id in every response
 _STRINGS: dict[str, tuple[int, int]] = {}
@@ -24,7 +36,7 @@ _STRINGS: dict[str, tuple[int, int]] = {}
 
 def not_xml_char(value: str) -> str | None:
     """The first character of ``value`` that XML 1.0 does not allow, or None."""
-    bad = (_NOT_XML_ASCII_STR if value.isascii() else _NOT_XML).search(value)
+    bad = _NOT_XML_ASCII_STR.search(value) if value.isascii() else _not_xml_search(value)
     return bad.group() if bad else None
 
 
@@ -140,7 +152,7 @@ class BitWriter:
             self.uint(n + 2)
             self.raw(value.encode("ascii"))
         else:
-            if _NOT_XML.search(value):
+            if _not_xml_search(value):
                 raise _not_xml(value, self.bit_position, EncodeError)
             self.uint(len(value) + 2)
             for ch in value:
@@ -304,7 +316,7 @@ class BitReader:
                 raise DecodeError(f"invalid code point {cp:#x} in string", self.pos)
             out.append(chr(cp))
         text = "".join(out)
-        if _NOT_XML.search(text):
+        if _not_xml_search(text):
             raise _not_xml(text, save, DecodeError)
         return text
 
