@@ -230,11 +230,16 @@ def _trust_of(store: StoreFiles, mo_roots: list[Cert], v2g_roots: list[Cert]) ->
     """The Plug & Charge trust anchors: contracts chain to an MO or V2G root (-2 and -20
     alike; the core checks the key types per protocol); a -20 OEM provisioning chain to a
     -20 OEM or V2G root."""
-    oem = [c for c in (*store.root_certs("oem"), *v2g_roots) if c.is_iso20]
     return StoreTrust(
         tuple(c.der for c in (*mo_roots, *v2g_roots)),
-        tuple(c.der for c in oem if c.is_iso20),
+        tuple(c.der for c in _iso20_roots(store, v2g_roots)),
     )
+
+
+def _iso20_roots(store: StoreFiles, v2g_roots: list[Cert]) -> tuple[Cert, ...]:
+    """The -20 OEM and V2G roots: what a -20 OEM provisioning chain and a vehicle
+    certificate (mutual TLS 1.3) are verified against."""
+    return tuple(c for c in (*store.root_certs("oem"), *v2g_roots) if c.is_iso20)
 
 
 def load_trust(config: StationConfig) -> PncTrust | None:
@@ -261,7 +266,7 @@ def load_vehicle_roots(config: StationConfig) -> tuple[Cert, ...]:
         return ()
     try:
         store = StoreFiles(config.certs.store, key_password_file=config.certs.key_password_file)
-        return tuple(c for k in ("oem", "v2g") for c in store.root_certs(k) if c.is_iso20)
+        return _iso20_roots(store, store.root_certs("v2g"))
     except (CertsError, OSError) as exc:
         log.error("certs.store: cannot read the vehicle trust anchors (%s)", exc)
         return ()
