@@ -501,8 +501,9 @@ class OcppClient:
                 _REQUESTED.reset(requested)
 
     def _over_limit(self, msg: Call, size: int) -> RpcError | None:
-        """B06.FR.16/17 (and B05, B08 alike): more entries than ItemsPerMessage:
-        OccurrenceConstraintViolation; more octets than BytesPerMessage: FormatViolation."""
+        """B06.FR.16/17 (and B05, B08, D01's SendLocalList alike): more entries than
+        ItemsPerMessage: OccurrenceConstraintViolation; more octets than BytesPerMessage:
+        FormatViolation."""
         limits = self.call_limits(str(msg.action))
         if limits is None:
             return None

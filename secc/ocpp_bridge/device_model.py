@@ -83,6 +83,13 @@ LIMITED = {  # the CSMS actions with a per-message limit -> their list field
 }
 ITEMS_PER_MESSAGE = 64
 BYTES_PER_MESSAGE = 65536
+# D01: the most entries / octets one SendLocalList may have (LocalAuthListCtrlr
+# ItemsPerMessage / BytesPerMessage, required variables of the controller); a CSMS
+# splits a longer list into a Full and Differential updates (D01.FR.11)
+LOCAL_LIST = "LocalAuthListCtrlr"
+LOCAL_LIST_FIELD = "localAuthorizationList"
+LOCAL_LIST_ITEMS = 250
+LOCAL_LIST_BYTES = 65536
 NETWORK_SLOTS = tuple(str(slot) for slot in range(8))  # SetNetworkProfile configurationSlot
 ISO = "ISO15118Ctrlr"
 SEC = "SecurityCtrlr"
@@ -131,6 +138,8 @@ SPECS: tuple[VariableSpec, ...] = (
     _i("AuthCacheCtrlr", "LifeTime", 86400),
     _b("LocalAuthListCtrlr", "Enabled", True),
     _i("LocalAuthListCtrlr", "Entries", 0, "ReadOnly"),
+    _i(LOCAL_LIST, "ItemsPerMessage", LOCAL_LIST_ITEMS, "ReadOnly"),
+    _i(LOCAL_LIST, "BytesPerMessage", LOCAL_LIST_BYTES, "ReadOnly"),
     _i("SampledDataCtrlr", "TxUpdatedInterval", 60),
     *(
         VariableSpec(
@@ -393,7 +402,14 @@ class DeviceModel:
 
 def message_limits(dm: DeviceModel, action: str) -> tuple[str, int, int] | None:
     """The list field, ItemsPerMessage and BytesPerMessage that bound a CSMS ``action``
-    (DeviceDataCtrlr, instance the action), None for an unbounded one."""
+    (DeviceDataCtrlr, instance the action; SendLocalList: LocalAuthListCtrlr's, D01),
+    None for an unbounded one."""
+    if action == "SendLocalList":
+        return (
+            LOCAL_LIST_FIELD,
+            dm.number(LOCAL_LIST, "ItemsPerMessage"),
+            dm.number(LOCAL_LIST, "BytesPerMessage"),
+        )
     field = LIMITED.get(action)
     if field is None:
         return None
