@@ -291,6 +291,15 @@ class Store(StoreFiles):
                 shutil.rmtree(old)
         return gen
 
+    def drop_previous_generations(self, use: str) -> None:
+        """Remove every generation of ``use`` but the current one (the one :meth:`_swap_in`
+        keeps for readers of the old pair): once a new client certificate has been proven,
+        the one not in use is discarded (OCPP 2.0.1 A02.FR.10)."""
+        current = self._current_generation(use)
+        for gen in (self.root / "leaf" / check_use(use)).glob("g*"):
+            if gen.is_dir() and gen != current:
+                shutil.rmtree(gen, ignore_errors=True)
+
     def delete_leaf(self, use: str) -> None:
         link = self.root / "leaf" / use / "current"
         gen = self._current_generation(use)

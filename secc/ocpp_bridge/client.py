@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import datetime as dt
 import functools
@@ -360,6 +361,7 @@ class OcppClient:
         self.online = asyncio.Event()
         self.on_online: list[Callable[[], None]] = []
         self.on_connect_failed: list[Callable[[], None]] = []  # a connection attempt failed
+        self.on_connected: list[Callable[[], None]] = []  # the CSMS accepted a connection
         self._cp: _StationCp | None = None
         self._closed: asyncio.Future[None] | None = None
         self._ws: ClientConnection | None = None
@@ -371,6 +373,9 @@ class OcppClient:
         self.boot_reason = "PowerUp"  # the first boot's reason (RemoteReset after a Reset)
         self.boot_status = ""
         self._boot_now = asyncio.Event()  # TriggerMessage BootNotification while Pending
+        # no BootNotification answer on its way: ``boot_status`` is the CSMS's last word
+        self._boot_settled = asyncio.Event()
+        self._boot_settled.set()
         # action -> (list field, most entries, most octets) the station takes in one CALL
         self.call_limits: Callable[[str], tuple[str, int, int] | None] = lambda _action: None
         self.connects = 0
@@ -390,6 +395,11 @@ class OcppClient:
         cp, closed = self._cp, self._closed
         if cp is None or closed is None or closed.done():
             raise NotConnected(f"{action}: not connected to the CSMS")
+        if _REQUESTED.get() and not self.online.is_set() and not self._boot_settled.is_set():
+            # the follow-up of a CSMS request that came right behind the CSMS's answer to
+            # BootNotification: that answer is read first (Pending lets it through, B02)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._boot_settled.wait(), self.config.call_timeout)
         pending_ok = _REQUESTED.get() and self.boot_status == "Pending"
         if action != "BootNotification" and not self.online.is_set() and not pending_ok:
             raise NotConnected(f"{action}: BootNotification not accepted yet")
@@ -562,6 +572,8 @@ class OcppClient:
                 continue
             attempt = 0
             self.connects += 1
+            for callback in list(self.on_connected):
+                callback()  # e.g. a renewed client certificate proven (A02.FR.10)
             try:
                 await self._session(ws)
             finally:
@@ -598,15 +610,19 @@ class OcppClient:
         while True:
             # PowerUp once per process; a reconnect is no boot (BootReasonEnumType)
             reason = "Unknown" if self._booted else self.boot_reason
-            response = await self.call(
-                "BootNotification",
-                {
-                    "chargingStation": dict(self.config.charging_station),
-                    "reason": "Triggered" if triggered else reason,
-                },
-            )
-            answer = mapping.boot_answer(response)
-            self.boot_status = answer.status
+            self._boot_settled.clear()
+            try:
+                response = await self.call(
+                    "BootNotification",
+                    {
+                        "chargingStation": dict(self.config.charging_station),
+                        "reason": "Triggered" if triggered else reason,
+                    },
+                )
+                answer = mapping.boot_answer(response)
+                self.boot_status = answer.status
+            finally:
+                self._boot_settled.set()
             if answer.status == "Accepted":
                 self._booted = True
                 self.boot_reason = reason

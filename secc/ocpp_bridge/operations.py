@@ -562,6 +562,14 @@ class Operations:
         floor = self._floor()
         return [c for c in out if c.security_profile >= floor] or out[:1]
 
+    def connection_round(self) -> int:
+        """Failed connections that try every link of NetworkConfigurationPriority
+        NetworkProfileConnectionAttempts times (B10): one round."""
+        attempts = max(
+            1, self.bridge.dm.number("OCPPCommCtrlr", "NetworkProfileConnectionAttempts")
+        )
+        return attempts * max(1, len(self._candidates()))
+
     def _select_network_profile(self, *, first: bool = False, step: int = 0) -> None:
         client = self.bridge.client
         candidates = self._candidates()

@@ -31,6 +31,9 @@ FAILED_TO_AUTHENTICATE = "FailedToAuthenticateAtCsms"
 INVALID_CSMS_CERTIFICATE = "InvalidCsmsCertificate"
 # A02/A03: a certificate sent with CertificateSigned that is refused (any certificateType)
 INVALID_STATION_CERTIFICATE = "InvalidChargingStationCertificate"
+# A02.FR.29 / A03.FR.25 (errata 2025-01): a renewed client certificate that never
+# connected was discarded and the previous one is in use again
+DISCARDED_RENEWED_CERTIFICATE = "DiscardedRenewedClientCertificate"
 INVALID_MESSAGES = "InvalidMessages"
 TAMPER = "TamperDetectionActivated"
 FIRMWARE_UPDATED = "FirmwareUpdated"
