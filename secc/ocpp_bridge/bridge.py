@@ -84,6 +84,7 @@ from secc.core.events import (
     CertificateResult,
     Event,
     EvseStatus,
+    StopRequested,
 )
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
@@ -154,6 +155,16 @@ class _Token:
     profile: dict[str, object] | None = None
 
 
+def _accepted_group(response: dict[str, object]) -> str | None:
+    """idTokenInfo.groupIdToken.idToken of an Authorize answer that is Accepted."""
+    info = response.get("idTokenInfo")
+    if not isinstance(info, dict) or info.get("status") != "Accepted":
+        return None
+    group = info.get("groupIdToken")
+    value = group.get("idToken") if isinstance(group, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 class Bridge:
     def __init__(
         self,
@@ -210,6 +221,12 @@ class Bridge:
         self._remote_stop = False
         self._deauthorized = False
         self._stop_override: tuple[str, str] | None = None  # (stoppedReason, triggerReason)
+        # E07: the token that authorized the open transaction, its group (from the CSMS's
+        # Authorize answer) and the token that stopped it locally
+        self._tx_id_token: tuple[str, str] | None = None
+        self._tx_group: str | None = None
+        self._auth_group: str | None = None
+        self._stop_token: tuple[str, str] | None = None
         self._signed: dict[str, asyncio.Event] = {}
         self.opening: str | None = None  # the transactionId being opened (K05)
         self.signing: set[str] = set()
@@ -393,7 +410,12 @@ class Bridge:
         self.sender.wake()
 
     def present_token(self, id_token: str, kind: str = "ISO14443") -> None:
-        """An RFID card (or other EIM token) presented at the station."""
+        """An RFID card (or other EIM token) presented at the station: the token of the
+        next authorization, or, while an authorized transaction runs, a request to stop
+        it (E07)."""
+        if self._authorized and self._tx is not None and self._tx_id_token is not None:
+            self.client.spawn(self._local_stop(id_token, kind), "local stop (E07)")
+            return
         self._token = _Token(id_token, kind)
         if self._waiting_eim is not None:
             request, self._waiting_eim = self._waiting_eim, None
@@ -401,6 +423,46 @@ class Bridge:
 
     def emit(self, event: Event) -> None:
         self._emit(event)
+
+    async def _local_stop(self, id_token: str, kind: str) -> None:
+        """E07: a token presented during an authorized transaction stops it when it is
+        the token that authorized it (IdTokens compare case-insensitively) or the CSMS
+        authorizes it with the same groupIdToken as that one; any other token is
+        ignored. The Ended event then has triggerReason StopAuthorized, stoppedReason
+        Local and the presented idToken (E07.FR.02)."""
+        started_by = self._tx_id_token
+        if started_by is None or self._tx is None:
+            return
+        same = id_token.casefold() == started_by[0].casefold() and kind == started_by[1]
+        if not same:
+            group = await self._group_of(id_token, kind)
+            ours = self._tx_group
+            if group is None or ours is None or group.casefold() != ours.casefold():
+                log.info(
+                    "idToken %s presented during transaction %s: neither its token nor "
+                    "of its group; the transaction goes on",
+                    id_token,
+                    (self._tx or {}).get("id"),
+                )
+                return
+        if self._tx is None or self._stop_override is not None:
+            return
+        self._stop_override = ("Local", "StopAuthorized")
+        self._stop_token = (id_token, kind)
+        self._emit(StopRequested(f"idToken {id_token} presented: local stop (E07)"))
+
+    async def _group_of(self, id_token: str, kind: str) -> str | None:
+        """The groupIdToken the CSMS gives ``id_token`` in an Accepted Authorize answer
+        (None: not authorized, no group, or no answer)."""
+        try:
+            payload = mapping.authorize_request(RequestAuthorization(kind, id_token))
+            response = await self.client.call(
+                "Authorize", payload, timeout=self.config.authorize_timeout
+            )
+        except (NotConnected, TimeoutError, CallFailed, MappingError) as exc:
+            log.info("Authorize of %s for a local stop not answered: %s", id_token, exc)
+            return None
+        return _accepted_group(response)
 
     @property
     def transaction(self) -> dict[str, object] | None:
@@ -459,6 +521,7 @@ class Bridge:
                 "Authorize", payload, timeout=self.config.authorize_timeout
             )
             result = mapping.authorization_result(request, response)
+            self._auth_group = _accepted_group(response)
         except (NotConnected, TimeoutError) as exc:
             log.info("Authorize not answered (%s): deciding offline", exc)
             result = await asyncio.to_thread(
@@ -486,7 +549,9 @@ class Bridge:
     def _result(self, result: AuthorizationResult, kind: str = "eMAID") -> None:
         self._emit(result)
         self._deauthorized = not result.accepted
+        group, self._auth_group = self._auth_group, None
         if result.accepted:
+            self._tx_id_token, self._tx_group = (result.id_token, kind), group
             token = self._token if kind != "eMAID" else None
             remote = token.remote_start_id if token is not None else None
             self._work.put_nowait(lambda: self._tx_authorized(result.id_token, kind, remote))
@@ -650,8 +715,14 @@ class Bridge:
         trigger = mapping.end_trigger(action.reason, remote=remote)
         if self._deauthorized and not remote:  # E05: the CSMS (or Authorize) refused the id
             reason, trigger = "DeAuthorized", "Deauthorized"
-        if self._stop_override is not None:  # B12: Reset Immediate
+        if self._stop_override is not None:  # B12: Reset Immediate; E07: a local stop
             (reason, trigger), self._stop_override = self._stop_override, None
+        stopper, self._stop_token = self._stop_token, None
+        token: dict[str, object] = (
+            {"id_token": stopper[0], "id_token_type": stopper[1]}
+            if stopper is not None and trigger == "StopAuthorized"
+            else {}
+        )
         await self._enqueue(
             "Ended",
             trigger,
@@ -660,8 +731,10 @@ class Bridge:
             charging_state="EVConnected",
             meter=self._meter,
             meter_context="Transaction.End",
+            **token,
         )
         self._token = None
+        self._tx_id_token = self._tx_group = None
         self._authorized = False
         self._soc = None
         if self._discharged and self._status is not None:  # the next transaction: as configured

@@ -73,6 +73,8 @@ class Behaviour:
     ocsp_for: Callable[[dict[str, Any]], str | None] = lambda _data: None
     # a token database: (idToken, type) -> status; None: every token is Accepted
     known_tokens: dict[tuple[str, str], str] | None = None
+    # idToken -> groupIdToken the Authorize answer gives it (E07: a group may stop)
+    token_groups: dict[str, str] = field(default_factory=dict)
 
 
 class CsmsStation(ChargePoint):  # type: ignore[misc]
@@ -196,9 +198,12 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
             raise InternalError(description="authorization backend down")
         if self.b.authorize_malformed:
             return call_result.Authorize(id_token_info={"status": 42})  # type: ignore[arg-type]
+        info: dict[str, Any] = {"status": self.token_status(id_token)}
+        group = self.b.token_groups.get(str(id_token.get("id_token", id_token.get("idToken"))))
+        if group is not None:
+            info["group_id_token"] = {"id_token": group, "type": "Central"}
         return call_result.Authorize(
-            id_token_info={"status": self.token_status(id_token)},
-            certificate_status=self.b.certificate_status,
+            id_token_info=info, certificate_status=self.b.certificate_status
         )
 
     @on("Get15118EVCertificate", skip_schema_validation=True)
