@@ -99,8 +99,8 @@ class ClientCertTrial:
             return None
 
     def in_service(self) -> str | None:
-        """ "new" or "old": the pair the store serves now (None: neither, e.g. the store
-        was changed by hand)."""
+        """Which pair the store serves now, "new" or "old" (None: neither, e.g. the
+        store was changed by hand)."""
         current = self.snapshot()
         if current is None:
             return None
