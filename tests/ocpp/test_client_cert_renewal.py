@@ -376,6 +376,8 @@ def test_renewed_certificate_that_cannot_connect_falls_back(
             assert leaf_generations(store) == 1
             assert len(events(rig.csms, sec.DISCARDED_RENEWED_CERTIFICATE)) == 1
             assert not events(rig.csms, sec.INVALID_STATION_CERTIFICATE)
+            # the CSMS refused the station's certificate, not the other way round
+            assert not events(rig.csms, sec.INVALID_CSMS_CERTIFICATE)
         await rig.csms.stop()
 
     run(main())
