@@ -376,6 +376,9 @@ class TestCsms:
         self.log_statuses: list[dict[str, Any]] = []  # LogStatusNotification (N01)
         self.firmware_statuses: list[dict[str, Any]] = []  # FirmwareStatusNotification (L01)
         self.peer_certs: list[dict[str, Any]] = []
+        # a CSMS's own decision on a TLS client (e.g. certificates it revoked or does not
+        # take yet): False refuses the connection with HTTP 403; read at every connection
+        self.client_filter: Callable[[dict[str, Any] | None], bool] | None = None
         self.violations: list[str] = []
         TestCsms.instances.append(self)
         self.token_types: dict[str, str] = {}  # idToken -> type, as first seen / issued
@@ -389,6 +392,11 @@ class TestCsms:
         return f"{scheme}://127.0.0.1:{self.port}/ocpp"
 
     def _check_auth(self, conn: ServerConnection, request: Any) -> Any:
+        if self.client_filter is not None:
+            ssl_object = conn.transport.get_extra_info("ssl_object")
+            peer = ssl_object.getpeercert() if ssl_object is not None else None
+            if not self.client_filter(peer or None):
+                return conn.respond(403, "client certificate refused\n")
         if self.password is None:
             return None
         station = request.path.rstrip("/").rsplit("/", 1)[-1]

@@ -19,14 +19,13 @@ and its errata 2025-01:
 
 The test CSMS's TLS server verifies client certificates against its own client CA(s)
 only, as a CSMS does: a renewed certificate issued under a root it does not trust for
-clients cannot connect.
+clients cannot connect; a CSMS may also refuse a certificate it verified (HTTP 403).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ssl
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -269,20 +268,6 @@ class Profile3:
     def _failed(self) -> None:
         self.failures.append(fingerprint(self.store.leaf_chain("csms")[0]))
 
-    async def restart_csms(self, client_roots: list[x509.Certificate]) -> None:
-        """The CSMS again on the same port, its TLS server taking clients of
-        ``client_roots`` only."""
-        port = self.csms.port
-        await self.csms.stop()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        pki = self.pki_dir
-        ctx.load_cert_chain(pki / "csms" / "server_chain.pem", pki / "csms" / "server.key")
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cadata=pem(*client_roots))
-        self.csms.ssl_context = ctx
-        await self.csms.start(port=port)
-
     def served_serials(self) -> list[int]:
         """The client certificates the CSMS saw, in order (serial numbers)."""
         return [int(c["serialNumber"], 16) for c in self.csms.peer_certs]
@@ -388,22 +373,30 @@ def test_both_certificates_refused_alternate_until_one_connects(
 ) -> None:
     """B10.FR.08 / A02.FR.28: while neither certificate connects the station alternates
     between them after each round (and never gives up, B10.FR.09); the first that
-    connects stays. Here the CSMS's TLS server takes no client of the station at first,
-    then clients of the second root only: the renewed certificate connects after the
-    fallback, and no DiscardedRenewedClientCertificate is raised. The trial survives a
-    restart of the station."""
+    connects stays. Here the CSMS's TLS server trusts both operator roots but the CSMS
+    refuses, from the moment it sends CertificateSigned, every client certificate of the
+    station (HTTP 403), later takes the renewed one: it connects after the alternation
+    and no DiscardedRenewedClientCertificate is raised. The trial survives a restart of
+    the station."""
 
     async def main() -> None:
         rig = Profile3(tmp_path, pki_dir, store)
-        await rig.csms.start()
         second = make_root("CSMS Root CA 2")
+        ctx = server_context(pki_dir, client_auth=True)
+        ctx.load_verify_locations(cadata=pem(second.certificate))
+        rig.csms.ssl_context = ctx
+        allowed: set[int] = set()
+        rig.csms.client_filter = lambda peer: (
+            peer is not None and int(peer["serialNumber"], 16) in allowed
+        )
+        await rig.csms.start()
+        old = store.leaf_chain("csms")[0]
+        allowed.add(old.serial_number)
         station = rig.build()
         async with running(station):
-            old = store.leaf_chain("csms")[0]
             await install_root(rig, second)
+            allowed.clear()  # new connections only: the link in place stays
             new = await renew(rig, second)
-            # from now on the CSMS takes no client certificate the station has
-            await rig.restart_csms([make_root("Nobody's Root").certificate])
             old_fp, new_fp = fingerprint(old), fingerprint(new)
             # new (2 failures: a round), old (2), new again: the alternation
             await wait_for(lambda: len(rig.failures) >= 5, 60)
@@ -412,12 +405,13 @@ def test_both_certificates_refused_alternate_until_one_connects(
         restarted = rig.build()
         trial = restarted.bridge.cert_trial
         assert trial is not None and trial.state() is not None
-        await rig.restart_csms([second.certificate])  # clients of the second root only
+        allowed.add(new.serial_number)  # the CSMS now takes the renewed certificate
         async with running(restarted):
             await wait_for(lambda: trial.state() is None, 60)
             assert store.leaf_chain("csms")[0] == new
             assert rig.served_serials()[-1] == new.serial_number
             assert not (store.root / "fallback" / "csms").exists()
+        assert rig.served_serials() == [old.serial_number, new.serial_number]
         assert not events(rig.csms, sec.DISCARDED_RENEWED_CERTIFICATE)
         await rig.csms.stop()
 
