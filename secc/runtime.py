@@ -110,6 +110,7 @@ __all__ = [
 
 # IMD readings that are an insulation test's result (pass: Valid / Warning; fail: Fault)
 TEST_RESULTS = frozenset({IsolationStatus.VALID, IsolationStatus.WARNING, IsolationStatus.FAULT})
+_ISOLATION_NAMES = {s: s.value for s in IsolationStatus}  # (.value: two Python calls)
 DISCHARGE_TIMEOUT_S = 5.0  # the power module's output discharge after the insulation test
 
 
@@ -812,7 +813,7 @@ class Evse:
         if board.isolation is not None:
             before = (self._isolation_starts, self._isolation_test)
             reading = await board.isolation.read()
-            isolation = reading.status.value
+            isolation = _ISOLATION_NAMES[reading.status]
             passed = reading.status in (IsolationStatus.VALID, IsolationStatus.WARNING)
             straddled = (self._isolation_starts, self._isolation_test) != before
             if passed and (straddled or before[1] == "starting"):

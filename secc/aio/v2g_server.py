@@ -116,6 +116,7 @@ READ_SIZE = 65536
 INLINE_DECODE_MAX = 4096
 # RequestReceived per request, without the frozen dataclass's keyword __init__
 _received = builder(RequestReceived, "message", "schema", "violations", "element")
+_NAMES = {s: s.value for s in Schema}  # (an Enum's .value is two Python calls)
 _EXI_ONLY = frozenset({int(PayloadType.EXI)})
 _ISO20_TYPES = frozenset(
     int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
@@ -276,8 +277,8 @@ class V2GStream(asyncio.Protocol):
         fut = self._loop.create_future()
         self._drain_waiters.append(fut)
         await fut
-        if self._lost:
-            raise ConnectionResetError("Connection lost")
+        if self._exc is not None:  # (lost meanwhile: its error, none after a clean end)
+            raise self._exc
 
     async def wait_closed(self) -> None:
         """Until ``connection_lost`` has been called."""
@@ -806,7 +807,7 @@ class V2GServer:
         conn.last_payload_type = payload_type
         try:
             if len(payload) <= INLINE_DECODE_MAX:
-                root, message, violations = codec.decode_checked(payload, schema.value)
+                root, message, violations = codec.decode_checked(payload, _NAMES[schema])
             else:  # a large request: decoded off the loop (the loop runs every 5 ms)
                 loop = asyncio.get_running_loop()
                 root, message, violations = await loop.run_in_executor(
