@@ -52,7 +52,7 @@ import socket
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from secc import codec
 from secc.aio.admission import Admission, Ticket, duplicate, send_alert
@@ -177,8 +177,8 @@ class V2GStream(asyncio.Protocol):
     # --- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # (asyncio's and uvloop's TCP and TLS transports; _open checks it can write)
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
