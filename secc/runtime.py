@@ -70,6 +70,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The session core's classes the per-message path uses (HAL actions, status, faults),
+# bound once by _bind_core() when the first session or status read needs them: the core
+# loads after SDP-ready (tests/station/test_startup.py), so they cannot be imported at
+# module level, and importing them inside the functions costs every message (issue 17).
+_core_bound = False
+_SetDcTarget: Any = None
+_SessionStarted: Any = None
+_EvseFault: Any = None
+_evse_status: Callable[..., EvseStatus] | None = None  # EvseStatus, positional
+_STATUS_FIELDS = ("present_voltage", "present_current", "isolation", "contactors_closed",
+                  "energy_wh", "power_w", "energy_export_wh")  # fmt: skip
+
+
+def _bind_core() -> None:
+    """Bind the module's core names (see above); idempotent."""
+    global _core_bound, _SetDcTarget, _SessionStarted, _EvseFault, _evse_status
+    from secc.core.actions import SessionStarted, SetDcTarget
+    from secc.core.construct import builder
+    from secc.core.events import EvseFault, EvseStatus
+
+    _SetDcTarget, _SessionStarted, _EvseFault = SetDcTarget, SessionStarted, EvseFault
+    # (a status per SetDcTarget: without the frozen dataclass's keyword __init__)
+    _evse_status = builder(EvseStatus, *_STATUS_FIELDS)
+    _core_bound = True
+
+
 __all__ = [
     "Backend",
     "BackendFactory",
@@ -84,6 +110,7 @@ __all__ = [
 
 # IMD readings that are an insulation test's result (pass: Valid / Warning; fail: Fault)
 TEST_RESULTS = frozenset({IsolationStatus.VALID, IsolationStatus.WARNING, IsolationStatus.FAULT})
+_ISOLATION_NAMES = {s: s.value for s in IsolationStatus}  # (.value: two Python calls)
 DISCHARGE_TIMEOUT_S = 5.0  # the power module's output discharge after the insulation test
 
 
@@ -393,6 +420,8 @@ class Evse:
         self.ended: deque[EndedSession] = deque(maxlen=HISTORY)
         self.trace_files: deque[Path] = deque(maxlen=HISTORY)
         self._poke = asyncio.Event()
+        self._poll_due = 0.0  # loop time of the next status read without a poke
+        self._poll_timer: asyncio.TimerHandle | None = None
         # a DC insulation test (cable check): None, "starting" (being started), "running"
         # (started, no result read yet); the first result read switches the power module
         # off and discharges the output.  _isolation_starts tells readings apart that
@@ -677,13 +706,33 @@ class Evse:
     # --- HAL ------------------------------------------------------------------------------
 
     def perform_backend(self, action: Action) -> None:
-        from secc.core.actions import SessionStarted
-
-        if isinstance(action, SessionStarted) and self.runner is not None:
+        if not _core_bound:
+            _bind_core()
+        if isinstance(action, _SessionStarted) and self.runner is not None:
             self._spawn(self.runner.hlc_started())
         self.backend.perform(action)
 
     async def perform_hal(self, action: Action) -> Event | None:
+        if not _core_bound:
+            _bind_core()
+        if type(action) is _SetDcTarget:  # the charging loop's action, every message
+            target: Any = action
+            fault: Event | None = None
+            dc = self.board.dc_supply
+            try:
+                if dc is None:
+                    fault = _EvseFault("dc_supply", "the board has no DC supply")
+                else:
+                    await dc.set_target(target.voltage, target.current)
+                    await dc.enable(True)
+            except HalError as exc:
+                fault = _EvseFault(type(exc).__name__, f"SetDcTarget: {exc}")
+            finally:
+                self._poke.set()
+            return fault
+        return await self._perform_hal(action)
+
+    async def _perform_hal(self, action: Action) -> Event | None:
         from secc.core.actions import (
             CloseContactors,
             OpenContactors,
@@ -757,14 +806,14 @@ class Evse:
         test switches the power module off and discharges the output before anything
         else is read, so no status with the result (hence no CableCheck Finished) is
         fed before that command; OutputNotSafeError if it fails."""
-        from secc.core.events import EvseStatus
-
+        if not _core_bound:
+            _bind_core()
         board = self.board
         isolation = "No_IMD" if board.isolation is None else "Invalid"
         if board.isolation is not None:
             before = (self._isolation_starts, self._isolation_test)
             reading = await board.isolation.read()
-            isolation = reading.status.value
+            isolation = _ISOLATION_NAMES[reading.status]
             passed = reading.status in (IsolationStatus.VALID, IsolationStatus.WARNING)
             straddled = (self._isolation_starts, self._isolation_test) != before
             if passed and (straddled or before[1] == "starting"):
@@ -789,47 +838,60 @@ class Evse:
             if present.enabled:
                 voltage = present.voltage_v
                 current = present.current_a if closed else 0.0
-        return EvseStatus(
-            present_voltage=voltage,
-            present_current=current,
-            isolation=isolation,
-            contactors_closed=closed,
-            energy_wh=energy,
-            power_w=power,
-            energy_export_wh=export,
-        )
+        assert _evse_status is not None
+        # (in the order of _STATUS_FIELDS)
+        return _evse_status(voltage, current, isolation, closed, energy, power, export)
 
     async def _poll_loop(self) -> None:
-        from secc.core.events import EvseFault
-
+        """Read the board's status while a session runs: after every HAL action (the
+        poke) and ``poll_interval`` after the last read without one; feed it when it
+        changed.  The interval is one timer re-armed when it fires (:meth:`_poll_tick`),
+        not a timeout per read: the charging loop pokes after every SetDcTarget."""
+        loop = asyncio.get_running_loop()
         interval = self.section.hal.poll_interval
         last: EvseStatus | None = None
-        while True:
-            if self.active is None:
-                self._poke.clear()
-                await self._poke.wait()
-                last = None
-                continue
-            self._poke.clear()
-            try:
-                status = await self.read_status()
-            except OutputNotSafeError as exc:
-                log.error("%s: %s", self.evse_id, exc)
-                if self.active is not None:
-                    await self.active.feed(EvseFault("dc_supply", str(exc)))
-            except HalError as exc:
-                log.warning("%s: reading the board failed: %s", self.evse_id, exc)
-            except Exception:  # a backend bug must not stop the status polls
-                log.exception("%s: reading the board failed", self.evse_id)
-            else:
-                driver = self.active
-                if status != last and driver is not None:
-                    last = status
-                    self.backend.evse_status(status)
-                    await driver.feed(status)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
+        try:
+            while True:
+                if self.active is None:
+                    self._poke.clear()
                     await self._poke.wait()
+                    last = None
+                    continue
+                self._poke.clear()
+                try:
+                    status = await self.read_status()
+                except OutputNotSafeError as exc:
+                    log.error("%s: %s", self.evse_id, exc)
+                    if self.active is not None:
+                        await self.active.feed(_EvseFault("dc_supply", str(exc)))
+                except HalError as exc:
+                    log.warning("%s: reading the board failed: %s", self.evse_id, exc)
+                except Exception:  # a backend bug must not stop the status polls
+                    log.exception("%s: reading the board failed", self.evse_id)
+                else:
+                    driver = self.active
+                    if status != last and driver is not None:
+                        last = status
+                        self.backend.evse_status(status)
+                        await driver.feed(status)
+                # the next read: at the next poke, at the latest ``interval`` from now
+                self._poll_due = loop.time() + interval
+                if self._poll_timer is None:
+                    self._poll_timer = loop.call_at(self._poll_due, self._poll_tick)
+                await self._poke.wait()
+        finally:
+            if self._poll_timer is not None:
+                self._poll_timer.cancel()
+                self._poll_timer = None
+
+    def _poll_tick(self) -> None:
+        """The poll timer fired: poke the poll loop if ``poll_interval`` has passed since
+        its last read, else wait on until then (reads came in between)."""
+        timer, self._poll_timer = self._poll_timer, None
+        if timer is not None and self._poll_due > timer.when():
+            self._poll_timer = asyncio.get_running_loop().call_at(self._poll_due, self._poll_tick)
+        else:
+            self._poke.set()
 
     async def _fault_loop(self) -> None:
         from secc.core.events import EvseFault

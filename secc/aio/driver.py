@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -65,6 +66,41 @@ HAL_ACTIONS = frozenset(
 
 # the record of a request when nothing consumes the trace (never written, never filled)
 _UNTRACED: dict[str, Any] = {}
+
+
+class _Turn:
+    """A first-come first-served mutex for :meth:`SessionDriver.feed` (one ``handle``
+    and its actions at a time).  Taken without a call when free, which is every time in
+    the charging loop: ``asyncio.Lock`` costs three coroutine calls per message
+    (issue 17).  A release hands the turn straight to the first waiter."""
+
+    __slots__ = ("_waiters", "busy")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self) -> None:
+        """Take the turn when it is busy: wait until it is handed over."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over, but this task was cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the next feeder's turn (busy stays True)
+                return
+        self.busy = False
 
 
 class SessionHost(Protocol):
@@ -114,7 +150,7 @@ class SessionDriver:
         utc_now: Callable[[], dt.datetime],
         resume: PausedSession | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self.conn = conn
         self.config = config
         self.host = host
@@ -145,7 +181,7 @@ class SessionDriver:
         self.ended: SessionEnded | None = None
         self.done = asyncio.Event()
         self.last_status: EvseStatus | None = None
-        self._lock = asyncio.Lock()
+        self._turn = _Turn()
         self._wake = asyncio.Event()
         self._received_at = self.started
         self._tasks: set[asyncio.Task[None]] = set()
@@ -183,7 +219,7 @@ class SessionDriver:
     @property
     def silent_for(self) -> float:
         """Seconds since the EV's last request (or the connection, before any)."""
-        return asyncio.get_running_loop().time() - self._received_at
+        return self._loop.time() - self._received_at
 
     async def _refuse(self, conn: V2GConnection, why: str, payload: bytes) -> None:
         """End this connection cleanly, with one log line, before the core sees it."""
@@ -212,7 +248,7 @@ class SessionDriver:
                 why = "another EV's session is running on this EVSE"
                 await self._refuse(conn, why, conn.last_payload)
                 return
-        self._received_at = asyncio.get_running_loop().time()
+        self._received_at = self._loop.time()
         if self.trace.pcap is not None:
             self.trace.packet("rx", encode_frame(conn.last_payload, conn.last_payload_type))
         if not self._traced():
@@ -254,10 +290,15 @@ class SessionDriver:
     async def feed(self, event: Event, *, record: dict[str, Any] | None = None) -> None:
         """Hand ``event`` to the core and perform its actions (``record``: the trace line
         of a request, written with the time the core sees)."""
-        async with self._lock:
+        turn = self._turn
+        if turn.busy:
+            await turn.wait()
+        else:
+            turn.busy = True
+        try:
             if self.ended is not None:
                 return
-            now = asyncio.get_running_loop().time()
+            now = self._loop.time()
             if record is not _UNTRACED and self._traced():
                 if record is None:
                     record = {
@@ -283,6 +324,8 @@ class SessionDriver:
             if deadline is not None and (self._armed is None or deadline < self._armed):
                 self._wake.set()  # an earlier deadline than the timer waits for (a later
                 # one, as every response re-arms the sequence timer, is found when it wakes)
+        finally:
+            turn.release()
 
     async def _fail_safe(self, reason: str, now: float) -> None:
         """End the session after an internal error: through the core if it still can,
@@ -306,7 +349,6 @@ class SessionDriver:
         task.add_done_callback(self._tasks.discard)
 
     async def _perform(self, actions: list[Action], now: float) -> None:
-        t = round(now - self.started, 6)
         for action in actions:
             if isinstance(action, SendResponse):
                 await self._send(action, now)
@@ -315,7 +357,7 @@ class SessionDriver:
                 self.trace.write(
                     {
                         "kind": "action",
-                        "t": t,
+                        "t": round(now - self.started, 6),
                         "action": type(action).__name__,
                         "fields": jsonable(action),
                     }
@@ -374,7 +416,7 @@ class SessionDriver:
             except (ConnectionError, OSError) as exc:
                 self.log.warning("sending %s failed: %s", action.name, exc)
             self.conn.schema = self.session.schema
-        sent = asyncio.get_running_loop().time()
+        sent = self._loop.time()
         took = sent - self._received_at
         if self._traced():
             self.trace.write(

@@ -52,7 +52,7 @@ import socket
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from secc import codec
 from secc.aio.admission import Admission, Ticket, duplicate, send_alert
@@ -116,6 +116,7 @@ READ_SIZE = 65536
 INLINE_DECODE_MAX = 4096
 # RequestReceived per request, without the frozen dataclass's keyword __init__
 _received = builder(RequestReceived, "message", "schema", "violations", "element")
+_NAMES = {s: s.value for s in Schema}  # (an Enum's .value is two Python calls)
 _EXI_ONLY = frozenset({int(PayloadType.EXI)})
 _ISO20_TYPES = frozenset(
     int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
@@ -150,18 +151,157 @@ class SessionHandler(Protocol):
 HandlerFactory = Callable[["V2GConnection"], SessionHandler]
 
 
+class V2GStream(asyncio.Protocol):
+    """The protocol of one V2G connection (TCP, or the application side of asyncio's
+    TLS transport): what arrives is kept for the connection's read loop, which takes it
+    all at once (:meth:`read`); the transport's write back-pressure is followed for
+    :meth:`V2GConnection.send`.  It does what ``asyncio.StreamReader`` and
+    ``StreamWriter`` did here (the same end-of-stream, error, back-pressure and close
+    semantics) with less work per message (issue 17): one buffer hand-over per read,
+    no per-write drain call while the transport is not paused."""
+
+    def __init__(self, over_ssl: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._over_ssl = over_ssl
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None  # the read loop, waiting
+        self._eof = False
+        self._exc: BaseException | None = None  # what connection_lost reported
+        self._lost = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._close_waiters: list[asyncio.Future[None]] = []
+
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (asyncio's and uvloop's TCP and TLS transports; _open checks it can write)
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        # a peer that sends faster than its requests are handled: stop reading beyond
+        # two reads' worth (as asyncio.StreamReader with limit=READ_SIZE did)
+        if not self._reading_paused and len(self._buffer) > 2 * READ_SIZE:
+            assert self.transport is not None
+            try:
+                self.transport.pause_reading()
+            except NotImplementedError:
+                pass  # (a transport that cannot pause: keep the data)
+            else:
+                self._reading_paused = True
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        # plain TCP: keep the transport half-open, the server closes it; TLS transports
+        # close by themselves (asyncio warns if asked to keep them open)
+        return not self._over_ssl
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if exc is None:
+            self._eof = True
+        else:
+            self._exc = exc
+        self._wake()
+        for waiters in (self._drain_waiters, self._close_waiters):
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            waiters.clear()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        for fut in self._drain_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._drain_waiters.clear()
+
+    # --- the connection's side ----------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """Everything received and not read yet (at least one octet), waiting for it;
+        ``b""`` at the end of the stream; raises the error the connection ended with."""
+        if self._exc is not None:
+            raise self._exc
+        while not self._buffer:
+            if self._exc is not None:
+                raise self._exc
+            if self._eof:
+                return b""
+            if self._waiter is not None:
+                raise RuntimeError("V2GStream.read: already waiting for data")
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        if self._reading_paused:
+            self._reading_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        return data
+
+    async def drain(self) -> None:
+        """After a write: raise the connection's error; wait while the transport's
+        buffer is above its high-water mark (as ``asyncio.StreamWriter.drain``)."""
+        if self._exc is not None:
+            raise self._exc
+        assert self.transport is not None
+        if self.transport.is_closing():
+            await asyncio.sleep(0)  # let connection_lost run
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
+        if not self._writing_paused:
+            return
+        fut = self._loop.create_future()
+        self._drain_waiters.append(fut)
+        await fut
+        if self._exc is not None:  # (lost meanwhile: its error, none after a clean end)
+            raise self._exc
+
+    async def wait_closed(self) -> None:
+        """Until ``connection_lost`` has been called."""
+        if self._lost:
+            return
+        fut = self._loop.create_future()
+        self._close_waiters.append(fut)
+        await fut
+
+
 class V2GConnection:
     """One accepted EV connection, as the session handler sees it."""
 
     def __init__(
         self,
-        writer: asyncio.StreamWriter,
+        stream: V2GStream,
         peer: tuple[Any, ...],
         selection: Selection | None,
         hello: ClientHello | None,
         log_budget: LogBudget | None = None,
     ) -> None:
-        self._writer = writer
+        self._stream = stream
+        self._transport = stream.transport if stream is not None else None
         self.peer = peer
         self.selection = selection  # the TLS chain served, None on plain TCP
         self.client_hello = hello  # the peeked ClientHello, if the server looked at it
@@ -186,7 +326,7 @@ class V2GConnection:
     @property
     def tls_version(self) -> str | None:
         """The negotiated TLS version (``TLSv1.2``, ``TLSv1.3``), None on plain TCP."""
-        ssl_object = self._writer.get_extra_info("ssl_object")
+        ssl_object = self._extra("ssl_object")
         return None if ssl_object is None else ssl_object.version()
 
     @property
@@ -204,20 +344,29 @@ class V2GConnection:
     @property
     def sockname(self) -> tuple[Any, ...] | None:
         """The station's end of the connection (address, port, ...)."""
-        name = self._writer.get_extra_info("sockname")
+        name = self._extra("sockname")
         return tuple(name) if name is not None else None
 
     @property
     def cipher(self) -> tuple[str, str, int] | None:
-        info = self._writer.get_extra_info("cipher")
+        info = self._extra("cipher")
         return info if info is None else (str(info[0]), str(info[1]), int(info[2]))
+
+    def _extra(self, name: str) -> Any:
+        return None if self._transport is None else self._transport.get_extra_info(name)
 
     async def send(self, payload: bytes, payload_type: int = PayloadType.EXI) -> None:
         """Write one V2GTP message (header + payload) with one write."""
         if self.closed:
             raise ConnectionError(f"connection closed: {self.close_reason}")
-        self._writer.write(encode_frame(payload, payload_type))
-        await self._writer.drain()
+        transport = self._transport
+        assert transport is not None
+        transport.write(encode_frame(payload, payload_type))
+        stream = self._stream
+        if stream._writing_paused or stream._lost or stream._exc is not None:
+            await stream.drain()  # (else what drain would do is nothing)
+        elif transport.is_closing():
+            await stream.drain()
 
     async def send_message(self, message: object, schema: Schema | None = None) -> None:
         """Encode ``message`` with the codec and send it (with the payload type of
@@ -242,10 +391,12 @@ class V2GConnection:
         return True
 
     async def _shutdown(self) -> None:
-        self._writer.close()
+        if self._transport is None:
+            return
+        self._transport.close()
         with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2.0):
-                await self._writer.wait_closed()
+                await self._stream.wait_closed()
 
 
 def _alerting_ssl_protocol() -> type[Any] | None:
@@ -507,7 +658,7 @@ class V2GServer:
 
     async def _open(
         self, sock: socket.socket, peer: tuple[Any, ...]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Selection | None, ClientHello | None]:
+    ) -> tuple[V2GStream, Selection | None, ClientHello | None]:
         loop = asyncio.get_running_loop()
         selection: Selection | None = None
         hello: ClientHello | None = None
@@ -524,14 +675,12 @@ class V2GServer:
             log.debug(
                 "%s: serving chain %s (%s)", peer[0], selection.chain.label(), selection.reason
             )
-        reader = asyncio.StreamReader(limit=READ_SIZE)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        transport: asyncio.BaseTransport
+        stream = V2GStream(over_ssl=selection is not None)
         if selection is not None and _AlertingSSLProtocol is not None:
             waiter: asyncio.Future[None] = loop.create_future()
             ssl_protocol = _AlertingSSLProtocol(
                 loop,
-                protocol,
+                stream,
                 selection.context,
                 waiter,
                 server_side=True,
@@ -543,21 +692,20 @@ class V2GServer:
             except BaseException:
                 raw.close()
                 raise
-            transport = ssl_protocol._get_app_transport()
         else:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+            await loop.connect_accepted_socket(
+                lambda: stream,
                 sock,
                 ssl=selection.context if selection else None,
                 ssl_handshake_timeout=self._handshake_timeout if selection else None,
             )
-        assert isinstance(transport, asyncio.WriteTransport)
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        return reader, writer, selection, hello
+        # (the TLS application transport: set by connection_made after the handshake)
+        assert isinstance(stream.transport, asyncio.WriteTransport)
+        return stream, selection, hello
 
     async def _serve(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
         try:
-            reader, writer, selection, hello = await self._open(sock, peer)
+            stream, selection, hello = await self._open(sock, peer)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
             self._log.warning(
                 "%s: connection refused during setup: %s", peer[0], exc or type(exc).__name__
@@ -568,13 +716,13 @@ class V2GServer:
         except asyncio.CancelledError:
             sock.close()
             raise
-        conn = V2GConnection(writer, peer, selection, hello, self.log_budget)
+        conn = V2GConnection(stream, peer, selection, hello, self.log_budget)
         if selection is not None:
             conn.log.info("%s: TLS up, %s, chain %s", peer[0], conn.cipher, selection.chain.label())
             verified: tuple[x509.Certificate, ...] = ()
             if selection.tls13:
                 try:
-                    verified = verified_chain(writer.get_extra_info("ssl_object"))
+                    verified = verified_chain(conn._extra("ssl_object"))
                     conn.vehicle_chain = without_anchor(verified)
                 except (ValueError, TypeError, AttributeError) as exc:  # fail closed
                     conn.log.warning(
@@ -601,7 +749,7 @@ class V2GServer:
         self._opened(handler)
         reason = "peer closed the connection"
         try:
-            reason = await self._read_loop(conn, handler, reader)
+            reason = await self._read_loop(conn, handler, stream)
         except asyncio.CancelledError:
             reason = "server shutdown"
         except Exception:  # a handler bug must still end in connection_lost
@@ -614,13 +762,16 @@ class V2GServer:
                 await asyncio.shield(handler.connection_lost(conn, ConnectionLost(reason)))
 
     async def _read_loop(
-        self, conn: V2GConnection, handler: SessionHandler, reader: asyncio.StreamReader
+        self, conn: V2GConnection, handler: SessionHandler, stream: V2GStream
     ) -> str:
         framer = Framer(self._max_payload, conn.payload_types)
+        schema = conn.schema
         while not conn.closed:
-            framer.allow(conn.payload_types)  # the negotiated protocol's types
+            if conn.schema is not schema:  # the negotiated protocol's types
+                schema = conn.schema
+                framer.allow(conn.payload_types)
             try:
-                data = await reader.read(READ_SIZE)
+                data = await stream.read()
             except (OSError, ssl.SSLError) as exc:
                 return f"connection error: {exc or type(exc).__name__}"
             if not data:
@@ -656,7 +807,7 @@ class V2GServer:
         conn.last_payload_type = payload_type
         try:
             if len(payload) <= INLINE_DECODE_MAX:
-                root, message, violations = codec.decode_checked(payload, schema.value)
+                root, message, violations = codec.decode_checked(payload, _NAMES[schema])
             else:  # a large request: decoded off the loop (the loop runs every 5 ms)
                 loop = asyncio.get_running_loop()
                 root, message, violations = await loop.run_in_executor(

@@ -201,7 +201,7 @@ def test_ev_vanishes_while_charging_current_demand(pki_dir: Path) -> None:
             with pytest.raises(asyncio.CancelledError):
                 await ev
             driver = next(iter(e.drivers))
-            driver.conn._writer.transport.abort()
+            driver.conn._transport.abort()
             assert await _ended(e) is EndReason.CONNECTION_LOST
             assert plant.contactor_feedback is ContactorState.OPEN
             assert not plant.dc_enabled
