@@ -13,7 +13,8 @@ before every call of libc's ``sendto``; the first one the station makes is the
 holds the instructions from the spawn (interpreter start-up included) to the ready
 notification.  ``PYTHONHASHSEED=0`` makes runs repeatable (a few 100k apart).
 ``--importtime`` prints, instead, the ``-X importtime`` lines of one start without
-valgrind (self and cumulative µs; the top modules by self time) up to the ready point.
+valgrind (self and cumulative µs; the top modules by self time) up to the ready point;
+``--keep DIR`` keeps the callgrind dumps for ``callgrind_annotate``.
 """
 
 from __future__ import annotations
@@ -129,15 +130,15 @@ def importtime(command: list[str], env: dict[str, str], top: int = 25) -> None:
             try:
                 _wait_ready(notify, proc, 60)
             finally:
-                proc.terminate()
+                proc.kill()  # (at once: SIGTERM would let the post-ready imports finish)
                 _, err = proc.communicate(timeout=60)
     rows = []
     for line in err.decode().splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
         if m:
             rows.append((int(m.group(1)), int(m.group(2)), m.group(4)))
-    # (the post-ready imports run in a thread after READY=1; they end up here too, so
-    # count only the modules imported before the first post-ready one)
+    # (the post-ready imports start in a thread right after READY=1: the first few of
+    # them may be listed too)
     print(f"{len(rows)} modules; self µs total {sum(r[0] for r in rows):,}")
     for own, cumulative, name in sorted(rows, reverse=True)[:top]:
         print(f"{own:8,} {cumulative:9,}  {name}")
