@@ -233,9 +233,23 @@ def test_record_matches_the_dataclass(ours: type, theirs: type) -> None:
     both(lambda c: dataclasses.is_dataclass(_instance(c, values=values)))
     both(lambda c: copy.copy(_instance(c, values=values)) == _instance(c, values=values))
     both(lambda c: copy.deepcopy(_instance(c, values=values)) == _instance(c, values=values))
-    if ours.__qualname__ == ours.__name__ and all(v is not OPAQUE for v in values.values()):
-        # (the twin module is no importable module: pickle only ours, compare with a)
-        assert _outcome(lambda: pickle.loads(pickle.dumps(a)) == a)[0] in ("returned", "raised")
+    if _picklable(values):
+        # (the twin module is no importable module: ours round-trips to an equal one)
+        assert pickle.loads(pickle.dumps(a)) == a
+
+
+def _picklable(values: dict[str, Any]) -> bool:
+    if any(v is OPAQUE for v in values.values()):
+        return False  # (it unpickles as another object)
+    try:
+        pickle.dumps(tuple(values.values()))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def test_most_records_are_checked_through_pickle() -> None:
+    assert sum(_picklable(_values(ours)) for ours, _ in PAIRS) >= len(PAIRS) * 2 // 3
 
 
 def test_constructed_records_are_equal_to_the_dataclass_ones() -> None:
