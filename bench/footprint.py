@@ -32,7 +32,8 @@ interpreter start-up included; the station's CPU time by then from /proc/PID/sta
 depends less on the machine's load); VmRSS is read at ready and again once the
 post-ready imports (``secc.cli.run.settle``, in a worker thread) are done (2 s later).
 Min and median are printed with the load average (the machine is shared: wall times
-vary by ±50 %; ``-X importtime`` and callgrind give steadier counts, see the README).
+vary by ±50 %; ``bench/startup_instructions.py`` counts the instructions to the ready
+notification under callgrind, which do not depend on the load).
 The sessions run against the last start.  ``--ocpp`` adds an ``[ocpp]`` section (its
 CSMS URL leads nowhere: the bridge is built, loaded and keeps reconnecting);
 ``--pnc`` makes the first session Plug & Charge (cryptography loads then).

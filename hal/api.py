@@ -10,9 +10,10 @@ UART, a character device or a socket; simulated backends answer at once.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from hal.records import record
 from hal.types import (
     ContactorState,
     CpState,
@@ -176,7 +177,7 @@ async def _nothing() -> None:
     return None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Board:
     """The capabilities one charge point's hardware offers (None where absent)."""
 

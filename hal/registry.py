@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import cast
 
 from hal.api import Board, PlcLink
+from hal.records import record
 from hal.types import MissingExtraError, UnavailableError
 
 ENTRY_POINT_GROUP = "secc.hal_backends"
@@ -28,7 +28,7 @@ OpenBoard = Callable[[Mapping[str, object]], Awaitable[Board]]
 OpenPlc = Callable[[Mapping[str, object]], Awaitable[PlcLink]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackendInfo:
     name: str
     target: str  # "module:function"

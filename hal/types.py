@@ -7,7 +7,8 @@ may import it without pulling in a backend.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from hal.records import record
 
 __all__ = [
     "ContactorState",
@@ -118,7 +119,7 @@ class CpState(enum.Enum):
         return self in (CpState.C, CpState.D)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Duty:
     """PWM duty cycle of the CP oscillator in per mille (0..1000).
 
@@ -186,7 +187,7 @@ class LockState(enum.Enum):
 # --------------------------------------------------------------------------- measurements
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MeterReading:
     """One reading of the station's meter, in the EV's frame of reference.
 
@@ -214,7 +215,7 @@ TOKEN_KINDS = ("ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress")
 TOKEN_MAX = 36  # OCPP IdTokenType.idToken maxLength
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TokenRead:
     """An identification token presented at the station (EIM: an RFID card, a key code).
 
@@ -237,7 +238,7 @@ class TokenRead:
         return cls(uid.hex().upper(), kind)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RcdStatus:
     tripped: bool
     residual_ma: float = 0.0
@@ -252,13 +253,13 @@ class IsolationStatus(enum.Enum):
     NO_IMD = "No_IMD"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IsolationReading:
     status: IsolationStatus
     resistance_ohm: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DcLimits:
     """What a DC power module can do.  Charging (current from the station into the EV)
     uses ``max_current_a``/``max_power_w``; discharging (bidirectional power, DC_BPT:
@@ -280,7 +281,7 @@ class DcLimits:
         return self.max_discharge_current_a > 0 and self.max_discharge_power_w > 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DcPresent:
     """The module's output now; ``current_a`` is negative while the EV discharges."""
 
@@ -296,7 +297,7 @@ class PlcState(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PlcStatus:
     state: PlcState
     ev_mac: bytes | None = None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any, Literal
 
+from hal.records import record
 from secc.configload import load
 from secc.core.config import (
     DIN_NAMESPACE,
@@ -55,11 +56,11 @@ ENERGY_MODES = (
 # DIN SPEC 70121's EVSEID is a DIN SPEC 91286 EVSE ID ("+49*89*6360": digit groups joined
 # by '*', the '+' optional), sent one character per half octet in an evseIDType
 # (hexBinary, maxLength 32 in the DIN XSD): at most 64 characters without the '+'
-_DIN_EVSE_ID = re.compile(r"\+?[0-9]+(?:\*[0-9]+)*")
+_DIN_EVSE_ID = r"\+?[0-9]+(?:\*[0-9]+)*"  # (compiled by re on first use: issue 17)
 _DIN_EVSE_ID_MAX = 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StationSection:
     name: str = "secc"
     trace_dir: Path | None = None  # one JSON Lines trace per session; none: no traces
@@ -69,13 +70,13 @@ class StationSection:
     traces: TraceLimits = field(default_factory=TraceLimits)  # [station.traces]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CertsSection:
     store: Path | None = None  # certs.store.Store root; none: no TLS, no Plug & Charge
     key_password_file: Path | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthorizationSection:
     """Local authorization for stations without a CSMS (OCPP off)."""
 
@@ -86,7 +87,7 @@ class AuthorizationSection:
     pnc: Literal["accept", "reject"] = "accept"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HalSection:
     # hal.registry name: simulated, serial-mcu, gpiod, ...; a file must name it (parse)
     backend: str = "simulated"
@@ -119,7 +120,7 @@ class HalSection:
             raise ValueError("hal.slac_wait must be between 1 and 300 seconds")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EvseSection:
     evse_id: str
     # DIN SPEC 70121's EVSEID (DIN SPEC 91286 form); none: derived from evse_id when that
@@ -164,7 +165,7 @@ class EvseSection:
             raise ValueError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
         din = self.din_evse_id
         if din is not None and (
-            not _DIN_EVSE_ID.fullmatch(din) or len(din.lstrip("+")) > _DIN_EVSE_ID_MAX
+            not re.fullmatch(_DIN_EVSE_ID, din) or len(din.lstrip("+")) > _DIN_EVSE_ID_MAX
         ):
             raise ValueError(
                 f"din_evse_id {din!r}: a DIN SPEC 91286 EVSE ID, digit groups joined by '*' "
@@ -219,7 +220,7 @@ class EvseSection:
         return any(p.startswith("iso20-") for p in self.protocols)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OcppSection:
     """The CSMS link (secc.ocpp_bridge); absent: local authorization only."""
 
@@ -254,7 +255,7 @@ class OcppSection:
             raise ValueError("ocpp.country_name must be a two-letter country code")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StationConfig:
     evse: tuple[EvseSection, ...]
     station: StationSection = field(default_factory=StationSection)

@@ -32,16 +32,16 @@ import socket
 import ssl
 import stat
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from hal.records import record
 from secc.config import EvseSection, StationConfig
 
 SERVICE_USER = "secc"  # User= of systemd/secc.service
 SERVICE_GROUPS = ("dialout",)  # SupplementaryGroups= of systemd/secc.service
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Problem:
     """One reason the station would not start."""
 
@@ -69,7 +69,7 @@ def _toml(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class User:
     """Whose file access is checked: ``None`` fields mean the current process."""
 

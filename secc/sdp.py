@@ -25,10 +25,10 @@ answers "TLS" to a no-TLS request), and the EV decides whether to go on or retry
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from ipaddress import IPv6Address
 
+from hal.records import record
 from secc.errors import SeccError
 from secc.v2gtp import FramingError, PayloadType, encode_frame, parse_datagram
 
@@ -95,7 +95,7 @@ def _payload(data: bytes, payload_type: PayloadType, length: int) -> bytes:
     return frame.payload
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SdpRequest:
     security: Security = Security.TLS
     transport: TransportProtocol = TransportProtocol.TCP
@@ -110,7 +110,7 @@ class SdpRequest:
         return cls(_security(payload[0]), _transport(payload[1]))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SdpResponse:
     address: IPv6Address
     port: int
@@ -139,7 +139,7 @@ class SdpResponse:
         return cls(IPv6Address(payload[:16]), port, _security(payload[18]), _transport(payload[19]))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SdpOffer:
     """What the station offers: its link-local address and the TCP port of each
     security level it serves (``None``: not offered).  A station without a SECC
@@ -154,13 +154,13 @@ class SdpOffer:
             raise ValueError("an SDP offer needs a TLS port, a TCP port or both")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DatagramReceived:
     data: bytes
     source: object  # the adapter's peer address, handed back in SendDatagram
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SendDatagram:
     data: bytes
     destination: object
@@ -168,7 +168,7 @@ class SendDatagram:
     response: SdpResponse
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ignored:
     reason: str
     source: object

@@ -55,6 +55,7 @@ confidentiality of every session it records.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import logging
@@ -332,9 +333,11 @@ class TlsSelector:
         """The same chains for an EVSE that does (not) offer ISO 15118-20."""
         if offer_tls13 == self.offer_tls13:
             return self
-        return TlsSelector(
-            self.chains, self.keylog_file, self.iso20_chains, offer_tls13, self.vehicle_roots
-        )
+        # the same chains and start-up contexts, not loaded again (each load decodes the
+        # key: ~10M instructions of `secc run`'s start, issue 17)
+        twin = copy.copy(self)
+        twin.offer_tls13 = offer_tls13
+        return twin
 
     @property
     def tls13(self) -> bool:

@@ -8,10 +8,14 @@ HAL.  ``certs`` and ``hal`` bring their own command-line modules (``certs.cli``,
 
 from __future__ import annotations
 
-import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 # name -> (module, help).  The module exposes ``main(argv: list[str], prog: str) -> int``.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -32,6 +36,8 @@ _EXTRAS = {"lxml": "xml"}
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # (here: `secc run` starts without it)
+
     parser = argparse.ArgumentParser(
         prog="secc",
         description="ISO 15118-20 / -2 / DIN SPEC 70121 SECC stack for Linux charge controllers",
@@ -58,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().print_usage(sys.stderr)
         print(f"secc: error: unknown command {name!r}", file=sys.stderr)
         return 2
+    if name == "run":
+        # the station's imports make no garbage: no collection until it is ready (its
+        # worker thread turns the collector back on, secc.cli.run._settle; issue 17)
+        gc.disable()
     try:
         module = importlib.import_module(_COMMANDS[name][0])
     except ModuleNotFoundError as exc:

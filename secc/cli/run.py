@@ -19,24 +19,26 @@ error.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from secc import preflight
-from secc.cli._help import summary
 from secc.config import DEFAULT_PATH, StationConfig, load_file
 from secc.errors import ConfigError
 from secc.sdnotify import Notifier, watchdog_loop
 
 if TYPE_CHECKING:
+    import argparse
+
     from hal.api import Board
     from secc.runtime import Station
 
@@ -116,11 +118,23 @@ def settle(config: StationConfig) -> None:
             gc.enable()
 
 
+def _settle(config: StationConfig) -> None:
+    """The post-ready work of the worker thread: glibc's mmap threshold (``ctypes``, not
+    needed before a TLS session), :func:`settle`, then the garbage collector back on
+    (:func:`main` turns it off for the start: nothing the start makes is garbage)."""
+    try:
+        if not fix_mmap_threshold():
+            log.debug("mallopt(M_MMAP_THRESHOLD) not available: glibc's dynamic threshold stays")
+        settle(config)
+    finally:
+        gc.enable()
+
+
 async def _after_ready(config: StationConfig, station: Station) -> None:
-    """What ``secc run`` does once SDP answers: :func:`settle` in a worker thread, then
+    """What ``secc run`` does once SDP answers: :func:`_settle` in a worker thread, then
     the OCPP bridges on the loop (their modules are imported by then)."""
     try:
-        await asyncio.to_thread(settle, config)
+        await asyncio.to_thread(_settle, config)
     finally:
         station.start_ocpp()
 
@@ -219,33 +233,42 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
     return 0
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter without ``shutil`` (which it imports for the terminal
-    width, and which imports bz2 and lzma: a few ms of ``secc run``'s start)."""
+def _formatter() -> type[argparse.HelpFormatter]:
+    import argparse
 
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        if width is None:
-            try:
-                width = int(os.environ.get("COLUMNS", "")) - 2
-            except ValueError:
-                out = sys.__stdout__
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's help formatter without ``shutil`` (which it imports for the terminal
+        width, and which imports bz2 and lzma: a few ms of ``secc run``'s start)."""
+
+        def __init__(
+            self,
+            prog: str,
+            indent_increment: int = 2,
+            max_help_position: int = 24,
+            width: int | None = None,
+        ) -> None:
+            if width is None:
                 try:
-                    width = os.get_terminal_size(out.fileno()).columns - 2 if out else 78
-                except (AttributeError, ValueError, OSError):
-                    width = 78
-        super().__init__(prog, indent_increment, max_help_position, width)
+                    width = int(os.environ.get("COLUMNS", "")) - 2
+                except ValueError:
+                    out = sys.__stdout__
+                    try:
+                        width = os.get_terminal_size(out.fileno()).columns - 2 if out else 78
+                    except (AttributeError, ValueError, OSError):
+                        width = 78
+            super().__init__(prog, indent_increment, max_help_position, width)
+
+    return _Formatter
 
 
-def main(argv: list[str], prog: str) -> int:
+def _parser(prog: str) -> argparse.ArgumentParser:
+    import argparse
+
+    from secc.cli._help import summary
+
     parser = argparse.ArgumentParser(
         prog=prog,
-        formatter_class=_Formatter,
+        formatter_class=_formatter(),
         description=summary(__doc__),
         epilog="A start-up failure is one line on stderr: FILE: key = value (EVSE id): "
         "cause. Exit status: 0 after a clean stop or when --check found nothing; 1 when "
@@ -283,7 +306,50 @@ def main(argv: list[str], prog: str) -> int:
         help="event loop (default asyncio; uvloop: pip install 'secc[uvloop]', about 12 %% "
         "fewer instructions per TLS round trip, bench/instructions.py)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _quick(argv: list[str]) -> Any:
+    """The arguments of a plain ``secc run`` or ``secc run --config FILE`` (how the
+    service starts it) without argparse (issue 17: its import and the parser are ~10M
+    instructions of the start); None for anything else, which argparse parses (with its
+    errors and ``--help``) as before."""
+    if not argv:
+        config = DEFAULT_PATH
+    elif len(argv) == 2 and argv[0] == "--config" and argv[1] and argv[1][0] != "-":
+        config = Path(argv[1])
+    elif len(argv) == 1 and argv[0].startswith("--config=") and len(argv[0]) > 9:
+        config = Path(argv[0][9:])
+    else:
+        return None
+    return SimpleNamespace(
+        config=config,
+        check=False,
+        config_only=False,
+        user=None,
+        log_level=None,
+        debug=False,
+        loop="asyncio",
+    )
+
+
+def main(argv: list[str], prog: str) -> int:
+    # no garbage collection during the start (issue 17: its collections walk every
+    # object the imports make, ~10M instructions, and find no garbage); the worker
+    # thread turns it back on after SDP-ready (_settle), or this on the way out
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(argv, prog)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _main(argv: list[str], prog: str) -> int:
+    args = _quick(argv)
+    if args is None:
+        args = _parser(prog).parse_args(argv)
     source = str(args.config)
     if args.loop == "uvloop":
         import importlib
@@ -317,8 +383,6 @@ def main(argv: list[str], prog: str) -> int:
         print(f"{source}: OK, {len(config.evse)} EVSE(s); start-up checks passed ({who})")
         return 0
     setup_logging("debug" if args.debug else args.log_level or config.station.log_level)
-    if not fix_mmap_threshold():
-        log.debug("mallopt(M_MMAP_THRESHOLD) not available: glibc's dynamic threshold stays")
     try:
         return asyncio.run(serve(config, source))
     except StartError as exc:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Protocol
 
+from hal.records import record
 from secc.errors import ConfigError
 
 if TYPE_CHECKING:  # annotations only: `secc run` starts without cryptography (issue 17)
@@ -41,7 +42,7 @@ PROTOCOLS = frozenset({ISO2_NAMESPACE, DIN_NAMESPACE}) | ISO20_NAMESPACES
 CONTROL_MODES = ("Scheduled", "Dynamic")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Timers:
     """Station-side time limits in seconds."""
 
@@ -98,7 +99,7 @@ _LONG_BUDGET = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AcLimits:
     nominal_voltage: float = 230.0
     max_current: float = 32.0  # per phase
@@ -117,7 +118,7 @@ class AcLimits:
         return self.nominal_voltage * self.max_discharge_current * self.phases
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DcLimits:
     max_voltage: float = 500.0
     min_voltage: float = 150.0
@@ -134,7 +135,7 @@ class DcLimits:
     max_discharge_power: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScheduleEntry:
     """One PMaxScheduleEntry: from ``start`` seconds on, at most ``max_power`` watts."""
 
@@ -143,7 +144,7 @@ class ScheduleEntry:
     duration: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ContractVerdict:
     """Outcome of a contract chain check: ``response_code`` is ``OK`` or a FAILED_* name."""
 
@@ -166,7 +167,7 @@ class PncVerifier(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PncTrust:
     """Trust anchors for contract chains (MO roots, V2G roots) and known-revoked certs."""
 
@@ -178,14 +179,14 @@ class PncTrust:
     oem_roots: tuple[x509.Certificate, ...] = ()
 
 
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
+_CURRENCY = r"[A-Z]{3}"  # (patterns compiled by re on first use: issue 17)
+_LANGUAGE = r"[a-z]{2,3}"
 # the largest price a RationalNumber (int16 value) carries to the unit; smaller prices
 # go to 1/1000 where it fits
 _PRICE_MAX = 32767
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tariff:
     """The station's flat energy price, sent to an ISO 15118-20 EV in scheduled mode as
     the AbsolutePriceSchedule of ScheduleExchangeRes (and announced as Pricing 1,
@@ -201,11 +202,11 @@ class Tariff:
     description: str | None = None  # PriceScheduleDescription (at most 160 characters)
 
     def __post_init__(self) -> None:
-        if not _CURRENCY.fullmatch(self.currency):
+        if not re.fullmatch(_CURRENCY, self.currency):
             raise ValueError(f"tariff currency {self.currency!r}: an ISO 4217 code like EUR")
         if not 0 <= self.price_per_kwh <= _PRICE_MAX:
             raise ValueError(f"tariff price_per_kwh {self.price_per_kwh}: 0 to {_PRICE_MAX}")
-        if not _LANGUAGE.fullmatch(self.language):
+        if not re.fullmatch(_LANGUAGE, self.language):
             raise ValueError(f"tariff language {self.language!r}: an ISO 639 code like eng")
         if not 0 <= self.tax_rate <= 100:
             raise ValueError(f"tariff tax_rate {self.tax_rate}: a percentage, 0 to 100")
@@ -213,10 +214,10 @@ class Tariff:
             raise ValueError("tariff description: 1 to 160 characters")
 
 
-_DIN_EVSE_ID = re.compile(r"[0-9*]{1,64}")  # one per half octet, DIN XSD: <= 32 octets
+_DIN_EVSE_ID = r"[0-9*]{1,64}"  # one per half octet, DIN XSD: <= 32 octets
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SessionConfig:
     evse_id: str = "DE*ABC*E1234567*1"
     # DIN SPEC 70121 sends a DIN SPEC 91286 EVSE ID ("49*89*6360"), packed into hexBinary;
@@ -277,7 +278,7 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not 7 <= len(self.evse_id) <= 37:
             raise ConfigError(f"evse_id {self.evse_id!r}: ISO 15118-2 wants 7 to 37 characters")
-        if self.din_evse_id is not None and not _DIN_EVSE_ID.fullmatch(self.din_evse_id):
+        if self.din_evse_id is not None and not re.fullmatch(_DIN_EVSE_ID, self.din_evse_id):
             raise ConfigError(
                 f"din_evse_id {self.din_evse_id!r}: a DIN SPEC 91286 EVSE ID of digits and "
                 "'*' (at most 64 of them), e.g. 49*89*6360"
@@ -312,7 +313,7 @@ class SessionConfig:
         return ("ExternalPayment",)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PausedSession:
     """What a paused session leaves behind so that the EV can resume it with its SessionID.
 

@@ -8,9 +8,10 @@ is passed to ``handle`` separately, never stored in an event).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from hal.records import record
 
 
 class Schema(StrEnum):
@@ -27,7 +28,7 @@ class Schema(StrEnum):
     ISO20_WPT = "iso20-wpt"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestReceived:
     """A decoded request from the EV (``supportedAppProtocolReq`` or a ``V2G_Message``)."""
 
@@ -42,21 +43,21 @@ class RequestReceived:
     element: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TimerExpired:
     """The deadline the core asked for has passed (the runtime feeds it at ``deadline``)."""
 
     timer: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConnectionLost:
     """The TCP/TLS connection closed or was reset."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AuthorizationResult:
     """Answer to :class:`secc.core.actions.RequestAuthorization`.
 
@@ -73,7 +74,7 @@ class AuthorizationResult:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CertificateResult:
     """Answer to :class:`secc.core.actions.RequestCertificate` (OCPP Get15118EVCertificate).
 
@@ -86,7 +87,7 @@ class CertificateResult:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EvseStatus:
     """A snapshot of the EVSE's measured state, fed whenever it changes.
 
@@ -105,7 +106,7 @@ class EvseStatus:
     energy_export_wh: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EvseFault:
     """A fault the HAL detected (RCD trip, contactor feedback mismatch, CP E/F, MCU silence,
     isolation fault).  The core opens the contactors and ends the session."""
@@ -114,7 +115,7 @@ class EvseFault:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StopRequested:
     """The station wants the session to end: remote stop from the CSMS, a local stop
     button, deauthorization.  The core answers the next request with EVSENotification
@@ -135,7 +136,7 @@ Event = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TariffCost:
     """One Cost of a ConsumptionCost (ISO 15118-2 CostType, OCPP CostType): ``kind`` is
     relativePricePercentage / RenewableGenerationPercentage / CarbonDioxideEmission."""
@@ -145,7 +146,7 @@ class TariffCost:
     multiplier: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TariffEntry:
     """One SalesTariffEntry: from ``start`` seconds (for ``duration`` or until the next),
     its price level and consumption costs (``start_watts``, costs) from that power on."""
@@ -156,7 +157,7 @@ class TariffEntry:
     consumption: tuple[tuple[float, tuple[TariffCost, ...]], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SalesTariffFacts:
     """A SalesTariff from the CSMS (OCPP chargingSchedule.salesTariff), checked against
     the ISO 15118-2 schema's limits by the bridge."""
@@ -167,7 +168,7 @@ class SalesTariffFacts:
     price_levels: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScheduleOffer:
     """One schedule the EV may choose (an OCPP chargingSchedule: SAScheduleTupleID = its
     id): entries as in :class:`ChargingScheduleUpdate`, and its SalesTariff if any."""
@@ -177,7 +178,7 @@ class ScheduleOffer:
     sales_tariff: SalesTariffFacts | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChargingScheduleUpdate:
     """A charging schedule from the CSMS (OCPP SetChargingProfile / TxProfile) for the next
     ChargeParameterDiscoveryRes: ``entries`` are (start seconds, max watts, duration

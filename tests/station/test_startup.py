@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.station.conftest import EVSE_ID
 
 
@@ -74,8 +76,11 @@ DEFERRED = (
     "secc.core.actions",
     "secc.core.session",
     "secc.trace",
-    # argparse's help formatter imports shutil (and with it bz2 and lzma)
+    # argparse's help formatter imports shutil (and with it bz2 and lzma); a plain
+    # `secc run --config FILE` is read without argparse (and ctypes loads after ready,
+    # before settle: test_at_sdp_ready_no_argparse_ctypes_or_collector)
     "shutil",
+    "argparse",
 )
 
 
@@ -236,3 +241,126 @@ def test_the_settled_station_has_no_cryptography() -> None:
         """
     )
     assert out == "[]"
+
+
+def test_at_sdp_ready_no_argparse_ctypes_or_collector(pki_dir: Path, tmp_path: Path) -> None:
+    """``secc run --config FILE`` through the console entry point, reported at the ready
+    notification itself: argparse (a plain ``--config FILE`` is read without it),
+    ctypes (glibc's mmap threshold is set after ready) and the help texts are not
+    loaded, and the garbage collector is off; once the post-ready work is done the
+    collector is back on, the start-up objects frozen and the threshold set."""
+    config = _store_config(tmp_path, pki_dir / "station")
+    out = _run(
+        f"""
+        import gc, os, sys
+        import secc.sdnotify
+        import secc.cli.run as run
+
+        def ready(self, status=None):
+            late = ("argparse", "ctypes", "gettext", "shutil", "secc.cli._help")
+            print("ready", sorted(m for m in late if m in sys.modules), gc.isenabled(),
+                  flush=True)
+            return True
+
+        secc.sdnotify.Notifier.ready = ready
+        settle = run._settle
+
+        def settled(config):
+            settle(config)
+            print("settled", gc.isenabled(), gc.get_freeze_count() > 10000,
+                  "ctypes" in sys.modules, flush=True)
+            os._exit(0)
+
+        run._settle = settled
+        from secc.cli.main import main
+        sys.exit(main(["run", "--config", {str(config)!r}]))
+        """
+    )
+    assert out.splitlines() == ["ready [] False", "settled True True True"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--config", "/etc/secc/other.toml"],
+        ["--config=/etc/secc/other.toml"],
+        ["--config", "relative.toml"],
+    ],
+)
+def test_the_quick_arguments_are_argparse_s(argv: list[str]) -> None:
+    """The plain ``secc run [--config FILE]`` read without argparse gives what argparse
+    gives for it."""
+    from secc.cli import run
+
+    quick = run._quick(argv)
+    assert quick is not None
+    assert vars(quick) == vars(run._parser("secc run").parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config"],
+        ["--config="],
+        ["--config", ""],
+        ["--config", "-x"],
+        ["--conf", "x.toml"],
+        ["--config", "x.toml", "--check"],
+        ["--check"],
+        ["--help"],
+        ["-h"],
+        ["x.toml"],
+        ["--debug", "--config", "x.toml"],
+    ],
+)
+def test_anything_else_goes_to_argparse(argv: list[str]) -> None:
+    from secc.cli import run
+
+    assert run._quick(argv) is None
+
+
+def test_secc_run_help_and_usage_errors_are_argparse_s(tmp_path: Path) -> None:
+    """--help and a usage error still come from argparse (exit status 0 and 2)."""
+    for argv, status, stream, text in (
+        (["--help"], 0, "stdout", "--config-only"),
+        (["--config"], 2, "stderr", "expected one argument"),
+        (["--nope"], 2, "stderr", "unrecognized arguments: --nope"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "secc.cli.main", "run", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == status, done.stderr
+        assert text in getattr(done, stream)
+
+
+def test_config_hints_are_get_type_hints() -> None:
+    """configload evaluates the annotation of each key a file gives, one at a time: the
+    same types ``typing.get_type_hints`` gives for every field of every config class."""
+    import dataclasses
+    import typing
+
+    import secc.config
+    import secc.limits
+    from secc.configload import _hint
+
+    checked = 0
+    seen: set[type] = set()
+    todo: list[type] = [secc.config.StationConfig]
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            assert _hint(cls, f.name) == hints[f.name], (cls, f.name)
+            checked += 1
+            for tp in (hints[f.name], *typing.get_args(hints[f.name])):
+                if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+                    todo.append(tp)
+    assert checked > 50 and secc.limits.Limits in seen
