@@ -30,7 +30,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from certs.der import Cert
 from certs.files import CertsError, StoreFiles, is_iso20_use, is_secc_use
 from hal.api import Board, DcOutputDischarge
+from hal.records import record
 from hal.types import ContactorState, HalError, IsolationStatus, PlcStatus
 from secc.aio.admission import Admission
 from secc.aio.backends import (
@@ -124,7 +125,7 @@ HANDOVER_WAIT_S = 10.0  # Evse.attach_backend: the longest wait for the bridge's
 Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credentials:
     """What the store gives the station at start."""
 
@@ -353,7 +354,7 @@ def connection_config(config: SessionConfig, conn: V2GConnection, backend: Any) 
     return dataclasses.replace(config, **changes) if changes else config
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EndedSession:
     """What an EVSE remembers of a session that ended (no sockets, no core objects)."""
 

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
+from hal.records import record
 from secc.errors import SeccError
 
 __all__ = [
@@ -98,7 +98,7 @@ class FramingError(SeccError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Frame:
     """One whole V2GTP message."""
 

@@ -43,6 +43,11 @@ MODULES = (
     "secc.config",
     "secc.sdp",
     "secc.preflight",
+    "secc.runtime",
+    "secc.v2gtp",
+    "secc.aio.clienthello",
+    "secc.aio.tls",
+    "hal.backends.simulated",
 )
 ROOT = Path(__file__).resolve().parent.parent
 

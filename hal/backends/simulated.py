@@ -14,12 +14,13 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from hal.api import Board
 from hal.backends.feedback import wait_feedback
 from hal.hooks import simulated_board_hooks
+from hal.records import record
 from hal.registry import check_options
 from hal.types import (
     ContactorState,
@@ -39,7 +40,7 @@ from hal.types import (
 )
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Plant:
     """The physical side: what the EV does and how the relays behave."""
 

@@ -28,9 +28,9 @@ malformed input raises :class:`ClientHelloError`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 
+from hal.records import record
 from secc.errors import SeccError
 
 __all__ = [
@@ -66,13 +66,13 @@ class IdentifierType(IntEnum):
     CERT_SHA1_HASH = 3
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TrustedAuthority:
     identifier_type: IdentifierType
     identifier: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ClientHello:
     client_version: int  # legacy_version: 0x0303 for TLS 1.2 (and 1.3)
     cipher_suites: tuple[int, ...]
@@ -88,7 +88,7 @@ class ClientHello:
         return version <= self.client_version
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NeedMore:
     """The input is a valid prefix; ``total`` bytes are needed to go on."""
 

@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from certs.der import Cert, read_certificates
 from certs.files import CertsError
+from hal.records import record
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
 from secc.aio.keylog import enable_keylog
 
@@ -108,7 +109,7 @@ TLS13_SUITES = ("TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 _ENCODING_DER = 2  # _ssl.ENCODING_DER (not re-exported by ssl) for _ssl.Certificate
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SeccChain:
     """One SECC credential: ``certfile`` is PEM with the SECC leaf first, then its
     sub-CAs (what is sent to the EV); ``keyfile`` the leaf's private key (PEM);
@@ -266,7 +267,7 @@ def _chain_cas(certfile: Path) -> list[Cert]:
     return certs[1:]  # the leaf is not a CA the EV could name
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Selection:
     context: ssl.SSLContext
     chain: SeccChain
