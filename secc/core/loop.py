@@ -72,6 +72,7 @@ class Plan:
         "feedback",
         "header",
         "header_cls",
+        "iso",
         "limit_key",
         "limits",
         "max_current",
@@ -79,6 +80,7 @@ class Plan:
         "max_voltage",
         "message",
         "meter",
+        "meter_cls",
         "meter_id",
         "meter_key",
         "metering_confirmation",
@@ -140,6 +142,8 @@ class Plan:
     ok: Any
     cap: Any
     feedback: float
+    iso: bool
+    meter_cls: Any
     volts: dict[float, Any]
     amps: dict[float, Any]
     status: Any
@@ -234,9 +238,11 @@ def plan(ctx: Context, state: Any, iso20: bool) -> Plan | None:
     p.ok = mod.ResponseCode.OK
     p.evse_id = cfg.evse_id
     p.meter_id = cfg.meter_id if iso else None
+    p.meter_cls = iso2_power._METER[mod.MeterInfo] if iso else None
+    p.iso = iso
     p.receipts = cfg.metering_receipts
     if state is State.DC_CHARGING:
-        p.step = _iso2_dc if iso else _din_dc
+        p.step = _current_demand
         p.request_name = "CurrentDemandReq"
         p.response_name = "CurrentDemandRes"
         p.build = (iso2_dc._ISO_RES if iso else iso2_dc._DIN_RES)[mod.CurrentDemandRes]
@@ -266,6 +272,9 @@ _AC_STATUS_RES = Builders(
     "ac_evse_status",
 )
 _set_dc_target = iso2_dc._set_dc_target
+# 10.0 ** exponent for every PhysicalValue multiplier and RationalNumber exponent (int8):
+# ``value * _POW[e]`` is ``value_of`` / ``number``, bit for bit, without the calls
+_POW = {e: 10.0**e for e in range(-128, 128)}
 _build_send = builder(SendResponse, "message", "schema", "name")
 
 
@@ -309,19 +318,22 @@ def _target(p: Plan, ctx: Context, voltage: float, current: float) -> tuple[Acti
 
 
 def _current_demand(p: Plan, ctx: Context, req: Any, now: float) -> Any:
-    """The values ISO and DIN share (``iso2.dc._loop_values``), the target's actions;
-    None where the handler refuses."""
+    """``iso2.dc.current_demand`` and ``iso2.din.current_demand`` (``p.meter_id``,
+    ``p.receipts``: ISO only), in one piece."""
     st = ctx.status
     if (
         ctx.contactors_closed
         and not st.contactors_closed
         and now - ctx.contactors_closed_at > p.feedback
     ):
-        return None  # the handler refuses: contactor feedback is missing too long
-    pv = req.ev_target_voltage
-    voltage = float(pv.value) * 10.0 ** int(pv.multiplier)
-    pv = req.ev_target_current
-    current = float(pv.value) * 10.0 ** int(pv.multiplier)
+        return None  # the handler refuses: contactor feedback missing too long
+    try:  # (value_of; a multiplier outside the facets came with violations: not here)
+        pv = req.ev_target_voltage
+        voltage = pv.value * _POW[pv.multiplier]
+        pv = req.ev_target_current
+        current = pv.value * _POW[pv.multiplier]
+    except KeyError:
+        return None
     max_current = p.max_current
     current_limited = current >= max_current
     if current_limited:
@@ -334,9 +346,16 @@ def _current_demand(p: Plan, ctx: Context, req: Any, now: float) -> Any:
     power_limited = voltage * current >= max_power
     if power_limited and voltage > 0:
         current = max_power / voltage
-    actions = _target(p, ctx, voltage, current)
-    if actions is None:
-        return None
+    # iso2.dc._target
+    if voltage > p.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
+        return None  # the handler refuses the target
+    memo = ctx.target_memo
+    actions: tuple[Action, ...]
+    if memo is not None and memo[0] == voltage and memo[1] == current:
+        actions = memo[2]
+    else:
+        actions = (_set_dc_target(voltage, current),)
+        ctx.target_memo = (voltage, current, actions)
     if st is p.status:
         present_v, present_i = p.present
     else:
@@ -362,7 +381,20 @@ def _current_demand(p: Plan, ctx: Context, req: Any, now: float) -> Any:
     else:
         status = p.evse_status = ctx.dc_evse_status()
         p.status_key = key
-    values = (
+    last = p.values
+    meter = None
+    if p.meter_id is not None:  # iso2.power.meter_info
+        reading = int(st.energy_wh)
+        sync = ctx.clock_sync  # ctx.unix_seconds(), its common case inline
+        if sync is not None and 0.0 <= now - sync[0] < 1.0:
+            stamp = int(sync[1] + (now - sync[0]))
+        else:
+            stamp = ctx.unix_seconds()
+        meter = p.meter
+        if meter is None or reading != p.meter_key[0] or stamp != p.meter_key[1]:
+            meter = p.meter = p.meter_cls(p.meter_id, reading, stamp)
+            p.meter_key = (reading, stamp)
+    values: tuple[Any, ...] = (
         p.ok,
         status,
         present_v,
@@ -374,37 +406,16 @@ def _current_demand(p: Plan, ctx: Context, req: Any, now: float) -> Any:
         max_i,
         max_p,
     )
-    return values, actions
-
-
-def _meter(p: Plan, ctx: Context, now: float) -> Any:
-    """``iso2.power.meter_info`` (``p.meter_id`` set)."""
-    reading = int(ctx.status.energy_wh)
-    stamp = _stamp(ctx, now)
-    key = (reading, stamp)
-    if key == p.meter_key:
-        return p.meter
-    info = p.meter = iso2_power._METER[p.mod.MeterInfo](p.meter_id, reading, stamp)
-    p.meter_key = key
-    return info
-
-
-def _iso2_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
-    out = _current_demand(p, ctx, req, now)
-    if out is None:
-        return None
-    values, actions = out
-    meter = None if p.meter_id is None else _meter(p, ctx, now)
-    receipt = None
-    if p.receipts and ctx.payment_option == "Contract":
-        receipt = ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
-    values += (p.evse_id, ctx.sa_schedule_tuple_id, meter, receipt)
-    last = p.values
+    if p.iso:
+        receipt = None
+        if p.receipts and ctx.payment_option == "Contract":  # iso2.power.receipt_required
+            receipt = ctx.receipt_due_at is not None and now >= ctx.receipt_due_at
+        values += (p.evse_id, ctx.sa_schedule_tuple_id, meter, receipt)
     if (
         last is not None
-        and values[2] is last[2]
-        and values[3] is last[3]
-        and meter is last[12]
+        and present_v is last[2]
+        and present_i is last[3]
+        and (meter is None or meter is last[12])
         and values == last
     ):
         return p.response, actions, State.DC_CHARGING
@@ -413,20 +424,18 @@ def _iso2_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
     return body, actions, State.DC_CHARGING
 
 
-def _din_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
-    out = _current_demand(p, ctx, req, now)
-    if out is None:
-        return None
-    values, actions = out
-    last = p.values
-    if last is not None and values[2] is last[2] and values[3] is last[3] and values == last:
-        return p.response, actions, State.DC_CHARGING
-    body = p.response = p.build(*values)
-    p.values = values
-    return body, actions, State.DC_CHARGING
-
-
 # --- ISO 15118-2 AC: ChargingStatusReq ------------------------------------------------
+
+
+def _meter(p: Plan, ctx: Context, now: float) -> Any:
+    """``iso2.power.meter_info`` (``p.meter_id`` set)."""
+    reading = int(ctx.status.energy_wh)
+    stamp = _stamp(ctx, now)
+    meter = p.meter
+    if meter is None or reading != p.meter_key[0] or stamp != p.meter_key[1]:
+        meter = p.meter = p.meter_cls(p.meter_id, reading, stamp)
+        p.meter_key = (reading, stamp)
+    return meter
 
 
 def _iso2_ac(p: Plan, ctx: Context, req: Any, now: float) -> Any:
@@ -502,7 +511,7 @@ def _power_cap(p: Plan, ctx: Context) -> float:
 
 
 def _iso20_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
-    """``iso20.dc.charge_loop`` outside BPT."""
+    """``iso20.dc.charge_loop`` outside BPT, in one piece."""
     st = ctx.status
     if (
         ctx.contactors_closed
@@ -521,37 +530,66 @@ def _iso20_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
         cap = p.cap
     else:
         cap = min(p.max_power, _power_cap(p, ctx))
-    rn = req.ev_present_voltage
-    present = float(rn.value) * 10.0 ** int(rn.exponent)
-    if p.scheduled:
-        rn = mode.ev_target_voltage
-        voltage = float(rn.value) * 10.0 ** int(rn.exponent)
-        rn = mode.ev_target_current
-        current = float(rn.value) * 10.0 ** int(rn.exponent)
-        cap = min(cap, ctx.schedules.get(ctx.sa_schedule_tuple_id, cap))
-        reference = max(present, voltage)
-    else:
-        rn = mode.ev_maximum_voltage
-        voltage = min(float(rn.value) * 10.0 ** int(rn.exponent), p.max_voltage)
-        rn = mode.ev_maximum_charge_current
-        current = float(rn.value) * 10.0 ** int(rn.exponent)
-        rn = mode.ev_maximum_charge_power
-        cap = min(cap, float(rn.value) * 10.0 ** int(rn.exponent))
-        reference = max(present, 0.0)
+    try:  # (number(); an exponent outside int8 came with violations: not here)
+        rn = req.ev_present_voltage
+        present = rn.value * _POW[rn.exponent]
+        if p.scheduled:
+            rn = mode.ev_target_voltage
+            voltage = rn.value * _POW[rn.exponent]
+            rn = mode.ev_target_current
+            current = rn.value * _POW[rn.exponent]
+            cap = min(cap, ctx.schedules.get(ctx.sa_schedule_tuple_id, cap))
+            reference = max(present, voltage)
+        else:
+            rn = mode.ev_maximum_voltage
+            voltage = min(rn.value * _POW[rn.exponent], p.max_voltage)
+            rn = mode.ev_maximum_charge_current
+            current = rn.value * _POW[rn.exponent]
+            rn = mode.ev_maximum_charge_power
+            cap = min(cap, rn.value * _POW[rn.exponent])
+            reference = max(present, 0.0)
+    except KeyError:
+        return None
     if current < 0:
         return None  # a discharge outside BPT: refused by the handler
-    current_limited = current >= p.max_current
-    current = min(current, p.max_current)
+    max_current = p.max_current
+    current_limited = current >= max_current
+    current = min(current, max_current)
     power_limited = reference > 0 and reference * current >= cap
     if power_limited:
         current = cap / reference
     actions: tuple[Action, ...] = ()
-    if not ctx.standby:
-        target = _target(p, ctx, voltage, current)
-        if target is None:
-            return None
-        actions = target
-    head, status, meter = _iso20_common(p, ctx, req, now)
+    if not ctx.standby:  # iso2.dc._target
+        if voltage > p.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0:
+            return None  # the handler refuses the target
+        memo = ctx.target_memo
+        if memo is not None and memo[0] == voltage and memo[1] == current:
+            actions = memo[2]
+        else:
+            actions = (_set_dc_target(voltage, current),)
+            ctx.target_memo = (voltage, current, actions)
+    # iso20.common.loop_meter_info, header, evse_status
+    requested = bool(req.meter_info_requested)
+    meter = None
+    if requested or ctx.metering_due or (p.metering_confirmation and not ctx.metering_asked):
+        meter = loop_meter_info(ctx, DC, requested)
+    sync = ctx.clock_sync  # ctx.unix_seconds(), its common case inline
+    if sync is not None and 0.0 <= now - sync[0] < 1.0:
+        stamp = int(sync[1] + (now - sync[0]))
+    else:
+        stamp = ctx.unix_seconds()
+    head = p.header
+    if stamp != p.stamp or ctx.session_id is not p.sid:
+        head = p.header = header(ctx, DC)
+        p.stamp = stamp
+        p.sid = ctx.session_id
+    status = None
+    if (
+        ctx.stop_requested is not None
+        or ctx.metering_due
+        or (ctx.renegotiation_requested and ctx.charging)
+    ):
+        status = evse_status(ctx, DC)
     if st is p.status:
         present_i, present_v = p.present
     else:
@@ -561,9 +599,8 @@ def _iso20_dc(p: Plan, ctx: Context, req: Any, now: float) -> Any:
         present_v = p.volts.get(v) or _miss20(p.volts, DC, v)
         p.status = st
         p.present = (present_i, present_v)
-    if cap == p.mode_key and p.res_mode is not None:
-        res_mode = p.res_mode
-    else:
+    res_mode = p.res_mode
+    if cap != p.mode_key or res_mode is None:
         res_mode = p.res_mode = iso20_dc._res_mode(ctx, p.scheduled, False, cap)
         p.mode_key = cap
     values = (
