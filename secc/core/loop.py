@@ -302,18 +302,6 @@ def _stamp(ctx: Context, now: float) -> int:
     return ctx.unix_seconds()
 
 
-def _target(p: Plan, ctx: Context, voltage: float, current: float) -> tuple[Action, ...] | None:
-    """:func:`secc.core.iso2.dc._target`; None where it refuses."""
-    if voltage > p.max_voltage or voltage > ctx.ev_max_voltage or voltage < 0 or current < 0:
-        return None
-    last = ctx.target_memo
-    if last is not None and last[0] == voltage and last[1] == current:
-        return last[2]
-    actions = (_set_dc_target(voltage, current),)
-    ctx.target_memo = (voltage, current, actions)
-    return actions
-
-
 # --- ISO 15118-2 / DIN: CurrentDemandReq ----------------------------------------------
 
 
