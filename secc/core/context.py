@@ -220,9 +220,25 @@ class Context:
         return out or None
 
     def scheduled_power(self, now: float) -> float | None:
-        """The CSMS schedule's limit (W) in force now; None without a CSMS schedule."""
-        entries = self.csms_entries(now)
-        return entries[0].max_power if entries else None
+        """The CSMS schedule's limit (W) in force now; None without a CSMS schedule.
+
+        ``csms_entries(now)[0].max_power`` without building the entries (the charging
+        loop asks this for every message while a CSMS schedule is set): the first entry
+        of the chosen schedule that has not ended."""
+        schedule = self.csms_schedule
+        if schedule is None:
+            return None
+        shift = max(int(now - self.schedule_origin), 0)
+        for offer in self.csms_offers:
+            if offer.tuple_id == self.sa_schedule_tuple_id:
+                for start, max_power, duration in offer.entries:
+                    if duration is None or start + duration > shift:
+                        return max_power
+                return None
+        for e in schedule:
+            if e.duration is None or e.start + e.duration > shift:
+                return e.max_power
+        return None
 
     # --- values -------------------------------------------------------------------------
 

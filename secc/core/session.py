@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from secc import codec
+from secc.core import loop
 from secc.core.actions import (
     Action,
     ChargingStateChanged,
@@ -83,6 +84,7 @@ from secc.core.iso20.common import BEFORE_SESSION as ISO20_BEFORE_SESSION
 from secc.core.iso20.common import ISO20_SCHEMAS, ISO20_UNRUN, SCHEMA_OF_MODULE, Iso20State
 from secc.core.iso20.common import LOOP_RESPONSES as ISO20_LOOP_RESPONSES
 from secc.core.iso20.common import failed_body as iso20_failed_body
+from secc.core.loop import LOOP_STATES
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,10 @@ _BEFORE_SESSION = frozenset({State.WAIT_HANDSHAKE, State.WAIT_SESSION_SETUP}) | 
 class SeccSession:
     """``handle(event, now) -> list[Action]``, ``deadline``, ``state``; see the module doc."""
 
+    # answer loop requests through secc.core.loop (False: the transition table's
+    # handlers only; tests/core/test_loop_fast_path.py compares the two)
+    fast_loop = True
+
     def __init__(
         self,
         config: SessionConfig,
@@ -136,6 +142,8 @@ class SeccSession:
         self._timers: dict[str, float] = {SETUP_TIMER: now + config.timers.communication_setup}
         self.paused: PausedSession | None = None
         self.end_reason: EndReason | None = None
+        # the charging loop's fast path (secc.core.loop), made when the loop starts
+        self._loop: loop.Plan | None = None
         self.log = _SessionLog(self._ctx)
 
     # --- read-only views ------------------------------------------------------------------
@@ -175,6 +183,11 @@ class SeccSession:
             if due is not None:
                 return self._on_timer(due, now)
         if type(event) is RequestReceived:  # the common case first
+            plan = self._loop
+            if plan is not None:  # in the charging loop: its fast path first
+                done = self._loop_request(plan, event, now)
+                if done is not None:
+                    return done
             return self._on_request(event, now)
         ctx = self._ctx
         match event:
@@ -273,6 +286,65 @@ class SeccSession:
             return self._fail(schema, name, PeerError(f"the request cannot be re-encoded: {exc}"))
         return self._apply(reply, schema, now)
 
+    def _loop_request(
+        self, plan: loop.Plan, event: RequestReceived, now: float
+    ) -> list[Action] | None:
+        """A loop request answered by the loop's step (:mod:`secc.core.loop`), with what
+        ``_on_request``, ``_apply`` and ``_send`` do for it; None: not for the fast path
+        (another request, state or schema, facet violations, debug logging, another
+        SessionID, or a case the step leaves to the handler), nothing changed."""
+        schema = event.schema
+        if schema is not plan.schema or event.violations:
+            return None
+        msg: Any = event.message
+        if plan.wrapped:
+            req = msg.body.body_element
+        else:
+            req = msg
+            element = event.element
+            if element is not None and element != plan.request_name:
+                return None
+        if type(req) is not plan.request or self._state not in plan.states:
+            return None
+        ctx = self._ctx
+        header = msg.header
+        if header.session_id != ctx.session_id or log.isEnabledFor(_DEBUG):
+            return None
+        ctx.header = header
+        try:
+            out = plan.step(plan, ctx, req, now)
+        except PeerError as err:  # (the steps refuse nothing themselves)
+            return self._fail(schema, plan.request_name, err)
+        if out is None:
+            return None
+        body, actions, self._state = out
+        timers = self._timers
+        if STOP_TIMER in timers and not ctx.contactors_closed:
+            del timers[STOP_TIMER]  # the EV stopped in time
+        timers[SEQUENCE_TIMER] = now + plan.timeout
+        last_body, message, send = self._sent
+        if not plan.wrapped:
+            if body is not last_body:
+                send = _build_send(body, plan.response_schema, plan.response_name)
+                self._sent = (body, None, send)
+        else:
+            sid = ctx.session_id
+            if (
+                body is not last_body
+                or message is None
+                or send.schema is not schema
+                or message.header.session_id != sid
+            ):
+                head = message.header if message is not None else None
+                if head is None or type(head) is not plan.header_cls or head.session_id != sid:
+                    head = plan.header_cls(session_id=sid)
+                message = plan.message(head, plan.body(body))
+                send = _build_send(message, schema, plan.response_name)
+                self._sent = (body, message, send)
+        if actions:
+            return [*actions, send]
+        return [send]
+
     def _apply(self, reply: Reply, schema: Schema, now: float) -> list[Action]:
         actions: list[Action] = list(reply.actions)
         state = self._state
@@ -285,6 +357,8 @@ class SeccSession:
         if state is State.WAIT_HANDSHAKE and self._ctx.schema is Schema.ISO20_COMMON:
             self._iso20 = True
         self._state = reply.state
+        if reply.state is not state and reply.state in LOOP_STATES:
+            self._loop = loop.plan(self._ctx, reply.state, self._iso20) if self.fast_loop else None
         timers = self._timers
         if STOP_TIMER in timers and not self._ctx.contactors_closed:
             del timers[STOP_TIMER]  # the EV stopped in time

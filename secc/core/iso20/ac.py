@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from secc.core.context import Context, Reply, frozen, loop_response
+from secc.core.construct import Builders
+from secc.core.context import Context, Reply, frozen, loop_built
 from secc.core.failures import ServiceSelectionInvalid, WrongChargeParameter
 from secc.core.iso2.power import check_contactors
 from secc.core.iso20.common import (
@@ -125,18 +126,20 @@ def charge_loop(ctx: Context, req: Any, now: float) -> Reply:
             target = -discharge
     if ctx.standby:
         target = 0.0
-    res_mode = frozen(
+    res_mode = loop_res_mode(bpt, scheduled, target)
+    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
+    values = (header(ctx, AC), AC.ResponseCode.OK, evse_status(ctx, AC), meter, res_mode)
+    body = loop_built(ctx, _LOOP_RES, AC.AC_ChargeLoopRes, values)
+    return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP)
+
+
+_LOOP_RES = Builders("header", "response_code", "evse_status", "meter_info", "cl_res_control_mode")
+
+
+def loop_res_mode(bpt: bool, scheduled: bool, target: float) -> Any:
+    """The loop response's control mode for ``target`` watts: one frozen object each."""
+    return frozen(
         _RES_MODES,
         (bpt, scheduled, target),
         lambda: _res_mode(bpt, scheduled)(evse_target_active_power=rn(AC, target)),
     )
-    meter = loop_meter_info(ctx, AC, bool(req.meter_info_requested))
-    fields = {
-        "header": header(ctx, AC),
-        "response_code": AC.ResponseCode.OK,
-        "evse_status": evse_status(ctx, AC),
-        "meter_info": meter,
-        "cl_res_control_mode": res_mode,
-    }
-    body = loop_response(ctx, AC.AC_ChargeLoopRes, fields)
-    return Reply(body, Iso20State.STANDBY if ctx.standby else Iso20State.CHARGE_LOOP)
