@@ -297,19 +297,6 @@ class Context:
         return status
 
 
-def loop_response(ctx: Context, cls: type, fields: dict[str, Any]) -> Any:
-    """The loop response ``cls(**fields)``: the last one again when none of its fields
-    changed (see :func:`loop_built`)."""
-    names = tuple(fields)
-    builders = _BUILDERS_BY_NAMES.get(names)
-    if builders is None:
-        builders = _BUILDERS_BY_NAMES[names] = Builders(*names)
-    return loop_built(ctx, builders, cls, tuple(fields.values()))
-
-
-_BUILDERS_BY_NAMES: dict[tuple[str, ...], Builders] = {}
-
-
 def loop_built(ctx: Context, builders: Builders, cls: type, values: tuple[Any, ...]) -> Any:
     """The loop response ``cls`` with the fields ``builders.names`` set to ``values``
     (the others default): the last one again when none of them changed (they are frozen
