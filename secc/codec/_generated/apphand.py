@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
@@ -473,7 +473,7 @@ def _d_supportedAppProtocolRes(r: BitReader) -> supportedAppProtocolRes:
     r.rewind(_s)
     return _dg_supportedAppProtocolRes(r)
 
-_REPEATED = {'_d_supportedAppProtocolReq': {'AppProtocol': 'f0'}, '_dg_supportedAppProtocolReq': {'AppProtocol': 'f0'}}
+_REPEATED = {'_d_supportedAppProtocolReq': {'AppProtocol': 'f0'}, '_dg_supportedAppProtocolReq': {'AppProtocol': 'f0'}, '_dx_supportedAppProtocolReq': {'AppProtocol': 'f0'}}
 
 # class -> its identity cache of encodings (substitution-group members)
 _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {

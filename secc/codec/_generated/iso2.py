@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -11353,7 +11353,7 @@ _R_V2G_Message_1 = _DT_V2G_Message[1][2]
 _R_V2G_Message_2 = _DT_V2G_Message[2][2]
 
 
-def _d_V2G_Message(r: BitReader) -> V2G_Message:
+def _dx_V2G_Message(r: BitReader) -> V2G_Message:
     _p = None
     try:
         _q = r.pos + 1
@@ -11403,6 +11403,14 @@ def _e_V2G_Message(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
+    if type(_x := getattr(v, 'body', None)) is Body and type(_x.body_element) in _EWB_V2G_Message:
+        try:
+            _b, _n = _ew_V2G_Message(v)
+        except Exception:
+            pass  # the generic encoder below gives the value's encoding or error
+        else:
+            w.acc = (w.acc << _n) | _b
+            return
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_V2G_Message(w, v)
@@ -11441,7 +11449,1601 @@ _SM_Body_0 = {AuthorizationReq: 0, AuthorizationRes: 1, BodyBase: 2, CableCheckR
 _SE_Body_body_element = (_e_AuthorizationReq, _e_AuthorizationRes, _e_BodyBase, _e_CableCheckReq, _e_CableCheckRes, _e_CertificateInstallationReq, _e_CertificateInstallationRes, _e_CertificateUpdateReq, _e_CertificateUpdateRes, _e_ChargeParameterDiscoveryReq, _e_ChargeParameterDiscoveryRes, _e_ChargingStatusReq, _e_ChargingStatusRes, _e_CurrentDemandReq, _e_CurrentDemandRes, _e_MeteringReceiptReq, _e_MeteringReceiptRes, _e_PaymentDetailsReq, _e_PaymentDetailsRes, _e_PaymentServiceSelectionReq, _e_PaymentServiceSelectionRes, _e_PowerDeliveryReq, _e_PowerDeliveryRes, _e_PreChargeReq, _e_PreChargeRes, _e_ServiceDetailReq, _e_ServiceDetailRes, _e_ServiceDiscoveryReq, _e_ServiceDiscoveryRes, _e_SessionSetupReq, _e_SessionSetupRes, _e_SessionStopReq, _e_SessionStopRes, _e_WeldingDetectionReq, _e_WeldingDetectionRes,)
 _SD_Body_body_element = (_d_AuthorizationReq, _d_AuthorizationRes, _d_BodyBase, _d_CableCheckReq, _d_CableCheckRes, _d_CertificateInstallationReq, _d_CertificateInstallationRes, _d_CertificateUpdateReq, _d_CertificateUpdateRes, _d_ChargeParameterDiscoveryReq, _d_ChargeParameterDiscoveryRes, _d_ChargingStatusReq, _d_ChargingStatusRes, _d_CurrentDemandReq, _d_CurrentDemandRes, _d_MeteringReceiptReq, _d_MeteringReceiptRes, _d_PaymentDetailsReq, _d_PaymentDetailsRes, _d_PaymentServiceSelectionReq, _d_PaymentServiceSelectionRes, _d_PowerDeliveryReq, _d_PowerDeliveryRes, _d_PreChargeReq, _d_PreChargeRes, _d_ServiceDetailReq, _d_ServiceDetailRes, _d_ServiceDiscoveryReq, _d_ServiceDiscoveryRes, _d_SessionSetupReq, _d_SessionSetupRes, _d_SessionStopReq, _d_SessionStopRes, _d_WeldingDetectionReq, _d_WeldingDetectionRes,)
 
-_REPEATED = {'_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_d_PaymentOptionList': {'PaymentOption': 'f0'}, '_dg_PaymentOptionList': {'PaymentOption': 'f0'}, '_d_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dg_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f0'}, '_dg_ChargingProfile': {'ProfileEntry': 'f0'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
+
+def _dw_PhysicalValue(V: int, q: int) -> tuple[PhysicalValue, int]:
+    _s = q - 33
+    if _s >= 0:
+        _y = (V >> _s) & 0x1ffffffff
+        _h = _C_PhysicalValue.get(_y)
+        if _h is not None: return _h[0], q - _h[1]
+    else:
+        _y = (V << -_s) & 0x1ffffffff
+    _x = _y >> 18
+    if _x & 0x638e != 0x0: return _dwg_PhysicalValue(V, q)
+    if not ((a0 := (_x >> 10) & 0x7) <= 6 and (a1 := (_x >> 4) & 0x7) < 7): return _dwg_PhysicalValue(V, q)
+    if (_y >> 8) & 0x203 == 0:
+        _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 25
+    elif _y & 0x20203 == 0x20000:
+        _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 33
+    else:
+        return _dwg_PhysicalValue(V, q)
+    if not (_n <= q): return _dwg_PhysicalValue(V, q)
+    o = _B_PhysicalValue()
+    o.multiplier = a0 + -3
+    o.unit = _V_UnitSymbol[a1]
+    o.value = _v
+    o.__class__ = PhysicalValue
+    if _s >= 0:
+        if len(_C_PhysicalValue) >= 256: _C_PhysicalValue.clear()
+        _C_PhysicalValue[_y] = (o, _n)
+    return o, q - _n
+
+
+def _dwg_PhysicalValue(V: int, q: int) -> tuple[PhysicalValue, int]:
+    q -= 1
+    fid = _W_PhysicalValue_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 5
+        _x = (V >> q) & 0x1f
+        if _x & 0x11: raise WindowMiss
+        if _x > 12: raise WindowMiss
+        f0 = (_x >> 1) + -3
+        q -= 1
+        fid = _W_PhysicalValue_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 5
+        _x = (V >> q) & 0x1f
+        if _x & 0x11: raise WindowMiss
+        f1 = _V_UnitSymbol[_x >> 1]
+        q -= 1
+        fid = _W_PhysicalValue_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        _s = q - 19
+        _x = (V >> _s) & 0x7ffff if _s >= 0 else -1
+        if _x & 0x50100 == 0:
+            f2 = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1); q = _s + 8
+        elif _x & 0x50101 == 0x10000:
+            f2 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1); q = _s
+        else:
+            f2, q = wint(V, q, 1)
+        if not (-32768 <= f2 and f2 <= 32767): raise WindowMiss
+        q -= 1
+        fid = _W_PhysicalValue_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_PhysicalValue()
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    o.__class__ = PhysicalValue
+    return o, q
+
+
+def _dw_AC_EVSEStatus(V: int, q: int) -> tuple[AC_EVSEStatus, int]:
+    q -= 1
+    fid = _W_AC_EVSEStatus_0[(V >> q) & 0x1]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 65535): raise WindowMiss
+        q -= 1
+        fid = _W_AC_EVSEStatus_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 4
+        _x = (V >> q) & 0xf
+        if _x & 0x9: raise WindowMiss
+        f1 = _V_EVSENotification[_x >> 1]
+        q -= 1
+        fid = _W_AC_EVSEStatus_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f2 = _x == 2
+        q -= 1
+        fid = _W_AC_EVSEStatus_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_AC_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.rcd = f2
+    o.__class__ = AC_EVSEStatus
+    return o, q
+
+
+def _dw_DC_EVSEStatus(V: int, q: int) -> tuple[DC_EVSEStatus, int]:
+    q -= 1
+    fid = _W_DC_EVSEStatus_0[(V >> q) & 0x1]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 65535): raise WindowMiss
+        q -= 1
+        fid = _W_DC_EVSEStatus_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 4
+        _x = (V >> q) & 0xf
+        if _x & 0x9: raise WindowMiss
+        f1 = _V_EVSENotification[_x >> 1]
+        q -= 2
+        fid = _W_DC_EVSEStatus_2[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        q -= 5
+        _x = (V >> q) & 0x1f
+        if _x & 0x11: raise WindowMiss
+        f2 = _V_IsolationLevel[_x >> 1]
+        q -= 1
+        fid = _W_DC_EVSEStatus_3[(V >> q) & 0x1]
+    else:
+        f2 = None
+    if fid == 3:
+        q -= 6
+        _x = (V >> q) & 0x3f
+        if _x & 0x21: raise WindowMiss
+        f3 = _V_DC_EVSEStatusCode[_x >> 1]
+        q -= 1
+        fid = _W_DC_EVSEStatus_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_DC_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.evse_isolation_status = f2
+    o.evse_status_code = f3
+    o.__class__ = DC_EVSEStatus
+    return o, q
+
+
+def _dw_DC_EVStatus(V: int, q: int) -> tuple[DC_EVStatus, int]:
+    _s = q - 22
+    _x = (V >> _s) & 0x3fffff
+    o = _C_DC_EVStatus.get(_x)
+    if o is not None: return o, _s
+    if _x & 0x370e03 != 0x0: return _dwg_DC_EVStatus(V, q)
+    a0 = (_x >> 19) & 0x1
+    if not ((a1 := (_x >> 12) & 0xf) < 12 and (a2 := (_x >> 2) & 0x7f) <= 100): return _dwg_DC_EVStatus(V, q)
+    o = _B_DC_EVStatus()
+    o.ev_ready = a0 == 1
+    o.ev_error_code = _V_DC_EVErrorCode[a1]
+    o.evresssoc = a2
+    o.__class__ = DC_EVStatus
+    if len(_C_DC_EVStatus) >= 256: _C_DC_EVStatus.clear()
+    _C_DC_EVStatus[_x] = o
+    return o, _s
+
+
+def _dwg_DC_EVStatus(V: int, q: int) -> tuple[DC_EVStatus, int]:
+    q -= 1
+    fid = _W_DC_EVStatus_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f0 = _x == 2
+        q -= 1
+        fid = _W_DC_EVStatus_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 6
+        _x = (V >> q) & 0x3f
+        if _x & 0x21: raise WindowMiss
+        f1 = _V_DC_EVErrorCode[_x >> 1]
+        q -= 1
+        fid = _W_DC_EVStatus_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f2 = _x >> 1
+        q -= 1
+        fid = _W_DC_EVStatus_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_DC_EVStatus()
+    o.ev_ready = f0
+    o.ev_error_code = f1
+    o.evresssoc = f2
+    o.__class__ = DC_EVStatus
+    return o, q
+
+
+def _dw_MeterInfo(V: int, q: int) -> tuple[MeterInfo, int]:
+    q -= 1
+    fid = _W_MeterInfo_0[(V >> q) & 0x1]
+    if fid == 0:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80 or _n < 2: raise WindowMiss
+        _n -= 2
+        if _n > 32: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f0 = wascii((_x >> 1).to_bytes(_n, 'big'))
+        q -= 3
+        fid = _W_MeterInfo_1[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f1 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f1 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f1, q = wint(V, q, 0)
+        if not (f1 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_MeterInfo_2[(V >> q) & 0x7]
+    else:
+        f1 = None
+    if fid == 2:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80: raise WindowMiss
+        if _n > 64: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f2 = (_x >> 1).to_bytes(_n, 'big')
+        q -= 2
+        fid = _W_MeterInfo_3[(V >> q) & 0x3]
+    else:
+        f2 = None
+    if fid == 3:
+        _s = q - 19
+        _x = (V >> _s) & 0x7ffff if _s >= 0 else -1
+        if _x & 0x50100 == 0:
+            f3 = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1); q = _s + 8
+        elif _x & 0x50101 == 0x10000:
+            f3 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1); q = _s
+        else:
+            f3, q = wint(V, q, 1)
+        if not (-32768 <= f3 and f3 <= 32767): raise WindowMiss
+        q -= 2
+        fid = _W_MeterInfo_4[(V >> q) & 0x3]
+    else:
+        f3 = None
+    if fid == 4:
+        _s = q - 19
+        _x = (V >> _s) & 0x7ffff if _s >= 0 else -1
+        if _x & 0x50100 == 0:
+            f4 = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1); q = _s + 8
+        elif _x & 0x50101 == 0x10000:
+            f4 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1); q = _s
+        else:
+            f4, q = wint(V, q, 1)
+        if not (-9223372036854775808 <= f4 and f4 <= 9223372036854775807): raise WindowMiss
+        q -= 1
+        fid = _W_MeterInfo_5[(V >> q) & 0x1]
+    else:
+        f4 = None
+    if fid != -1: raise WindowMiss
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.meter_reading = f1
+    o.sig_meter_reading = f2
+    o.meter_status = f3
+    o.t_meter = f4
+    o.__class__ = MeterInfo
+    return o, q
+
+
+def _dw_ChargingStatusReq(V: int, q: int) -> tuple[ChargingStatusReq, int]:
+    q -= 1
+    fid = _W_ChargingStatusReq_0[(V >> q) & 0x1]
+    if fid != -1: raise WindowMiss
+    return ChargingStatusReq(), q
+
+
+def _dw_ChargingStatusRes(V: int, q: int) -> tuple[ChargingStatusRes, int]:
+    q -= 1
+    fid = _W_ChargingStatusRes_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 7
+        _x = (V >> q) & 0x7f
+        if _x & 0x41: raise WindowMiss
+        f0 = _V_ResponseCode[_x >> 1]
+        q -= 1
+        fid = _W_ChargingStatusRes_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80 or _n < 2: raise WindowMiss
+        _n -= 2
+        if _n < 7 or _n > 37: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f1 = wascii((_x >> 1).to_bytes(_n, 'big'))
+        q -= 1
+        fid = _W_ChargingStatusRes_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        q -= 10
+        _x = (V >> q) & 0x3ff
+        if _x & 0x201: raise WindowMiss
+        if _x > 508: raise WindowMiss
+        f2 = (_x >> 1) + 1
+        q -= 3
+        fid = _W_ChargingStatusRes_3[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 3:
+        f3, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_ChargingStatusRes_5[(V >> q) & 0x3]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_MeterInfo(V, q)
+        q -= 2
+        fid = _W_ChargingStatusRes_6[(V >> q) & 0x3]
+    else:
+        f4 = None
+    if fid == 5:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f5 = _x == 2
+        q -= 1
+        fid = _W_ChargingStatusRes_7[(V >> q) & 0x1]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_AC_EVSEStatus(V, q)
+        q -= 1
+        fid = _W_ChargingStatusRes_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_ChargingStatusRes()
+    o.response_code = f0
+    o.evseid = f1
+    o.sa_schedule_tuple_id = f2
+    o.evse_max_current = f3
+    o.meter_info = f4
+    o.receipt_required = f5
+    o.ac_evse_status = f6
+    o.__class__ = ChargingStatusRes
+    return o, q
+
+
+def _dw_CurrentDemandReq(V: int, q: int) -> tuple[CurrentDemandReq, int]:
+    q -= 1
+    fid = _W_CurrentDemandReq_0[(V >> q) & 0x1]
+    if fid == 0:
+        f0, q = _dw_DC_EVStatus(V, q)
+        q -= 1
+        fid = _W_CurrentDemandReq_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_PhysicalValue(V, q)
+        q -= 3
+        fid = _W_CurrentDemandReq_2[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        f2, q = _dw_PhysicalValue(V, q)
+        q -= 3
+        fid = _W_CurrentDemandReq_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_CurrentDemandReq_4[(V >> q) & 0x3]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_CurrentDemandReq_5[(V >> q) & 0x3]
+    else:
+        f4 = None
+    if fid == 5:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f5 = _x == 2
+        q -= 1
+        fid = _W_CurrentDemandReq_6[(V >> q) & 0x1]
+    else:
+        f5 = None
+    if fid == 6:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f6 = _x == 2
+        q -= 2
+        fid = _W_CurrentDemandReq_7[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 7:
+        f7, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_CurrentDemandReq_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_PhysicalValue(V, q)
+        q -= 1
+        fid = _W_CurrentDemandReq_9[(V >> q) & 0x1]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_PhysicalValue(V, q)
+        q -= 1
+        fid = _W_CurrentDemandReq_10[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_CurrentDemandReq()
+    o.dc_ev_status = f0
+    o.ev_target_current = f1
+    o.ev_maximum_voltage_limit = f2
+    o.ev_maximum_current_limit = f3
+    o.ev_maximum_power_limit = f4
+    o.bulk_charging_complete = f5
+    o.charging_complete = f6
+    o.remaining_time_to_full_soc = f7
+    o.remaining_time_to_bulk_soc = f8
+    o.ev_target_voltage = f9
+    o.__class__ = CurrentDemandReq
+    return o, q
+
+
+def _dw_CurrentDemandRes(V: int, q: int) -> tuple[CurrentDemandRes, int]:
+    q -= 1
+    fid = _W_CurrentDemandRes_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 7
+        _x = (V >> q) & 0x7f
+        if _x & 0x41: raise WindowMiss
+        f0 = _V_ResponseCode[_x >> 1]
+        q -= 1
+        fid = _W_CurrentDemandRes_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_DC_EVSEStatus(V, q)
+        q -= 1
+        fid = _W_CurrentDemandRes_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        f2, q = _dw_PhysicalValue(V, q)
+        q -= 1
+        fid = _W_CurrentDemandRes_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 3:
+        f3, q = _dw_PhysicalValue(V, q)
+        q -= 1
+        fid = _W_CurrentDemandRes_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 4:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f4 = _x == 2
+        q -= 1
+        fid = _W_CurrentDemandRes_5[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 5:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f5 = _x == 2
+        q -= 1
+        fid = _W_CurrentDemandRes_6[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 6:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f6 = _x == 2
+        q -= 3
+        fid = _W_CurrentDemandRes_7[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 7:
+        f7, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_CurrentDemandRes_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_PhysicalValue(V, q)
+        q -= 2
+        fid = _W_CurrentDemandRes_9[(V >> q) & 0x3]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_PhysicalValue(V, q)
+        q -= 1
+        fid = _W_CurrentDemandRes_10[(V >> q) & 0x1]
+    else:
+        f9 = None
+    if fid == 10:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80 or _n < 2: raise WindowMiss
+        _n -= 2
+        if _n < 7 or _n > 37: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f10 = wascii((_x >> 1).to_bytes(_n, 'big'))
+        q -= 1
+        fid = _W_CurrentDemandRes_11[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 11:
+        q -= 10
+        _x = (V >> q) & 0x3ff
+        if _x & 0x201: raise WindowMiss
+        if _x > 508: raise WindowMiss
+        f11 = (_x >> 1) + 1
+        q -= 2
+        fid = _W_CurrentDemandRes_12[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 12:
+        f12, q = _dw_MeterInfo(V, q)
+        q -= 2
+        fid = _W_CurrentDemandRes_13[(V >> q) & 0x3]
+    else:
+        f12 = None
+    if fid == 13:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f13 = _x == 2
+        q -= 1
+        fid = _W_CurrentDemandRes_14[(V >> q) & 0x1]
+    else:
+        f13 = None
+    if fid != -1: raise WindowMiss
+    o = _B_CurrentDemandRes()
+    o.response_code = f0
+    o.dc_evse_status = f1
+    o.evse_present_voltage = f2
+    o.evse_present_current = f3
+    o.evse_current_limit_achieved = f4
+    o.evse_voltage_limit_achieved = f5
+    o.evse_power_limit_achieved = f6
+    o.evse_maximum_voltage_limit = f7
+    o.evse_maximum_current_limit = f8
+    o.evse_maximum_power_limit = f9
+    o.evseid = f10
+    o.sa_schedule_tuple_id = f11
+    o.meter_info = f12
+    o.receipt_required = f13
+    o.__class__ = CurrentDemandRes
+    return o, q
+
+
+_WC_MessageHeader: dict[int, MessageHeader] = {}  # its bits -> value (of one width)
+_WN_MessageHeader = [0, 0]  # that width, its mask
+
+
+def _dw_MessageHeader(V: int, q: int) -> tuple[MessageHeader, int]:
+    _k = _WN_MessageHeader
+    if _k[0] and _k[0] <= q:
+        _h = _WC_MessageHeader.get((V >> (q - _k[0])) & _k[1])
+        if _h is not None: return _h, q - _k[0]
+    _q0 = q
+    q -= 1
+    fid = _W_MessageHeader_0[(V >> q) & 0x1]
+    if fid == 0:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80: raise WindowMiss
+        if _n > 8: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f0 = (_x >> 1).to_bytes(_n, 'big')
+        q -= 2
+        fid = _W_MessageHeader_1[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_Notification(V, q)
+        q -= 2
+        fid = _W_MessageHeader_2[(V >> q) & 0x3]
+    else:
+        f1 = None
+    if fid == 2: raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.notification = f1
+    o.signature = None
+    o.__class__ = MessageHeader
+    _n = _q0 - q
+    if _n != _k[0]: _WC_MessageHeader.clear(); _k[0] = _n; _k[1] = (1 << _n) - 1
+    if len(_WC_MessageHeader) >= 256: _WC_MessageHeader.clear()
+    _WC_MessageHeader[(V >> q) & _k[1]] = o
+    return o, q
+
+
+def _dw_Notification(V: int, q: int) -> tuple[Notification, int]:
+    q -= 1
+    fid = _W_Notification_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 4
+        _x = (V >> q) & 0xf
+        if _x & 0x9: raise WindowMiss
+        f0 = _V_FaultCode[_x >> 1]
+        q -= 2
+        fid = _W_Notification_1[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80 or _n < 2: raise WindowMiss
+        _n -= 2
+        if _n > 64: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f1 = wascii((_x >> 1).to_bytes(_n, 'big'))
+        q -= 1
+        fid = _W_Notification_2[(V >> q) & 0x1]
+    else:
+        f1 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Notification()
+    o.fault_code = f0
+    o.fault_msg = f1
+    o.__class__ = Notification
+    return o, q
+
+
+def _dw_Body(V: int, q: int) -> tuple[Body, int]:
+    q -= 6
+    fid, m = _WM_Body_0[(V >> q) & 0x3f]
+    if fid == 0:
+        f0, q = _SW_Body_body_element[m](V, q)
+        q -= 1
+        fid, m = _WM_Body_1[(V >> q) & 0x1]
+    else:
+        f0 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Body()
+    o.body_element = f0
+    o.__class__ = Body
+    return o, q
+
+
+def _dw_V2G_Message(V: int, q: int) -> tuple[V2G_Message, int]:
+    q -= 1
+    fid = _W_V2G_Message_0[(V >> q) & 0x1]
+    if fid == 0:
+        f0, q = _dw_MessageHeader(V, q)
+        q -= 1
+        fid = _W_V2G_Message_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_Body(V, q)
+        q -= 1
+        fid = _W_V2G_Message_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_V2G_Message()
+    o.header = f0
+    o.body = f1
+    o.__class__ = V2G_Message
+    return o, q
+
+
+def _d_V2G_Message(r: BitReader) -> V2G_Message:
+    """The window decoder when the window holds the rest of the input; else (or when it does not decode the bits) _dx_V2G_Message."""
+    if r.wend == r.end:
+        try:
+            o, q = _dw_V2G_Message(r.val, r.end - r.pos)
+        except WMISS:
+            pass
+        else:
+            r.pos = r.end - q
+            return o
+    return _dx_V2G_Message(r)
+_W_PhysicalValue_0 = (0, -2)
+_W_PhysicalValue_1 = (1, -2)
+_W_PhysicalValue_2 = (2, -2)
+_W_PhysicalValue_3 = (-1, -2)
+_W_AC_EVSEStatus_0 = (0, -2)
+_W_AC_EVSEStatus_1 = (1, -2)
+_W_AC_EVSEStatus_2 = (2, -2)
+_W_AC_EVSEStatus_3 = (-1, -2)
+_W_DC_EVSEStatus_0 = (0, -2)
+_W_DC_EVSEStatus_1 = (1, -2)
+_W_DC_EVSEStatus_2 = (2, 3, -2, -3)
+_W_DC_EVSEStatus_3 = (3, -2)
+_W_DC_EVSEStatus_4 = (-1, -2)
+_W_DC_EVStatus_0 = (0, -2)
+_W_DC_EVStatus_1 = (1, -2)
+_W_DC_EVStatus_2 = (2, -2)
+_W_DC_EVStatus_3 = (-1, -2)
+_W_MeterInfo_0 = (0, -2)
+_W_MeterInfo_1 = (1, 2, 3, 4, -1, -2, -3, -3)
+_W_MeterInfo_2 = (2, 3, 4, -1, -2, -3, -3, -3)
+_W_MeterInfo_3 = (3, 4, -1, -2)
+_W_MeterInfo_4 = (4, -1, -2, -3)
+_W_MeterInfo_5 = (-1, -2)
+_W_ChargingStatusReq_0 = (-1, -2)
+_W_ChargingStatusRes_0 = (0, -2)
+_W_ChargingStatusRes_1 = (1, -2)
+_W_ChargingStatusRes_2 = (2, -2)
+_W_ChargingStatusRes_3 = (3, 4, 5, 6, -2, -3, -3, -3)
+_W_ChargingStatusRes_5 = (4, 5, 6, -2)
+_W_ChargingStatusRes_6 = (5, 6, -2, -3)
+_W_ChargingStatusRes_7 = (6, -2)
+_W_ChargingStatusRes_4 = (-1, -2)
+_W_CurrentDemandReq_0 = (0, -2)
+_W_CurrentDemandReq_1 = (1, -2)
+_W_CurrentDemandReq_2 = (2, 3, 4, 5, 6, -2, -3, -3)
+_W_CurrentDemandReq_3 = (3, 4, 5, 6, -2, -3, -3, -3)
+_W_CurrentDemandReq_4 = (4, 5, 6, -2)
+_W_CurrentDemandReq_5 = (5, 6, -2, -3)
+_W_CurrentDemandReq_6 = (6, -2)
+_W_CurrentDemandReq_7 = (7, 8, 9, -2)
+_W_CurrentDemandReq_8 = (8, 9, -2, -3)
+_W_CurrentDemandReq_9 = (9, -2)
+_W_CurrentDemandReq_10 = (-1, -2)
+_W_CurrentDemandRes_0 = (0, -2)
+_W_CurrentDemandRes_1 = (1, -2)
+_W_CurrentDemandRes_2 = (2, -2)
+_W_CurrentDemandRes_3 = (3, -2)
+_W_CurrentDemandRes_4 = (4, -2)
+_W_CurrentDemandRes_5 = (5, -2)
+_W_CurrentDemandRes_6 = (6, -2)
+_W_CurrentDemandRes_7 = (7, 8, 9, 10, -2, -3, -3, -3)
+_W_CurrentDemandRes_8 = (8, 9, 10, -2)
+_W_CurrentDemandRes_9 = (9, 10, -2, -3)
+_W_CurrentDemandRes_10 = (10, -2)
+_W_CurrentDemandRes_11 = (11, -2)
+_W_CurrentDemandRes_12 = (12, 13, -1, -2)
+_W_CurrentDemandRes_13 = (13, -1, -2, -3)
+_W_CurrentDemandRes_14 = (-1, -2)
+_W_MessageHeader_0 = (0, -2)
+_W_MessageHeader_1 = (1, 2, -1, -2)
+_W_MessageHeader_2 = (2, -1, -2, -3)
+_W_Notification_0 = (0, -2)
+_W_Notification_1 = (1, -1, -2, -3)
+_W_Notification_2 = (-1, -2)
+_WM_Body_0 = ((0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (0, 8), (0, 9), (0, 10), (0, 11), (0, 12), (0, 13), (0, 14), (0, 15), (0, 16), (0, 17), (0, 18), (0, 19), (0, 20), (0, 21), (0, 22), (0, 23), (0, 24), (0, 25), (0, 26), (0, 27), (0, 28), (0, 29), (0, 30), (0, 31), (0, 32), (0, 33), (0, 34), (-1, 0), (-2, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0))
+_SW_Body_body_element = (wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, _dw_ChargingStatusReq, _dw_ChargingStatusRes, _dw_CurrentDemandReq, _dw_CurrentDemandRes, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss, wmiss,)
+_WM_Body_1 = ((-1, 0), (-2, 0))
+_W_V2G_Message_0 = (0, -2)
+_W_V2G_Message_1 = (1, -2)
+_W_V2G_Message_2 = (-1, -2)
+
+
+def _ew_PhysicalValue(v: Any) -> tuple[int, int]:
+    _c = _EC_PhysicalValue.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    x0 = v.multiplier
+    x1 = v.unit
+    i1 = _I_UnitSymbol.get(x1)
+    x2 = v.value
+    if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
+        _u = (-x2 - 1 if x2 < 0 else x2)
+        if _u < 0x80:
+            _b = ((((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)) << 10) | (_u << 2) | 0
+            _n = 25
+        elif _u < 0x4000:
+            _b = ((((x0 - -3) << 10) | (i1 << 4) | (x2 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 33
+        else:
+            a = wuint((1 << 15) | ((x0 - -3) << 10) | (i1 << 4) | (x2 < 0), _u); a = (a << 2) | 0
+            _n = a.bit_length() - 1
+            return a ^ (1 << _n), _n
+        if len(_EC_PhysicalValue) >= 256: _EC_PhysicalValue.clear()
+        _EC_PhysicalValue[id(v)] = (v, _b, _n)
+        return _b, _n
+    return _ewg_PhysicalValue(v)
+
+
+
+def _ewg_PhysicalValue(v: Any) -> tuple[int, int]:
+    a = 1
+    x = v.multiplier
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not int or not -3 <= x <= 3: raise EncodeWindowMiss
+        a = (a << 6) | ((x - -3) << 1)
+    x = v.unit
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        _i = _I_UnitSymbol.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 6) | (_i << 1)
+    x = v.value
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        a <<= 2
+        if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+        if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+        else: a = winteger(a, x)
+        a <<= 1
+    a <<= 1
+    _n = a.bit_length() - 1
+    return a ^ (1 << _n), _n
+
+
+def _ew_DC_EVStatus(v: Any) -> tuple[int, int]:
+    _c = _EC_DC_EVStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    x0 = v.ev_ready
+    x1 = v.ev_error_code
+    i1 = _I_DC_EVErrorCode.get(x1)
+    x2 = v.evresssoc
+    if (type(x0) is bool) and (i1 is not None) and (type(x2) is int and 0 <= x2 <= 100):
+        _b = (x0 << 19) | (i1 << 12) | (x2 << 2)
+        _n = 22
+        if len(_EC_DC_EVStatus) >= 256: _EC_DC_EVStatus.clear()
+        _EC_DC_EVStatus[id(v)] = (v, _b, _n)
+        return _b, _n
+    return _ewg_DC_EVStatus(v)
+
+
+
+def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
+    a = 1
+    x = v.ev_ready
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 4) | (x << 1)
+    x = v.ev_error_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        _i = _I_DC_EVErrorCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 7) | (_i << 1)
+    x = v.evresssoc
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 10) | (x << 1)
+    a <<= 1
+    _n = a.bit_length() - 1
+    return a ^ (1 << _n), _n
+
+
+def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
+    _c = _EC_AC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    x = v.notification_max_delay
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 65535: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.evse_notification
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        _i = _I_EVSENotification.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 5) | (_i << 1)
+    x = v.rcd
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 4) | (x << 1)
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
+        _EC_AC_EVSEStatus[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_Body(v: Any) -> tuple[int, int]:
+    _c = _EC_Body.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.body_element
+    if x is None:
+        pass
+    else:
+        m = _SM_Body_0.get(type(x))
+        if m is None: raise EncodeWindowMiss
+        t = _ET_Body[st].get((0, m))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        _b, _n = _SEW_Body_body_element[m](x); a = (a << _n) | _b
+    e = _EE_Body[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+        if len(_EC_Body) >= 256: _EC_Body.clear()
+        _EC_Body[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_ChargingStatusReq(v: Any) -> tuple[int, int]:
+    a = 1
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
+    _c = _EC_ChargingStatusRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.response_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        _i = _I_ResponseCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 8) | (_i << 1)
+    x = v.evseid
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        a <<= 1
+        if type(x) is EmptyStr:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+            a = wstring(a, x)
+            a <<= 1
+    x = v.sa_schedule_tuple_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 3
+        if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+        a = (a << 11) | ((x - 1) << 1)
+    x = v.evse_max_current
+    if x is None:
+        pass
+    else:
+        st = 5
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    x = v.meter_info
+    if x is None:
+        pass
+    else:
+        if st == 3: a = (a << 3) | 1; st = 6
+        elif st == 5: a <<= 2; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is not MeterInfo: raise EncodeWindowMiss
+        _c = _EC_MeterInfo.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    x = v.receipt_required
+    if x is None:
+        pass
+    else:
+        if st == 3: a = (a << 3) | 2; st = 7
+        elif st == 5: a = (a << 2) | 1; st = 7
+        elif st == 6: a <<= 2; st = 7
+        else: raise EncodeWindowMiss
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    x = v.ac_evse_status
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 3: a = (a << 3) | 3; st = 4
+        elif st == 5: a = (a << 2) | 2; st = 4
+        elif st == 6: a = (a << 2) | 1; st = 4
+        elif st == 7: a <<= 1; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not AC_EVSEStatus: raise EncodeWindowMiss
+        _c = _EC_AC_EVSEStatus.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_AC_EVSEStatus(x); a = (a << _n) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_CurrentDemandReq(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.dc_ev_status
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        if type(x) is not DC_EVStatus: raise EncodeWindowMiss
+        _c = _EC_DC_EVStatus.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_DC_EVStatus(x); a = (a << (_n + 1)) | _b
+    x = v.ev_target_current
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    x = v.ev_maximum_voltage_limit
+    if x is None:
+        pass
+    else:
+        st = 3
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    x = v.ev_maximum_current_limit
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    x = v.ev_maximum_power_limit
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 2; st = 5
+        elif st == 3: a = (a << 3) | 1; st = 5
+        elif st == 4: a <<= 2; st = 5
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    x = v.bulk_charging_complete
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 3; st = 6
+        elif st == 3: a = (a << 3) | 2; st = 6
+        elif st == 4: a = (a << 2) | 1; st = 6
+        elif st == 5: a <<= 2; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    x = v.charging_complete
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        t = _ET_CurrentDemandReq[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    x = v.remaining_time_to_full_soc
+    if x is None:
+        pass
+    else:
+        st = 8
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 2)) | _b
+    x = v.remaining_time_to_bulk_soc
+    if x is None:
+        pass
+    else:
+        if st == 7: a = (a << 2) | 1; st = 9
+        elif st == 8: a <<= 2; st = 9
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    x = v.ev_target_voltage
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 7: a = (a << 2) | 2; st = 10
+        elif st == 8: a = (a << 2) | 1; st = 10
+        elif st == 9: a <<= 1; st = 10
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
+    _c = _EC_CurrentDemandRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.response_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        _i = _I_ResponseCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 8) | (_i << 1)
+    x = v.dc_evse_status
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        if type(x) is not DC_EVSEStatus: raise EncodeWindowMiss
+        _c = _EC_DC_EVSEStatus.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    x = v.evse_present_voltage
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 3
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    x = v.evse_present_current
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 4
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    x = v.evse_current_limit_achieved
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 5
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 4) | (x << 1)
+    x = v.evse_voltage_limit_achieved
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 6
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 4) | (x << 1)
+    x = v.evse_power_limit_achieved
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 7
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 4) | (x << 1)
+    x = v.evse_maximum_voltage_limit
+    if x is None:
+        pass
+    else:
+        st = 8
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    x = v.evse_maximum_current_limit
+    if x is None:
+        pass
+    else:
+        if st == 7: a = (a << 3) | 1; st = 9
+        elif st == 8: a <<= 2; st = 9
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    x = v.evse_maximum_power_limit
+    if x is None:
+        pass
+    else:
+        if st == 7: a = (a << 3) | 2; st = 10
+        elif st == 8: a = (a << 2) | 1; st = 10
+        elif st == 9: a <<= 2; st = 10
+        else: raise EncodeWindowMiss
+        if type(x) is not PhysicalValue: raise EncodeWindowMiss
+        _c = _EC_PhysicalValue.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    x = v.evseid
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 7: a = (a << 3) | 3; st = 11
+        elif st == 8: a = (a << 2) | 2; st = 11
+        elif st == 9: a = (a << 2) | 1; st = 11
+        elif st == 10: a <<= 1; st = 11
+        else: raise EncodeWindowMiss
+        if type(x) is EmptyStr:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+            a = wstring(a, x)
+            a <<= 1
+    x = v.sa_schedule_tuple_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 12
+        if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+        a = (a << 11) | ((x - 1) << 1)
+    x = v.meter_info
+    if x is None:
+        pass
+    else:
+        st = 13
+        if type(x) is not MeterInfo: raise EncodeWindowMiss
+        _c = _EC_MeterInfo.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_MeterInfo(x); a = (a << (_n + 2)) | _b
+    x = v.receipt_required
+    if x is None:
+        pass
+    else:
+        if st == 12: a = (a << 2) | 1; st = 14
+        elif st == 13: a <<= 2; st = 14
+        else: raise EncodeWindowMiss
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    e = _EE_CurrentDemandRes[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
+    _c = _EC_DC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.notification_max_delay
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 65535: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.evse_notification
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        _i = _I_EVSENotification.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 5) | (_i << 1)
+    x = v.evse_isolation_status
+    if x is None:
+        pass
+    else:
+        st = 3
+        _i = _I_IsolationLevel.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 7) | (_i << 1)
+    x = v.evse_status_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 2: a = (a << 2) | 1; st = 4
+        elif st == 3: a <<= 1; st = 4
+        else: raise EncodeWindowMiss
+        _i = _I_DC_EVSEStatusCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 6) | (_i << 1)
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
+        _EC_DC_EVSEStatus[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_MessageHeader(v: Any) -> tuple[int, int]:
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.session_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 1
+        if type(x) is EmptyBytes:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise EncodeWindowMiss
+            a = wbinary(a, x)
+            a <<= 1
+    x = v.notification
+    if x is None:
+        pass
+    else:
+        st = 2
+        if type(x) is not Notification: raise EncodeWindowMiss
+        _b, _n = _ew_Notification(x); a = (a << (_n + 2)) | _b
+    x = v.signature
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 2) | 1; st = 3
+        elif st == 2: a <<= 2; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not Signature: raise EncodeWindowMiss
+        raise EncodeWindowMiss
+    e = _EE_MessageHeader[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_MeterInfo(v: Any) -> tuple[int, int]:
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.meter_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 1
+        if type(x) is EmptyStr:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
+            a = wstring(a, x)
+            a <<= 1
+    x = v.meter_reading
+    if x is None:
+        pass
+    else:
+        st = 2
+        a <<= 4
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.sig_meter_reading
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 1; st = 3
+        elif st == 2: a <<= 3; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is EmptyBytes:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise EncodeWindowMiss
+            a = wbinary(a, x)
+            a <<= 1
+    x = v.meter_status
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 2; st = 4
+        elif st == 2: a = (a << 3) | 1; st = 4
+        elif st == 3: a <<= 2; st = 4
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+        if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+        else: a = winteger(a, x)
+        a <<= 1
+    x = v.t_meter
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 3; st = 5
+        elif st == 2: a = (a << 3) | 2; st = 5
+        elif st == 3: a = (a << 2) | 1; st = 5
+        elif st == 4: a <<= 2; st = 5
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < -9223372036854775808 or x > 9223372036854775807: raise EncodeWindowMiss
+        if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+        else: a = winteger(a, x)
+        a <<= 1
+    e = _EE_MeterInfo[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_Notification(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.fault_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        _i = _I_FaultCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 5) | (_i << 1)
+    x = v.fault_msg
+    if x is None:
+        pass
+    else:
+        st = 2
+        a <<= 2
+        if type(x) is EmptyStr:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, str) or len(x) > 64: raise EncodeWindowMiss
+            a = wstring(a, x)
+            a <<= 1
+    e = _EE_Notification[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_V2G_Message(v: Any) -> tuple[int, int]:
+    _c = _EC_V2G_Message.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    x = v.header
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not MessageHeader: raise EncodeWindowMiss
+        _c = _EC_MessageHeader.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+    x = v.body
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not Body: raise EncodeWindowMiss
+        _c = _EC_Body.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_Body(x); a = (a << (_n + 1)) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+        if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
+        _EC_V2G_Message[id(v)] = (v, _b, _n)
+    return _b, _n
+_SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
+_EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
+
+_REPEATED = {'_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dx_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dx_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dx_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dx_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_dx_ConsumptionCost': {'Cost': 'f1'}, '_d_PaymentOptionList': {'PaymentOption': 'f0'}, '_dg_PaymentOptionList': {'PaymentOption': 'f0'}, '_dx_PaymentOptionList': {'PaymentOption': 'f0'}, '_d_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dg_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dx_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_dx_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_dx_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_dx_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_dx_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_dx_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f0'}, '_dg_ChargingProfile': {'ProfileEntry': 'f0'}, '_dx_ChargingProfile': {'ProfileEntry': 'f0'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 # class -> its identity cache of encodings (substitution-group members)
 _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -2098,7 +2098,7 @@ _R_AC_ChargeLoopReq_3 = _DT_AC_ChargeLoopReq[3][2]
 _R_AC_ChargeLoopReq_4 = _DT_AC_ChargeLoopReq[4][2]
 
 
-def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
+def _dx_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
     _p = None
     try:
         _q = r.pos + 1
@@ -2791,7 +2791,7 @@ _R_AC_ChargeLoopRes_6 = _DT_AC_ChargeLoopRes[6][2]
 _R_AC_ChargeLoopRes_7 = _DT_AC_ChargeLoopRes[7][2]
 
 
-def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
+def _dx_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
     _p = None
     try:
         _q = r.pos + 1
@@ -2918,6 +2918,14 @@ def _e_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
     if _c is not None and _c[0] is v:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
+    if True:
+        try:
+            _b, _n = _ew_AC_ChargeLoopRes(v)
+        except Exception:
+            pass  # the generic encoder below gives the value's encoding or error
+        else:
+            w.acc = (w.acc << _n) | _b
+            return
     _a = w.acc.bit_length()
     _b = len(w.buf)
     _eu_AC_ChargeLoopRes(w, v)
@@ -8572,7 +8580,4006 @@ _SM_AC_ChargeLoopRes_6 = {BPT_Dynamic_AC_CLResControlMode: 0, BPT_Scheduled_AC_C
 _SE_AC_ChargeLoopRes_cl_res_control_mode = (_e_BPT_Dynamic_AC_CLResControlMode, _e_BPT_Scheduled_AC_CLResControlMode, _e_CLResControlMode, _e_Dynamic_AC_CLResControlMode, _e_Scheduled_AC_CLResControlMode,)
 _SD_AC_ChargeLoopRes_cl_res_control_mode = (_d_BPT_Dynamic_AC_CLResControlMode, _d_BPT_Scheduled_AC_CLResControlMode, _d_CLResControlMode, _d_Dynamic_AC_CLResControlMode, _d_Scheduled_AC_CLResControlMode,)
 
-_REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
+
+def _dw_CLReqControlMode(V: int, q: int) -> tuple[CLReqControlMode, int]:
+    q -= 1
+    fid = _W_CLReqControlMode_0[(V >> q) & 0x1]
+    if fid != -1: raise WindowMiss
+    return CLReqControlMode(), q
+
+
+def _dw_CLResControlMode(V: int, q: int) -> tuple[CLResControlMode, int]:
+    q -= 1
+    fid = _W_CLResControlMode_0[(V >> q) & 0x1]
+    if fid != -1: raise WindowMiss
+    return CLResControlMode(), q
+
+
+def _dw_MessageHeader(V: int, q: int) -> tuple[MessageHeader, int]:
+    q -= 1
+    fid = _W_MessageHeader_0[(V >> q) & 0x1]
+    if fid == 0:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80: raise WindowMiss
+        if _n < 8 or _n > 8: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f0 = (_x >> 1).to_bytes(_n, 'big')
+        q -= 1
+        fid = _W_MessageHeader_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f1 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f1 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f1, q = wint(V, q, 0)
+        if not (f1 <= 18446744073709551615): raise WindowMiss
+        q -= 2
+        fid = _W_MessageHeader_2[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 2: raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_MessageHeader()
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = None
+    o.__class__ = MessageHeader
+    return o, q
+
+
+def _dw_RationalNumber(V: int, q: int) -> tuple[RationalNumber, int]:
+    _s = q - 32
+    if _s >= 0:
+        _y = (V >> _s) & 0xffffffff
+        _h = _C_RationalNumber.get(_y)
+        if _h is not None: return _h[0], q - _h[1]
+    else:
+        _y = (V << -_s) & 0xffffffff
+    _x = _y >> 18
+    if _x & 0x300e != 0x0: return _dwg_RationalNumber(V, q)
+    a0 = (_x >> 4) & 0xff
+    if (_y >> 8) & 0x203 == 0:
+        _v = ((_y >> 10) & 0x7f) ^ -(_x & 1); _n = 24
+    elif _y & 0x20203 == 0x20000:
+        _v = (((_y >> 10) & 0x7f) | (((_y >> 2) & 0x7f) << 7)) ^ -(_x & 1); _n = 32
+    else:
+        return _dwg_RationalNumber(V, q)
+    if not (_n <= q): return _dwg_RationalNumber(V, q)
+    o = _B_RationalNumber()
+    o.exponent = a0 + -128
+    o.value = _v
+    o.__class__ = RationalNumber
+    if _s >= 0:
+        if len(_C_RationalNumber) >= 256: _C_RationalNumber.clear()
+        _C_RationalNumber[_y] = (o, _n)
+    return o, q - _n
+
+
+def _dwg_RationalNumber(V: int, q: int) -> tuple[RationalNumber, int]:
+    q -= 1
+    fid = _W_RationalNumber_0[(V >> q) & 0x1]
+    if fid == 0:
+        q -= 10
+        _x = (V >> q) & 0x3ff
+        if _x & 0x201: raise WindowMiss
+        f0 = (_x >> 1) + -128
+        q -= 1
+        fid = _W_RationalNumber_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _s = q - 19
+        _x = (V >> _s) & 0x7ffff if _s >= 0 else -1
+        if _x & 0x50100 == 0:
+            f1 = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1); q = _s + 8
+        elif _x & 0x50101 == 0x10000:
+            f1 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1); q = _s
+        else:
+            f1, q = wint(V, q, 1)
+        if not (-32768 <= f1 and f1 <= 32767): raise WindowMiss
+        q -= 1
+        fid = _W_RationalNumber_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_RationalNumber()
+    o.exponent = f0
+    o.value = f1
+    o.__class__ = RationalNumber
+    return o, q
+
+
+def _dw_AC_ChargeLoopReq(V: int, q: int) -> tuple[AC_ChargeLoopReq, int]:
+    q -= 1
+    fid, m = _WM_AC_ChargeLoopReq_0[(V >> q) & 0x1]
+    if fid == 0:
+        f0, q = _dw_MessageHeader(V, q)
+        q -= 2
+        fid, m = _WM_AC_ChargeLoopReq_1[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_DisplayParameters(V, q)
+        q -= 1
+        fid, m = _WM_AC_ChargeLoopReq_2[(V >> q) & 0x1]
+    else:
+        f1 = None
+    if fid == 2:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f2 = _x == 2
+        q -= 3
+        fid, m = _WM_AC_ChargeLoopReq_3[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 3:
+        f3, q = _SW_AC_ChargeLoopReq_cl_req_control_mode[m](V, q)
+        q -= 1
+        fid, m = _WM_AC_ChargeLoopReq_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_AC_ChargeLoopReq()
+    o.header = f0
+    o.display_parameters = f1
+    o.meter_info_requested = f2
+    o.cl_req_control_mode = f3
+    o.__class__ = AC_ChargeLoopReq
+    return o, q
+
+
+def _dw_DisplayParameters(V: int, q: int) -> tuple[DisplayParameters, int]:
+    q -= 4
+    fid = _W_DisplayParameters_0[(V >> q) & 0xf]
+    if fid == 0:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f0 = _x >> 1
+        q -= 4
+        fid = _W_DisplayParameters_1[(V >> q) & 0xf]
+    else:
+        f0 = None
+    if fid == 1:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f1 = _x >> 1
+        q -= 4
+        fid = _W_DisplayParameters_2[(V >> q) & 0xf]
+    else:
+        f1 = None
+    if fid == 2:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f2 = _x >> 1
+        q -= 4
+        fid = _W_DisplayParameters_3[(V >> q) & 0xf]
+    else:
+        f2 = None
+    if fid == 3:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f3 = _x >> 1
+        q -= 3
+        fid = _W_DisplayParameters_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f4 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f4 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f4, q = wint(V, q, 0)
+        if not (f4 <= 4294967295): raise WindowMiss
+        q -= 3
+        fid = _W_DisplayParameters_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f5 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f5 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f5, q = wint(V, q, 0)
+        if not (f5 <= 4294967295): raise WindowMiss
+        q -= 3
+        fid = _W_DisplayParameters_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f6 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f6 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f6, q = wint(V, q, 0)
+        if not (f6 <= 4294967295): raise WindowMiss
+        q -= 3
+        fid = _W_DisplayParameters_7[(V >> q) & 0x7]
+    else:
+        f6 = None
+    if fid == 7:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f7 = _x == 2
+        q -= 2
+        fid = _W_DisplayParameters_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_DisplayParameters_9[(V >> q) & 0x3]
+    else:
+        f8 = None
+    if fid == 9:
+        q -= 3
+        _x = (V >> q) & 0x7
+        if _x & 0x5: raise WindowMiss
+        f9 = _x == 2
+        q -= 1
+        fid = _W_DisplayParameters_10[(V >> q) & 0x1]
+    else:
+        f9 = None
+    if fid != -1: raise WindowMiss
+    o = _B_DisplayParameters()
+    o.present_soc = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.maximum_soc = f3
+    o.remaining_time_to_minimum_soc = f4
+    o.remaining_time_to_target_soc = f5
+    o.remaining_time_to_maximum_soc = f6
+    o.charging_complete = f7
+    o.battery_energy_capacity = f8
+    o.inlet_hot = f9
+    o.__class__ = DisplayParameters
+    return o, q
+
+
+def _dw_AC_ChargeLoopRes(V: int, q: int) -> tuple[AC_ChargeLoopRes, int]:
+    q -= 1
+    fid, m = _WM_AC_ChargeLoopRes_0[(V >> q) & 0x1]
+    if fid == 0:
+        f0, q = _dw_MessageHeader(V, q)
+        q -= 1
+        fid, m = _WM_AC_ChargeLoopRes_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 8
+        _x = (V >> q) & 0xff
+        if _x & 0x81: raise WindowMiss
+        f1 = _V_ResponseCode[_x >> 1]
+        q -= 4
+        fid, m = _WM_AC_ChargeLoopRes_2[(V >> q) & 0xf]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        f2, q = _dw_EVSEStatus(V, q)
+        q -= 4
+        fid, m = _WM_AC_ChargeLoopRes_3[(V >> q) & 0xf]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_MeterInfo(V, q)
+        q -= 3
+        fid, m = _WM_AC_ChargeLoopRes_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_Receipt(V, q)
+        q -= 3
+        fid, m = _WM_AC_ChargeLoopRes_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid, m = _WM_AC_ChargeLoopRes_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _SW_AC_ChargeLoopRes_cl_res_control_mode[m](V, q)
+        q -= 1
+        fid, m = _WM_AC_ChargeLoopRes_7[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_AC_ChargeLoopRes()
+    o.header = f0
+    o.response_code = f1
+    o.evse_status = f2
+    o.meter_info = f3
+    o.receipt = f4
+    o.evse_target_frequency = f5
+    o.cl_res_control_mode = f6
+    o.__class__ = AC_ChargeLoopRes
+    return o, q
+
+
+def _dw_EVSEStatus(V: int, q: int) -> tuple[EVSEStatus, int]:
+    q -= 1
+    fid = _W_EVSEStatus_0[(V >> q) & 0x1]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 65535): raise WindowMiss
+        q -= 1
+        fid = _W_EVSEStatus_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        q -= 5
+        _x = (V >> q) & 0x1f
+        if _x & 0x11: raise WindowMiss
+        f1 = _V_EvseNotification[_x >> 1]
+        q -= 1
+        fid = _W_EVSEStatus_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_EVSEStatus()
+    o.notification_max_delay = f0
+    o.evse_notification = f1
+    o.__class__ = EVSEStatus
+    return o, q
+
+
+def _dw_MeterInfo(V: int, q: int) -> tuple[MeterInfo, int]:
+    q -= 1
+    fid = _W_MeterInfo_0[(V >> q) & 0x1]
+    if fid == 0:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80 or _n < 2: raise WindowMiss
+        _n -= 2
+        if _n > 32: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f0 = wascii((_x >> 1).to_bytes(_n, 'big'))
+        q -= 1
+        fid = _W_MeterInfo_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f1 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f1 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f1, q = wint(V, q, 0)
+        if not (f1 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_MeterInfo_2[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f2 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f2 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f2, q = wint(V, q, 0)
+        if not (f2 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_MeterInfo_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f3 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f3 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f3, q = wint(V, q, 0)
+        if not (f3 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_MeterInfo_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f4 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f4 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f4, q = wint(V, q, 0)
+        if not (f4 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_MeterInfo_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        _n = (V >> (q - 9)) & 0x1ff
+        if _n >= 0x80: raise WindowMiss
+        if _n > 64: raise WindowMiss
+        _b = _n << 3
+        q -= 10 + _b
+        _x = (V >> q) & ((2 << _b) - 1)
+        if _x & 1: raise WindowMiss
+        f5 = (_x >> 1).to_bytes(_n, 'big')
+        q -= 2
+        fid = _W_MeterInfo_6[(V >> q) & 0x3]
+    else:
+        f5 = None
+    if fid == 6:
+        _s = q - 19
+        _x = (V >> _s) & 0x7ffff if _s >= 0 else -1
+        if _x & 0x50100 == 0:
+            f6 = ((_x >> 9) & 0x7f) ^ -((_x >> 17) & 1); q = _s + 8
+        elif _x & 0x50101 == 0x10000:
+            f6 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)) ^ -((_x >> 17) & 1); q = _s
+        else:
+            f6, q = wint(V, q, 1)
+        if not (-32768 <= f6 and f6 <= 32767): raise WindowMiss
+        q -= 2
+        fid = _W_MeterInfo_7[(V >> q) & 0x3]
+    else:
+        f6 = None
+    if fid == 7:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f7 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f7 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f7, q = wint(V, q, 0)
+        if not (f7 <= 18446744073709551615): raise WindowMiss
+        q -= 1
+        fid = _W_MeterInfo_8[(V >> q) & 0x1]
+    else:
+        f7 = None
+    if fid != -1: raise WindowMiss
+    o = _B_MeterInfo()
+    o.meter_id = f0
+    o.charged_energy_reading_wh = f1
+    o.bpt_discharged_energy_reading_wh = f2
+    o.capacitive_energy_reading_va_rh = f3
+    o.bpt_inductive_energy_reading_va_rh = f4
+    o.meter_signature = f5
+    o.meter_status = f6
+    o.meter_timestamp = f7
+    o.__class__ = MeterInfo
+    return o, q
+
+
+def _dw_Receipt(V: int, q: int) -> tuple[Receipt, int]:
+    q -= 1
+    fid = _W_Receipt_0[(V >> q) & 0x1]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 18446744073709551615): raise WindowMiss
+        q -= 3
+        fid = _W_Receipt_1[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_DetailedCost(V, q)
+        q -= 3
+        fid = _W_Receipt_2[(V >> q) & 0x7]
+    else:
+        f1 = None
+    if fid == 2:
+        f2, q = _dw_DetailedCost(V, q)
+        q -= 3
+        fid = _W_Receipt_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_DetailedCost(V, q)
+        q -= 2
+        fid = _W_Receipt_4[(V >> q) & 0x3]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_DetailedCost(V, q)
+        q -= 2
+        fid = _W_Receipt_5[(V >> q) & 0x3]
+    else:
+        f4 = None
+    if fid == 5: raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_Receipt()
+    o.time_anchor = f0
+    o.energy_costs = f1
+    o.occupancy_costs = f2
+    o.additional_services_costs = f3
+    o.overstay_costs = f4
+    o.tax_costs = ()
+    o.__class__ = Receipt
+    return o, q
+
+
+def _dw_DetailedCost(V: int, q: int) -> tuple[DetailedCost, int]:
+    q -= 1
+    fid = _W_DetailedCost_0[(V >> q) & 0x1]
+    if fid == 0:
+        f0, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_DetailedCost_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_DetailedCost_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_DetailedCost()
+    o.amount = f0
+    o.cost_per_unit = f1
+    o.__class__ = DetailedCost
+    return o, q
+
+
+def _dw_DetailedTax(V: int, q: int) -> tuple[DetailedTax, int]:
+    q -= 1
+    fid = _W_DetailedTax_0[(V >> q) & 0x1]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (1 <= f0 and f0 <= 4294967295): raise WindowMiss
+        q -= 1
+        fid = _W_DetailedTax_1[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_DetailedTax_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid != -1: raise WindowMiss
+    o = _B_DetailedTax()
+    o.tax_rule_id = f0
+    o.amount = f1
+    o.__class__ = DetailedTax
+    return o, q
+
+
+def _dw_Scheduled_AC_CLReqControlMode(V: int, q: int) -> tuple[Scheduled_AC_CLReqControlMode, int]:
+    q -= 4
+    fid = _W_Scheduled_AC_CLReqControlMode_0[(V >> q) & 0xf]
+    if fid == 0:
+        f0, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Scheduled_AC_CLReqControlMode_1[(V >> q) & 0xf]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Scheduled_AC_CLReqControlMode_2[(V >> q) & 0xf]
+    else:
+        f1 = None
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLReqControlMode_7[(V >> q) & 0x3]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLReqControlMode_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Scheduled_AC_CLReqControlMode_9[(V >> q) & 0x1]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_10[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_11[(V >> q) & 0x7]
+    else:
+        f10 = None
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLReqControlMode_12[(V >> q) & 0x7]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLReqControlMode_13[(V >> q) & 0x3]
+    else:
+        f12 = None
+    if fid == 13:
+        f13, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLReqControlMode_14[(V >> q) & 0x3]
+    else:
+        f13 = None
+    if fid == 14:
+        f14, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Scheduled_AC_CLReqControlMode_15[(V >> q) & 0x1]
+    else:
+        f14 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Scheduled_AC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_maximum_charge_power = f3
+    o.ev_maximum_charge_power_l2 = f4
+    o.ev_maximum_charge_power_l3 = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_minimum_charge_power_l2 = f7
+    o.ev_minimum_charge_power_l3 = f8
+    o.ev_present_active_power = f9
+    o.ev_present_active_power_l2 = f10
+    o.ev_present_active_power_l3 = f11
+    o.ev_present_reactive_power = f12
+    o.ev_present_reactive_power_l2 = f13
+    o.ev_present_reactive_power_l3 = f14
+    o.__class__ = Scheduled_AC_CLReqControlMode
+    return o, q
+
+
+def _dw_Scheduled_AC_CLResControlMode(V: int, q: int) -> tuple[Scheduled_AC_CLResControlMode, int]:
+    q -= 4
+    fid = _W_Scheduled_AC_CLResControlMode_0[(V >> q) & 0xf]
+    if fid == 0:
+        f0, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Scheduled_AC_CLResControlMode_1[(V >> q) & 0xf]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Scheduled_AC_CLResControlMode_2[(V >> q) & 0xf]
+    else:
+        f1 = None
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLResControlMode_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLResControlMode_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLResControlMode_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Scheduled_AC_CLResControlMode_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLResControlMode_7[(V >> q) & 0x3]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Scheduled_AC_CLResControlMode_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Scheduled_AC_CLResControlMode_9[(V >> q) & 0x1]
+    else:
+        f8 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Scheduled_AC_CLResControlMode()
+    o.evse_target_active_power = f0
+    o.evse_target_active_power_l2 = f1
+    o.evse_target_active_power_l3 = f2
+    o.evse_target_reactive_power = f3
+    o.evse_target_reactive_power_l2 = f4
+    o.evse_target_reactive_power_l3 = f5
+    o.evse_present_active_power = f6
+    o.evse_present_active_power_l2 = f7
+    o.evse_present_active_power_l3 = f8
+    o.__class__ = Scheduled_AC_CLResControlMode
+    return o, q
+
+
+def _dw_BPT_Scheduled_AC_CLReqControlMode(V: int, q: int) -> tuple[BPT_Scheduled_AC_CLReqControlMode, int]:
+    q -= 4
+    fid = _W_BPT_Scheduled_AC_CLReqControlMode_0[(V >> q) & 0xf]
+    if fid == 0:
+        f0, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_1[(V >> q) & 0xf]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_2[(V >> q) & 0xf]
+    else:
+        f1 = None
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_7[(V >> q) & 0x3]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_9[(V >> q) & 0x1]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_10[(V >> q) & 0xf]
+    else:
+        raise WindowMiss
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_15[(V >> q) & 0xf]
+    else:
+        f10 = None
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_16[(V >> q) & 0xf]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_17[(V >> q) & 0xf]
+    else:
+        f12 = None
+    if fid == 13:
+        f13, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_18[(V >> q) & 0xf]
+    else:
+        f13 = None
+    if fid == 14:
+        f14, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_19[(V >> q) & 0x7]
+    else:
+        f14 = None
+    if fid == 15:
+        f15, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_20[(V >> q) & 0x7]
+    else:
+        f15 = None
+    if fid == 16:
+        f16, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_21[(V >> q) & 0x7]
+    else:
+        f16 = None
+    if fid == 17:
+        f17, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_11[(V >> q) & 0x7]
+    else:
+        f17 = None
+    if fid == 18:
+        f18, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_12[(V >> q) & 0x3]
+    else:
+        f18 = None
+    if fid == 19:
+        f19, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_13[(V >> q) & 0x3]
+    else:
+        f19 = None
+    if fid == 20:
+        f20, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Scheduled_AC_CLReqControlMode_14[(V >> q) & 0x1]
+    else:
+        f20 = None
+    if fid != -1: raise WindowMiss
+    o = _B_BPT_Scheduled_AC_CLReqControlMode()
+    o.ev_target_energy_request = f0
+    o.ev_maximum_energy_request = f1
+    o.ev_minimum_energy_request = f2
+    o.ev_maximum_charge_power = f3
+    o.ev_maximum_charge_power_l2 = f4
+    o.ev_maximum_charge_power_l3 = f5
+    o.ev_minimum_charge_power = f6
+    o.ev_minimum_charge_power_l2 = f7
+    o.ev_minimum_charge_power_l3 = f8
+    o.ev_present_active_power = f9
+    o.ev_present_active_power_l2 = f10
+    o.ev_present_active_power_l3 = f11
+    o.ev_present_reactive_power = f12
+    o.ev_present_reactive_power_l2 = f13
+    o.ev_present_reactive_power_l3 = f14
+    o.ev_maximum_discharge_power = f15
+    o.ev_maximum_discharge_power_l2 = f16
+    o.ev_maximum_discharge_power_l3 = f17
+    o.ev_minimum_discharge_power = f18
+    o.ev_minimum_discharge_power_l2 = f19
+    o.ev_minimum_discharge_power_l3 = f20
+    o.__class__ = BPT_Scheduled_AC_CLReqControlMode
+    return o, q
+
+
+def _dw_BPT_Scheduled_AC_CLResControlMode(V: int, q: int) -> tuple[BPT_Scheduled_AC_CLResControlMode, int]:
+    q -= 4
+    fid = _W_BPT_Scheduled_AC_CLResControlMode_0[(V >> q) & 0xf]
+    if fid == 0:
+        f0, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_1[(V >> q) & 0xf]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_2[(V >> q) & 0xf]
+    else:
+        f1 = None
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_3[(V >> q) & 0x7]
+    else:
+        f2 = None
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_4[(V >> q) & 0x7]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_5[(V >> q) & 0x7]
+    else:
+        f4 = None
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_6[(V >> q) & 0x7]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_7[(V >> q) & 0x3]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_8[(V >> q) & 0x3]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Scheduled_AC_CLResControlMode_9[(V >> q) & 0x1]
+    else:
+        f8 = None
+    if fid != -1: raise WindowMiss
+    o = _B_BPT_Scheduled_AC_CLResControlMode()
+    o.evse_target_active_power = f0
+    o.evse_target_active_power_l2 = f1
+    o.evse_target_active_power_l3 = f2
+    o.evse_target_reactive_power = f3
+    o.evse_target_reactive_power_l2 = f4
+    o.evse_target_reactive_power_l3 = f5
+    o.evse_present_active_power = f6
+    o.evse_present_active_power_l2 = f7
+    o.evse_present_active_power_l3 = f8
+    o.__class__ = BPT_Scheduled_AC_CLResControlMode
+    return o, q
+
+
+def _dw_Dynamic_AC_CLReqControlMode(V: int, q: int) -> tuple[Dynamic_AC_CLReqControlMode, int]:
+    q -= 2
+    fid = _W_Dynamic_AC_CLReqControlMode_0[(V >> q) & 0x3]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 4294967295): raise WindowMiss
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_1[(V >> q) & 0x1]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_5[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_8[(V >> q) & 0x3]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_6[(V >> q) & 0x1]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_7[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_9[(V >> q) & 0x3]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_10[(V >> q) & 0x1]
+    else:
+        f9 = None
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_11[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_12[(V >> q) & 0x3]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_13[(V >> q) & 0x1]
+    else:
+        f12 = None
+    if fid == 13:
+        f13, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_14[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 14:
+        f14, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLReqControlMode_15[(V >> q) & 0x3]
+    else:
+        f14 = None
+    if fid == 15:
+        f15, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLReqControlMode_16[(V >> q) & 0x1]
+    else:
+        f15 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Dynamic_AC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_maximum_charge_power_l2 = f5
+    o.ev_maximum_charge_power_l3 = f6
+    o.ev_minimum_charge_power = f7
+    o.ev_minimum_charge_power_l2 = f8
+    o.ev_minimum_charge_power_l3 = f9
+    o.ev_present_active_power = f10
+    o.ev_present_active_power_l2 = f11
+    o.ev_present_active_power_l3 = f12
+    o.ev_present_reactive_power = f13
+    o.ev_present_reactive_power_l2 = f14
+    o.ev_present_reactive_power_l3 = f15
+    o.__class__ = Dynamic_AC_CLReqControlMode
+    return o, q
+
+
+def _dw_Dynamic_AC_CLResControlMode(V: int, q: int) -> tuple[Dynamic_AC_CLResControlMode, int]:
+    q -= 3
+    fid = _W_Dynamic_AC_CLResControlMode_0[(V >> q) & 0x7]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 4294967295): raise WindowMiss
+        q -= 3
+        fid = _W_Dynamic_AC_CLResControlMode_1[(V >> q) & 0x7]
+    else:
+        f0 = None
+    if fid == 1:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f1 = _x >> 1
+        q -= 2
+        fid = _W_Dynamic_AC_CLResControlMode_2[(V >> q) & 0x3]
+    else:
+        f1 = None
+    if fid == 2:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f2 = _x >> 1
+        q -= 2
+        fid = _W_Dynamic_AC_CLResControlMode_3[(V >> q) & 0x3]
+    else:
+        f2 = None
+    if fid == 3:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f3 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f3 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f3, q = wint(V, q, 0)
+        if not (f3 <= 65535): raise WindowMiss
+        q -= 1
+        fid = _W_Dynamic_AC_CLResControlMode_4[(V >> q) & 0x1]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Dynamic_AC_CLResControlMode_5[(V >> q) & 0xf]
+    else:
+        raise WindowMiss
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_Dynamic_AC_CLResControlMode_6[(V >> q) & 0xf]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Dynamic_AC_CLResControlMode_7[(V >> q) & 0x7]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Dynamic_AC_CLResControlMode_8[(V >> q) & 0x7]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Dynamic_AC_CLResControlMode_9[(V >> q) & 0x7]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_Dynamic_AC_CLResControlMode_10[(V >> q) & 0x7]
+    else:
+        f9 = None
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLResControlMode_11[(V >> q) & 0x3]
+    else:
+        f10 = None
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_Dynamic_AC_CLResControlMode_12[(V >> q) & 0x3]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_Dynamic_AC_CLResControlMode_13[(V >> q) & 0x1]
+    else:
+        f12 = None
+    if fid != -1: raise WindowMiss
+    o = _B_Dynamic_AC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_target_active_power = f4
+    o.evse_target_active_power_l2 = f5
+    o.evse_target_active_power_l3 = f6
+    o.evse_target_reactive_power = f7
+    o.evse_target_reactive_power_l2 = f8
+    o.evse_target_reactive_power_l3 = f9
+    o.evse_present_active_power = f10
+    o.evse_present_active_power_l2 = f11
+    o.evse_present_active_power_l3 = f12
+    o.__class__ = Dynamic_AC_CLResControlMode
+    return o, q
+
+
+def _dw_BPT_Dynamic_AC_CLReqControlMode(V: int, q: int) -> tuple[BPT_Dynamic_AC_CLReqControlMode, int]:
+    q -= 2
+    fid = _W_BPT_Dynamic_AC_CLReqControlMode_0[(V >> q) & 0x3]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 4294967295): raise WindowMiss
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_1[(V >> q) & 0x1]
+    else:
+        f0 = None
+    if fid == 1:
+        f1, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_2[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 2:
+        f2, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_3[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 3:
+        f3, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_4[(V >> q) & 0x1]
+    else:
+        raise WindowMiss
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_5[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_8[(V >> q) & 0x3]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_6[(V >> q) & 0x1]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_7[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_9[(V >> q) & 0x3]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_10[(V >> q) & 0x1]
+    else:
+        f9 = None
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_11[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_12[(V >> q) & 0x3]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_13[(V >> q) & 0x1]
+    else:
+        f12 = None
+    if fid == 13:
+        f13, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_14[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 14:
+        f14, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_16[(V >> q) & 0x3]
+    else:
+        f14 = None
+    if fid == 15:
+        f15, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_17[(V >> q) & 0x1]
+    else:
+        f15 = None
+    if fid == 16:
+        f16, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_15[(V >> q) & 0x3]
+    else:
+        raise WindowMiss
+    if fid == 17:
+        f17, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_18[(V >> q) & 0x3]
+    else:
+        f17 = None
+    if fid == 18:
+        f18, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_19[(V >> q) & 0x1]
+    else:
+        f18 = None
+    if fid == 19:
+        f19, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_20[(V >> q) & 0x7]
+    else:
+        raise WindowMiss
+    if fid == 20:
+        f20, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_21[(V >> q) & 0x7]
+    else:
+        f20 = None
+    if fid == 21:
+        f21, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_22[(V >> q) & 0x3]
+    else:
+        f21 = None
+    if fid == 22:
+        f22, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_23[(V >> q) & 0x3]
+    else:
+        f22 = None
+    if fid == 23:
+        f23, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLReqControlMode_24[(V >> q) & 0x1]
+    else:
+        f23 = None
+    if fid != -1: raise WindowMiss
+    o = _B_BPT_Dynamic_AC_CLReqControlMode()
+    o.departure_time = f0
+    o.ev_target_energy_request = f1
+    o.ev_maximum_energy_request = f2
+    o.ev_minimum_energy_request = f3
+    o.ev_maximum_charge_power = f4
+    o.ev_maximum_charge_power_l2 = f5
+    o.ev_maximum_charge_power_l3 = f6
+    o.ev_minimum_charge_power = f7
+    o.ev_minimum_charge_power_l2 = f8
+    o.ev_minimum_charge_power_l3 = f9
+    o.ev_present_active_power = f10
+    o.ev_present_active_power_l2 = f11
+    o.ev_present_active_power_l3 = f12
+    o.ev_present_reactive_power = f13
+    o.ev_present_reactive_power_l2 = f14
+    o.ev_present_reactive_power_l3 = f15
+    o.ev_maximum_discharge_power = f16
+    o.ev_maximum_discharge_power_l2 = f17
+    o.ev_maximum_discharge_power_l3 = f18
+    o.ev_minimum_discharge_power = f19
+    o.ev_minimum_discharge_power_l2 = f20
+    o.ev_minimum_discharge_power_l3 = f21
+    o.ev_maximum_v2_x_energy_request = f22
+    o.ev_minimum_v2_x_energy_request = f23
+    o.__class__ = BPT_Dynamic_AC_CLReqControlMode
+    return o, q
+
+
+def _dw_BPT_Dynamic_AC_CLResControlMode(V: int, q: int) -> tuple[BPT_Dynamic_AC_CLResControlMode, int]:
+    q -= 3
+    fid = _W_BPT_Dynamic_AC_CLResControlMode_0[(V >> q) & 0x7]
+    if fid == 0:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f0 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f0 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f0, q = wint(V, q, 0)
+        if not (f0 <= 4294967295): raise WindowMiss
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_1[(V >> q) & 0x7]
+    else:
+        f0 = None
+    if fid == 1:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f1 = _x >> 1
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_2[(V >> q) & 0x3]
+    else:
+        f1 = None
+    if fid == 2:
+        q -= 9
+        _x = (V >> q) & 0x1ff
+        if _x & 0x101: raise WindowMiss
+        if _x > 200: raise WindowMiss
+        f2 = _x >> 1
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_3[(V >> q) & 0x3]
+    else:
+        f2 = None
+    if fid == 3:
+        _s = q - 18
+        _x = (V >> _s) & 0x3ffff if _s >= 0 else -1
+        if _x & 0x30100 == 0:
+            f3 = ((_x >> 9) & 0x7f); q = _s + 8
+        elif _x & 0x30101 == 0x10000:
+            f3 = (((_x >> 9) & 0x7f) | ((_x & 0xfe) << 6)); q = _s
+        else:
+            f3, q = wint(V, q, 0)
+        if not (f3 <= 65535): raise WindowMiss
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_4[(V >> q) & 0x1]
+    else:
+        f3 = None
+    if fid == 4:
+        f4, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_5[(V >> q) & 0xf]
+    else:
+        raise WindowMiss
+    if fid == 5:
+        f5, q = _dw_RationalNumber(V, q)
+        q -= 4
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_6[(V >> q) & 0xf]
+    else:
+        f5 = None
+    if fid == 6:
+        f6, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_7[(V >> q) & 0x7]
+    else:
+        f6 = None
+    if fid == 7:
+        f7, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_8[(V >> q) & 0x7]
+    else:
+        f7 = None
+    if fid == 8:
+        f8, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_9[(V >> q) & 0x7]
+    else:
+        f8 = None
+    if fid == 9:
+        f9, q = _dw_RationalNumber(V, q)
+        q -= 3
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_10[(V >> q) & 0x7]
+    else:
+        f9 = None
+    if fid == 10:
+        f10, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_11[(V >> q) & 0x3]
+    else:
+        f10 = None
+    if fid == 11:
+        f11, q = _dw_RationalNumber(V, q)
+        q -= 2
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_12[(V >> q) & 0x3]
+    else:
+        f11 = None
+    if fid == 12:
+        f12, q = _dw_RationalNumber(V, q)
+        q -= 1
+        fid = _W_BPT_Dynamic_AC_CLResControlMode_13[(V >> q) & 0x1]
+    else:
+        f12 = None
+    if fid != -1: raise WindowMiss
+    o = _B_BPT_Dynamic_AC_CLResControlMode()
+    o.departure_time = f0
+    o.minimum_soc = f1
+    o.target_soc = f2
+    o.ack_max_delay = f3
+    o.evse_target_active_power = f4
+    o.evse_target_active_power_l2 = f5
+    o.evse_target_active_power_l3 = f6
+    o.evse_target_reactive_power = f7
+    o.evse_target_reactive_power_l2 = f8
+    o.evse_target_reactive_power_l3 = f9
+    o.evse_present_active_power = f10
+    o.evse_present_active_power_l2 = f11
+    o.evse_present_active_power_l3 = f12
+    o.__class__ = BPT_Dynamic_AC_CLResControlMode
+    return o, q
+
+
+def _d_AC_ChargeLoopReq(r: BitReader) -> AC_ChargeLoopReq:
+    """The window decoder when the window holds the rest of the input; else (or when it does not decode the bits) _dx_AC_ChargeLoopReq."""
+    if r.wend == r.end:
+        try:
+            o, q = _dw_AC_ChargeLoopReq(r.val, r.end - r.pos)
+        except WMISS:
+            pass
+        else:
+            r.pos = r.end - q
+            return o
+    return _dx_AC_ChargeLoopReq(r)
+
+
+def _d_AC_ChargeLoopRes(r: BitReader) -> AC_ChargeLoopRes:
+    """The window decoder when the window holds the rest of the input; else (or when it does not decode the bits) _dx_AC_ChargeLoopRes."""
+    if r.wend == r.end:
+        try:
+            o, q = _dw_AC_ChargeLoopRes(r.val, r.end - r.pos)
+        except WMISS:
+            pass
+        else:
+            r.pos = r.end - q
+            return o
+    return _dx_AC_ChargeLoopRes(r)
+_W_CLReqControlMode_0 = (-1, -2)
+_W_CLResControlMode_0 = (-1, -2)
+_W_MessageHeader_0 = (0, -2)
+_W_MessageHeader_1 = (1, -2)
+_W_MessageHeader_2 = (2, -1, -2, -3)
+_W_RationalNumber_0 = (0, -2)
+_W_RationalNumber_1 = (1, -2)
+_W_RationalNumber_2 = (-1, -2)
+_WM_AC_ChargeLoopReq_0 = ((0, 0), (-2, 0))
+_WM_AC_ChargeLoopReq_1 = ((1, 0), (2, 0), (-2, 0), (-3, 0))
+_WM_AC_ChargeLoopReq_2 = ((2, 0), (-2, 0))
+_WM_AC_ChargeLoopReq_3 = ((3, 0), (3, 1), (3, 2), (3, 3), (3, 4), (-2, 0), (-3, 0), (-3, 0))
+_SW_AC_ChargeLoopReq_cl_req_control_mode = (_dw_BPT_Dynamic_AC_CLReqControlMode, _dw_BPT_Scheduled_AC_CLReqControlMode, _dw_CLReqControlMode, _dw_Dynamic_AC_CLReqControlMode, _dw_Scheduled_AC_CLReqControlMode,)
+_WM_AC_ChargeLoopReq_4 = ((-1, 0), (-2, 0))
+_W_DisplayParameters_0 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -2, -3, -3, -3, -3)
+_W_DisplayParameters_1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -2, -3, -3, -3, -3, -3)
+_W_DisplayParameters_2 = (2, 3, 4, 5, 6, 7, 8, 9, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_DisplayParameters_3 = (3, 4, 5, 6, 7, 8, 9, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_DisplayParameters_4 = (4, 5, 6, 7, 8, 9, -1, -2)
+_W_DisplayParameters_5 = (5, 6, 7, 8, 9, -1, -2, -3)
+_W_DisplayParameters_6 = (6, 7, 8, 9, -1, -2, -3, -3)
+_W_DisplayParameters_7 = (7, 8, 9, -1, -2, -3, -3, -3)
+_W_DisplayParameters_8 = (8, 9, -1, -2)
+_W_DisplayParameters_9 = (9, -1, -2, -3)
+_W_DisplayParameters_10 = (-1, -2)
+_WM_AC_ChargeLoopRes_0 = ((0, 0), (-2, 0))
+_WM_AC_ChargeLoopRes_1 = ((1, 0), (-2, 0))
+_WM_AC_ChargeLoopRes_2 = ((2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (6, 1), (6, 2), (6, 3), (6, 4), (-2, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0))
+_WM_AC_ChargeLoopRes_3 = ((3, 0), (4, 0), (5, 0), (6, 0), (6, 1), (6, 2), (6, 3), (6, 4), (-2, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0), (-3, 0))
+_WM_AC_ChargeLoopRes_4 = ((4, 0), (5, 0), (6, 0), (6, 1), (6, 2), (6, 3), (6, 4), (-2, 0))
+_WM_AC_ChargeLoopRes_5 = ((5, 0), (6, 0), (6, 1), (6, 2), (6, 3), (6, 4), (-2, 0), (-3, 0))
+_WM_AC_ChargeLoopRes_6 = ((6, 0), (6, 1), (6, 2), (6, 3), (6, 4), (-2, 0), (-3, 0), (-3, 0))
+_SW_AC_ChargeLoopRes_cl_res_control_mode = (_dw_BPT_Dynamic_AC_CLResControlMode, _dw_BPT_Scheduled_AC_CLResControlMode, _dw_CLResControlMode, _dw_Dynamic_AC_CLResControlMode, _dw_Scheduled_AC_CLResControlMode,)
+_WM_AC_ChargeLoopRes_7 = ((-1, 0), (-2, 0))
+_W_EVSEStatus_0 = (0, -2)
+_W_EVSEStatus_1 = (1, -2)
+_W_EVSEStatus_2 = (-1, -2)
+_W_MeterInfo_0 = (0, -2)
+_W_MeterInfo_1 = (1, -2)
+_W_MeterInfo_2 = (2, 3, 4, 5, 6, 7, -1, -2)
+_W_MeterInfo_3 = (3, 4, 5, 6, 7, -1, -2, -3)
+_W_MeterInfo_4 = (4, 5, 6, 7, -1, -2, -3, -3)
+_W_MeterInfo_5 = (5, 6, 7, -1, -2, -3, -3, -3)
+_W_MeterInfo_6 = (6, 7, -1, -2)
+_W_MeterInfo_7 = (7, -1, -2, -3)
+_W_MeterInfo_8 = (-1, -2)
+_W_Receipt_0 = (0, -2)
+_W_Receipt_1 = (1, 2, 3, 4, 5, -1, -2, -3)
+_W_Receipt_2 = (2, 3, 4, 5, -1, -2, -3, -3)
+_W_Receipt_3 = (3, 4, 5, -1, -2, -3, -3, -3)
+_W_Receipt_4 = (4, 5, -1, -2)
+_W_Receipt_5 = (5, -1, -2, -3)
+_W_DetailedCost_0 = (0, -2)
+_W_DetailedCost_1 = (1, -2)
+_W_DetailedCost_2 = (-1, -2)
+_W_DetailedTax_0 = (0, -2)
+_W_DetailedTax_1 = (1, -2)
+_W_DetailedTax_2 = (-1, -2)
+_W_Scheduled_AC_CLReqControlMode_0 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_2 = (2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_3 = (3, 4, 5, 6, 7, 8, 9, -2)
+_W_Scheduled_AC_CLReqControlMode_4 = (4, 5, 6, 7, 8, 9, -2, -3)
+_W_Scheduled_AC_CLReqControlMode_5 = (5, 6, 7, 8, 9, -2, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_6 = (6, 7, 8, 9, -2, -3, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_7 = (7, 8, 9, -2)
+_W_Scheduled_AC_CLReqControlMode_8 = (8, 9, -2, -3)
+_W_Scheduled_AC_CLReqControlMode_9 = (9, -2)
+_W_Scheduled_AC_CLReqControlMode_10 = (10, 11, 12, 13, 14, -1, -2, -3)
+_W_Scheduled_AC_CLReqControlMode_11 = (11, 12, 13, 14, -1, -2, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_12 = (12, 13, 14, -1, -2, -3, -3, -3)
+_W_Scheduled_AC_CLReqControlMode_13 = (13, 14, -1, -2)
+_W_Scheduled_AC_CLReqControlMode_14 = (14, -1, -2, -3)
+_W_Scheduled_AC_CLReqControlMode_15 = (-1, -2)
+_W_Scheduled_AC_CLResControlMode_0 = (0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLResControlMode_1 = (1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLResControlMode_2 = (2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_Scheduled_AC_CLResControlMode_3 = (3, 4, 5, 6, 7, 8, -1, -2)
+_W_Scheduled_AC_CLResControlMode_4 = (4, 5, 6, 7, 8, -1, -2, -3)
+_W_Scheduled_AC_CLResControlMode_5 = (5, 6, 7, 8, -1, -2, -3, -3)
+_W_Scheduled_AC_CLResControlMode_6 = (6, 7, 8, -1, -2, -3, -3, -3)
+_W_Scheduled_AC_CLResControlMode_7 = (7, 8, -1, -2)
+_W_Scheduled_AC_CLResControlMode_8 = (8, -1, -2, -3)
+_W_Scheduled_AC_CLResControlMode_9 = (-1, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_0 = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_1 = (1, 2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_2 = (2, 3, 4, 5, 6, 7, 8, 9, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_3 = (3, 4, 5, 6, 7, 8, 9, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_4 = (4, 5, 6, 7, 8, 9, -2, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_5 = (5, 6, 7, 8, 9, -2, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_6 = (6, 7, 8, 9, -2, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_7 = (7, 8, 9, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_8 = (8, 9, -2, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_9 = (9, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_10 = (10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, -1, -2, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_15 = (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, -1, -2, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_16 = (12, 13, 14, 15, 16, 17, 18, 19, 20, -1, -2, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_17 = (13, 14, 15, 16, 17, 18, 19, 20, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_18 = (14, 15, 16, 17, 18, 19, 20, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_19 = (15, 16, 17, 18, 19, 20, -1, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_20 = (16, 17, 18, 19, 20, -1, -2, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_21 = (17, 18, 19, 20, -1, -2, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_11 = (18, 19, 20, -1, -2, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_12 = (19, 20, -1, -2)
+_W_BPT_Scheduled_AC_CLReqControlMode_13 = (20, -1, -2, -3)
+_W_BPT_Scheduled_AC_CLReqControlMode_14 = (-1, -2)
+_W_BPT_Scheduled_AC_CLResControlMode_0 = (0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_1 = (1, 2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_2 = (2, 3, 4, 5, 6, 7, 8, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_3 = (3, 4, 5, 6, 7, 8, -1, -2)
+_W_BPT_Scheduled_AC_CLResControlMode_4 = (4, 5, 6, 7, 8, -1, -2, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_5 = (5, 6, 7, 8, -1, -2, -3, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_6 = (6, 7, 8, -1, -2, -3, -3, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_7 = (7, 8, -1, -2)
+_W_BPT_Scheduled_AC_CLResControlMode_8 = (8, -1, -2, -3)
+_W_BPT_Scheduled_AC_CLResControlMode_9 = (-1, -2)
+_W_Dynamic_AC_CLReqControlMode_0 = (0, 1, -2, -3)
+_W_Dynamic_AC_CLReqControlMode_1 = (1, -2)
+_W_Dynamic_AC_CLReqControlMode_2 = (2, -2)
+_W_Dynamic_AC_CLReqControlMode_3 = (3, -2)
+_W_Dynamic_AC_CLReqControlMode_4 = (4, -2)
+_W_Dynamic_AC_CLReqControlMode_5 = (5, 6, 7, -2)
+_W_Dynamic_AC_CLReqControlMode_8 = (6, 7, -2, -3)
+_W_Dynamic_AC_CLReqControlMode_6 = (7, -2)
+_W_Dynamic_AC_CLReqControlMode_7 = (8, 9, 10, -2)
+_W_Dynamic_AC_CLReqControlMode_9 = (9, 10, -2, -3)
+_W_Dynamic_AC_CLReqControlMode_10 = (10, -2)
+_W_Dynamic_AC_CLReqControlMode_11 = (11, 12, 13, -2)
+_W_Dynamic_AC_CLReqControlMode_12 = (12, 13, -2, -3)
+_W_Dynamic_AC_CLReqControlMode_13 = (13, -2)
+_W_Dynamic_AC_CLReqControlMode_14 = (14, 15, -1, -2)
+_W_Dynamic_AC_CLReqControlMode_15 = (15, -1, -2, -3)
+_W_Dynamic_AC_CLReqControlMode_16 = (-1, -2)
+_W_Dynamic_AC_CLResControlMode_0 = (0, 1, 2, 3, 4, -2, -3, -3)
+_W_Dynamic_AC_CLResControlMode_1 = (1, 2, 3, 4, -2, -3, -3, -3)
+_W_Dynamic_AC_CLResControlMode_2 = (2, 3, 4, -2)
+_W_Dynamic_AC_CLResControlMode_3 = (3, 4, -2, -3)
+_W_Dynamic_AC_CLResControlMode_4 = (4, -2)
+_W_Dynamic_AC_CLResControlMode_5 = (5, 6, 7, 8, 9, 10, 11, 12, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_Dynamic_AC_CLResControlMode_6 = (6, 7, 8, 9, 10, 11, 12, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_Dynamic_AC_CLResControlMode_7 = (7, 8, 9, 10, 11, 12, -1, -2)
+_W_Dynamic_AC_CLResControlMode_8 = (8, 9, 10, 11, 12, -1, -2, -3)
+_W_Dynamic_AC_CLResControlMode_9 = (9, 10, 11, 12, -1, -2, -3, -3)
+_W_Dynamic_AC_CLResControlMode_10 = (10, 11, 12, -1, -2, -3, -3, -3)
+_W_Dynamic_AC_CLResControlMode_11 = (11, 12, -1, -2)
+_W_Dynamic_AC_CLResControlMode_12 = (12, -1, -2, -3)
+_W_Dynamic_AC_CLResControlMode_13 = (-1, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_0 = (0, 1, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_1 = (1, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_2 = (2, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_3 = (3, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_4 = (4, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_5 = (5, 6, 7, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_8 = (6, 7, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_6 = (7, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_7 = (8, 9, 10, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_9 = (9, 10, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_10 = (10, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_11 = (11, 12, 13, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_12 = (12, 13, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_13 = (13, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_14 = (14, 15, 16, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_16 = (15, 16, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_17 = (16, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_15 = (17, 18, 19, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_18 = (18, 19, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_19 = (19, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_20 = (20, 21, 22, 23, -1, -2, -3, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_21 = (21, 22, 23, -1, -2, -3, -3, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_22 = (22, 23, -1, -2)
+_W_BPT_Dynamic_AC_CLReqControlMode_23 = (23, -1, -2, -3)
+_W_BPT_Dynamic_AC_CLReqControlMode_24 = (-1, -2)
+_W_BPT_Dynamic_AC_CLResControlMode_0 = (0, 1, 2, 3, 4, -2, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_1 = (1, 2, 3, 4, -2, -3, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_2 = (2, 3, 4, -2)
+_W_BPT_Dynamic_AC_CLResControlMode_3 = (3, 4, -2, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_4 = (4, -2)
+_W_BPT_Dynamic_AC_CLResControlMode_5 = (5, 6, 7, 8, 9, 10, 11, 12, -1, -2, -3, -3, -3, -3, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_6 = (6, 7, 8, 9, 10, 11, 12, -1, -2, -3, -3, -3, -3, -3, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_7 = (7, 8, 9, 10, 11, 12, -1, -2)
+_W_BPT_Dynamic_AC_CLResControlMode_8 = (8, 9, 10, 11, 12, -1, -2, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_9 = (9, 10, 11, 12, -1, -2, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_10 = (10, 11, 12, -1, -2, -3, -3, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_11 = (11, 12, -1, -2)
+_W_BPT_Dynamic_AC_CLResControlMode_12 = (12, -1, -2, -3)
+_W_BPT_Dynamic_AC_CLResControlMode_13 = (-1, -2)
+
+
+def _ew_RationalNumber(v: Any) -> tuple[int, int]:
+    _c = _EC_RationalNumber.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    x0 = v.exponent
+    x1 = v.value
+    if (type(x0) is int and -128 <= x0 <= 127) and (type(x1) is int and -32768 <= x1 and x1 <= 32767):
+        _u = (-x1 - 1 if x1 < 0 else x1)
+        if _u < 0x80:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 10) | (_u << 2) | 0
+            _n = 24
+        elif _u < 0x4000:
+            _b = ((((x0 - -128) << 4) | (x1 < 0)) << 18) | ((((_u & 0x7F) << 8) | 0x8000 | (_u >> 7)) << 2) | 0
+            _n = 32
+        else:
+            a = wuint((1 << 14) | ((x0 - -128) << 4) | (x1 < 0), _u); a = (a << 2) | 0
+            _n = a.bit_length() - 1
+            return a ^ (1 << _n), _n
+        if len(_EC_RationalNumber) >= 256: _EC_RationalNumber.clear()
+        _EC_RationalNumber[id(v)] = (v, _b, _n)
+        return _b, _n
+    return _ewg_RationalNumber(v)
+
+
+
+def _ewg_RationalNumber(v: Any) -> tuple[int, int]:
+    a = 1
+    x = v.exponent
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not int or not -128 <= x <= 127: raise EncodeWindowMiss
+        a = (a << 11) | ((x - -128) << 1)
+    x = v.value
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        a <<= 2
+        if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+        if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+        else: a = winteger(a, x)
+        a <<= 1
+    a <<= 1
+    _n = a.bit_length() - 1
+    return a ^ (1 << _n), _n
+
+
+def _ew_AC_ChargeLoopReq(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.header
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        if type(x) is not MessageHeader: raise EncodeWindowMiss
+        _c = _EC_MessageHeader.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+    x = v.display_parameters
+    if x is None:
+        pass
+    else:
+        st = 2
+        if type(x) is not DisplayParameters: raise EncodeWindowMiss
+        _b, _n = _ew_DisplayParameters(x); a = (a << (_n + 2)) | _b
+    x = v.meter_info_requested
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 1: a = (a << 2) | 1; st = 3
+        elif st == 2: a <<= 1; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    x = v.cl_req_control_mode
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        m = _SM_AC_ChargeLoopReq_3.get(type(x))
+        if m is None: raise EncodeWindowMiss
+        t = _ET_AC_ChargeLoopReq[st].get((3, m))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        _b, _n = _SEW_AC_ChargeLoopReq_cl_req_control_mode[m](x); a = (a << _n) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
+    _c = _EC_AC_ChargeLoopRes.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.header
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        if type(x) is not MessageHeader: raise EncodeWindowMiss
+        _c = _EC_MessageHeader.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+    x = v.response_code
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        _i = _I_ResponseCode.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 9) | (_i << 1)
+    x = v.evse_status
+    if x is None:
+        pass
+    else:
+        st = 3
+        if type(x) is not EVSEStatus: raise EncodeWindowMiss
+        _c = _EC_EVSEStatus.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_EVSEStatus(x); a = (a << (_n + 4)) | _b
+    x = v.meter_info
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 4; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not MeterInfo: raise EncodeWindowMiss
+        _c = _EC_MeterInfo.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    x = v.receipt
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 4) | 2; st = 5
+        elif st == 3: a = (a << 4) | 1; st = 5
+        elif st == 4: a <<= 3; st = 5
+        else: raise EncodeWindowMiss
+        if type(x) is not Receipt: raise EncodeWindowMiss
+        _b, _n = _ew_Receipt(x); a = (a << _n) | _b
+    x = v.evse_target_frequency
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 4) | 3; st = 6
+        elif st == 3: a = (a << 4) | 2; st = 6
+        elif st == 4: a = (a << 3) | 1; st = 6
+        elif st == 5: a <<= 3; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.cl_res_control_mode
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        m = _SM_AC_ChargeLoopRes_6.get(type(x))
+        if m is None: raise EncodeWindowMiss
+        t = _ET_AC_ChargeLoopRes[st].get((6, m))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        _b, _n = _SEW_AC_ChargeLoopRes_cl_res_control_mode[m](x); a = (a << _n) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
+        _EC_AC_ChargeLoopRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_BPT_Dynamic_AC_CLReqControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.departure_time
+    if x is None:
+        pass
+    else:
+        st = 1
+        a <<= 3
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.ev_target_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 0: a = (a << 2) | 1; st = 2
+        elif st == 1: a <<= 1; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 3
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_minimum_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 4
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_maximum_charge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 5
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_maximum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 8
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_maximum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 2) | 1; st = 6
+        elif st == 8: a <<= 2; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 5: a = (a << 2) | 2; st = 7
+        elif st == 6: a <<= 1; st = 7
+        elif st == 8: a = (a << 2) | 1; st = 7
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 9
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_minimum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 7: a = (a << 2) | 1; st = 10
+        elif st == 9: a <<= 2; st = 10
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 7: a = (a << 2) | 2; st = 11
+        elif st == 9: a = (a << 2) | 1; st = 11
+        elif st == 10: a <<= 1; st = 11
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 12
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 11: a = (a << 2) | 1; st = 13
+        elif st == 12: a <<= 2; st = 13
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 11: a = (a << 2) | 2; st = 14
+        elif st == 12: a = (a << 2) | 1; st = 14
+        elif st == 13: a <<= 1; st = 14
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        st = 16
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_present_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 14: a = (a << 2) | 1; st = 17
+        elif st == 16: a <<= 2; st = 17
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_discharge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 14: a = (a << 2) | 2; st = 15
+        elif st == 16: a = (a << 2) | 1; st = 15
+        elif st == 17: a <<= 1; st = 15
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_discharge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 18
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_maximum_discharge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 15: a = (a << 2) | 1; st = 19
+        elif st == 18: a <<= 2; st = 19
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_discharge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 15: a = (a << 2) | 2; st = 20
+        elif st == 18: a = (a << 2) | 1; st = 20
+        elif st == 19: a <<= 1; st = 20
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_discharge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 21
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 3)) | _b
+    x = v.ev_minimum_discharge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 20: a = (a << 3) | 1; st = 22
+        elif st == 21: a <<= 3; st = 22
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_v2_x_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 20: a = (a << 3) | 2; st = 23
+        elif st == 21: a = (a << 3) | 1; st = 23
+        elif st == 22: a <<= 2; st = 23
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_v2_x_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 20: a = (a << 3) | 3; st = 24
+        elif st == 21: a = (a << 3) | 2; st = 24
+        elif st == 22: a = (a << 2) | 1; st = 24
+        elif st == 23: a <<= 2; st = 24
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_BPT_Dynamic_AC_CLReqControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_BPT_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
+    _c = _EC_BPT_Dynamic_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.departure_time
+    if x is None:
+        pass
+    else:
+        st = 1
+        a <<= 4
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.minimum_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 1; st = 2
+        elif st == 1: a <<= 3; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.target_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 2; st = 3
+        elif st == 1: a = (a << 3) | 1; st = 3
+        elif st == 2: a <<= 2; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.ack_max_delay
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 3; st = 4
+        elif st == 1: a = (a << 3) | 2; st = 4
+        elif st == 2: a = (a << 2) | 1; st = 4
+        elif st == 3: a <<= 2; st = 4
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 65535: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.evse_target_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 6
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.evse_target_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 1; st = 7
+        elif st == 6: a <<= 4; st = 7
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 2; st = 8
+        elif st == 6: a = (a << 4) | 1; st = 8
+        elif st == 7: a <<= 3; st = 8
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 3; st = 9
+        elif st == 6: a = (a << 4) | 2; st = 9
+        elif st == 7: a = (a << 3) | 1; st = 9
+        elif st == 8: a <<= 3; st = 9
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((9, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((10, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((11, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Dynamic_AC_CLResControlMode[st].get((12, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_BPT_Dynamic_AC_CLResControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_BPT_Dynamic_AC_CLResControlMode) >= 256: _EC_BPT_Dynamic_AC_CLResControlMode.clear()
+        _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_BPT_Scheduled_AC_CLReqControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.ev_target_energy_request
+    if x is None:
+        pass
+    else:
+        st = 1
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.ev_maximum_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 1; st = 2
+        elif st == 1: a <<= 4; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 2; st = 3
+        elif st == 1: a = (a << 4) | 1; st = 3
+        elif st == 2: a <<= 4; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 3; st = 4
+        elif st == 1: a = (a << 4) | 2; st = 4
+        elif st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((8, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((9, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 15
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.ev_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 4) | 1; st = 16
+        elif st == 15: a <<= 4; st = 16
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 4) | 2; st = 17
+        elif st == 15: a = (a << 4) | 1; st = 17
+        elif st == 16: a <<= 4; st = 17
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 4) | 3; st = 18
+        elif st == 15: a = (a << 4) | 2; st = 18
+        elif st == 16: a = (a << 4) | 1; st = 18
+        elif st == 17: a <<= 4; st = 18
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((14, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_discharge_power
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((15, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_discharge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((16, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_discharge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((17, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_discharge_power
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((18, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_discharge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((19, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_discharge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLReqControlMode[st].get((20, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_BPT_Scheduled_AC_CLReqControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_BPT_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
+    _c = _EC_BPT_Scheduled_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.evse_target_active_power
+    if x is None:
+        pass
+    else:
+        st = 1
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.evse_target_active_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 1; st = 2
+        elif st == 1: a <<= 4; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 2; st = 3
+        elif st == 1: a = (a << 4) | 1; st = 3
+        elif st == 2: a <<= 4; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 3; st = 4
+        elif st == 1: a = (a << 4) | 2; st = 4
+        elif st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_BPT_Scheduled_AC_CLResControlMode[st].get((8, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_BPT_Scheduled_AC_CLResControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_BPT_Scheduled_AC_CLResControlMode) >= 256: _EC_BPT_Scheduled_AC_CLResControlMode.clear()
+        _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_CLReqControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_CLResControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_DetailedCost(v: Any) -> tuple[int, int]:
+    a = 1
+    x = v.amount
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.cost_per_unit
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_DetailedTax(v: Any) -> tuple[int, int]:
+    a = 1
+    x = v.tax_rule_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        a <<= 2
+        if type(x) is not int or x < 1 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.amount
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_DisplayParameters(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.present_soc
+    if x is None:
+        pass
+    else:
+        st = 1
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 13) | (x << 1)
+    x = v.minimum_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 1; st = 2
+        elif st == 1: a <<= 4; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.target_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 2; st = 3
+        elif st == 1: a = (a << 4) | 1; st = 3
+        elif st == 2: a <<= 4; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.maximum_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 3; st = 4
+        elif st == 1: a = (a << 4) | 2; st = 4
+        elif st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 4; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.remaining_time_to_minimum_soc
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.remaining_time_to_target_soc
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.remaining_time_to_maximum_soc
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.charging_complete
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    x = v.battery_energy_capacity
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((8, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.inlet_hot
+    if x is None:
+        pass
+    else:
+        t = _ET_DisplayParameters[st].get((9, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not bool: raise EncodeWindowMiss
+        a = (a << 3) | (x << 1)
+    e = _EE_DisplayParameters[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_Dynamic_AC_CLReqControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.departure_time
+    if x is None:
+        pass
+    else:
+        st = 1
+        a <<= 3
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.ev_target_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 0: a = (a << 2) | 1; st = 2
+        elif st == 1: a <<= 1; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 3
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_minimum_energy_request
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 4
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_maximum_charge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 5
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    x = v.ev_maximum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 8
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_maximum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 2) | 1; st = 6
+        elif st == 8: a <<= 2; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 5: a = (a << 2) | 2; st = 7
+        elif st == 6: a <<= 1; st = 7
+        elif st == 8: a = (a << 2) | 1; st = 7
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        st = 9
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_minimum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 7: a = (a << 2) | 1; st = 10
+        elif st == 9: a <<= 2; st = 10
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 7: a = (a << 2) | 2; st = 11
+        elif st == 9: a = (a << 2) | 1; st = 11
+        elif st == 10: a <<= 1; st = 11
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 12
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 11: a = (a << 2) | 1; st = 13
+        elif st == 12: a <<= 2; st = 13
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        if st == 11: a = (a << 2) | 2; st = 14
+        elif st == 12: a = (a << 2) | 1; st = 14
+        elif st == 13: a <<= 1; st = 14
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        st = 15
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 2)) | _b
+    x = v.ev_present_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 14: a = (a << 2) | 1; st = 16
+        elif st == 15: a <<= 2; st = 16
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_Dynamic_AC_CLReqControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
+    _c = _EC_Dynamic_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.departure_time
+    if x is None:
+        pass
+    else:
+        st = 1
+        a <<= 4
+        if type(x) is not int or x < 0 or x > 4294967295: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.minimum_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 1; st = 2
+        elif st == 1: a <<= 3; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.target_soc
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 2; st = 3
+        elif st == 1: a = (a << 3) | 1; st = 3
+        elif st == 2: a <<= 2; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not int or not 0 <= x <= 100: raise EncodeWindowMiss
+        a = (a << 9) | (x << 1)
+    x = v.ack_max_delay
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 3) | 3; st = 4
+        elif st == 1: a = (a << 3) | 2; st = 4
+        elif st == 2: a = (a << 2) | 1; st = 4
+        elif st == 3: a <<= 2; st = 4
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 65535: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.evse_target_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        t = _ET_Dynamic_AC_CLResControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 6
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.evse_target_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 1; st = 7
+        elif st == 6: a <<= 4; st = 7
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 2; st = 8
+        elif st == 6: a = (a << 4) | 1; st = 8
+        elif st == 7: a <<= 3; st = 8
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 5: a = (a << 4) | 3; st = 9
+        elif st == 6: a = (a << 4) | 2; st = 9
+        elif st == 7: a = (a << 3) | 1; st = 9
+        elif st == 8: a <<= 3; st = 9
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Dynamic_AC_CLResControlMode[st].get((9, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power
+    if x is None:
+        pass
+    else:
+        t = _ET_Dynamic_AC_CLResControlMode[st].get((10, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_Dynamic_AC_CLResControlMode[st].get((11, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Dynamic_AC_CLResControlMode[st].get((12, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_Dynamic_AC_CLResControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_Dynamic_AC_CLResControlMode) >= 256: _EC_Dynamic_AC_CLResControlMode.clear()
+        _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
+    _c = _EC_EVSEStatus.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    x = v.notification_max_delay
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 65535: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.evse_notification
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        _i = _I_EvseNotification.get(x)
+        if _i is None: raise EncodeWindowMiss
+        a = (a << 6) | (_i << 1)
+    a <<= 1
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
+        _EC_EVSEStatus[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_MessageHeader(v: Any) -> tuple[int, int]:
+    _c = _EC_MessageHeader.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.session_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 1
+        if type(x) is EmptyBytes:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 8: raise EncodeWindowMiss
+            a = wbinary(a, x)
+            a <<= 1
+    x = v.time_stamp
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.signature
+    if x is None:
+        pass
+    else:
+        a <<= 2
+        st = 3
+        if type(x) is not Signature: raise EncodeWindowMiss
+        raise EncodeWindowMiss
+    e = _EE_MessageHeader[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+        if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
+        _EC_MessageHeader[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_MeterInfo(v: Any) -> tuple[int, int]:
+    _c = _EC_MeterInfo.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.meter_id
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 1
+        if type(x) is EmptyStr:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
+            a = wstring(a, x)
+            a <<= 1
+    x = v.charged_energy_reading_wh
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 2
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.bpt_discharged_energy_reading_wh
+    if x is None:
+        pass
+    else:
+        st = 3
+        a <<= 4
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.capacitive_energy_reading_va_rh
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.bpt_inductive_energy_reading_va_rh
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 2; st = 5
+        elif st == 3: a = (a << 3) | 1; st = 5
+        elif st == 4: a <<= 3; st = 5
+        else: raise EncodeWindowMiss
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.meter_signature
+    if x is None:
+        pass
+    else:
+        if st == 2: a = (a << 3) | 3; st = 6
+        elif st == 3: a = (a << 3) | 2; st = 6
+        elif st == 4: a = (a << 3) | 1; st = 6
+        elif st == 5: a <<= 3; st = 6
+        else: raise EncodeWindowMiss
+        if type(x) is EmptyBytes:
+            a = (a << 1) | 1; a <<= 3
+        else:
+            a <<= 1
+            if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise EncodeWindowMiss
+            a = wbinary(a, x)
+            a <<= 1
+    x = v.meter_status
+    if x is None:
+        pass
+    else:
+        t = _ET_MeterInfo[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        a <<= 1
+        if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+        if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+        else: a = winteger(a, x)
+        a <<= 1
+    x = v.meter_timestamp
+    if x is None:
+        pass
+    else:
+        t = _ET_MeterInfo[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        a <<= 1
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    e = _EE_MeterInfo[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if (v.meter_signature is None or type(v.meter_signature) is bytes):
+        if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
+        _EC_MeterInfo[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ew_Receipt(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.time_anchor
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        st = 1
+        a <<= 2
+        if type(x) is not int or x < 0 or x > 18446744073709551615: raise EncodeWindowMiss
+        if x < 0x80: a = (a << 8) | x
+        else: a = wuint(a, x)
+        a <<= 1
+    x = v.energy_costs
+    if x is None:
+        pass
+    else:
+        st = 2
+        if type(x) is not DetailedCost: raise EncodeWindowMiss
+        _b, _n = _ew_DetailedCost(x); a = (a << (_n + 3)) | _b
+    x = v.occupancy_costs
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 1; st = 3
+        elif st == 2: a <<= 3; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not DetailedCost: raise EncodeWindowMiss
+        _b, _n = _ew_DetailedCost(x); a = (a << _n) | _b
+    x = v.additional_services_costs
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 2; st = 4
+        elif st == 2: a = (a << 3) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not DetailedCost: raise EncodeWindowMiss
+        _b, _n = _ew_DetailedCost(x); a = (a << _n) | _b
+    x = v.overstay_costs
+    if x is None:
+        pass
+    else:
+        if st == 1: a = (a << 3) | 3; st = 5
+        elif st == 2: a = (a << 3) | 2; st = 5
+        elif st == 3: a = (a << 3) | 1; st = 5
+        elif st == 4: a <<= 2; st = 5
+        else: raise EncodeWindowMiss
+        if type(x) is not DetailedCost: raise EncodeWindowMiss
+        _b, _n = _ew_DetailedCost(x); a = (a << _n) | _b
+    for x in v.tax_costs:
+        t = _ET_Receipt[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not DetailedTax: raise EncodeWindowMiss
+        _b, _n = _ew_DetailedTax(x); a = (a << _n) | _b
+    if len(v.tax_costs) > 10: raise EncodeWindowMiss
+    e = _EE_Receipt[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_Scheduled_AC_CLReqControlMode(v: Any) -> tuple[int, int]:
+    a = 1
+    st = 0
+    x = v.ev_target_energy_request
+    if x is None:
+        pass
+    else:
+        st = 1
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.ev_maximum_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 1; st = 2
+        elif st == 1: a <<= 4; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_energy_request
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 2; st = 3
+        elif st == 1: a = (a << 4) | 1; st = 3
+        elif st == 2: a <<= 4; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 3; st = 4
+        elif st == 1: a = (a << 4) | 2; st = 4
+        elif st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_maximum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_minimum_charge_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((8, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power
+    if x is None:
+        raise EncodeWindowMiss
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((9, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        st = 11
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 3)) | _b
+    x = v.ev_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 3) | 1; st = 12
+        elif st == 11: a <<= 3; st = 12
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 3) | 2; st = 13
+        elif st == 11: a = (a << 3) | 1; st = 13
+        elif st == 12: a <<= 3; st = 13
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 10: a = (a << 3) | 3; st = 14
+        elif st == 11: a = (a << 3) | 2; st = 14
+        elif st == 12: a = (a << 3) | 1; st = 14
+        elif st == 13: a <<= 2; st = 14
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.ev_present_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLReqControlMode[st].get((14, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_Scheduled_AC_CLReqControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    return _b, _n
+
+
+def _ew_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
+    _c = _EC_Scheduled_AC_CLResControlMode.get(id(v))
+    if _c is not None and _c[0] is v:
+        return _c[1], _c[2]
+    a = 1
+    st = 0
+    x = v.evse_target_active_power
+    if x is None:
+        pass
+    else:
+        st = 1
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << (_n + 4)) | _b
+    x = v.evse_target_active_power_l2
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 1; st = 2
+        elif st == 1: a <<= 4; st = 2
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_active_power_l3
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 2; st = 3
+        elif st == 1: a = (a << 4) | 1; st = 3
+        elif st == 2: a <<= 4; st = 3
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power
+    if x is None:
+        pass
+    else:
+        if st == 0: a = (a << 4) | 3; st = 4
+        elif st == 1: a = (a << 4) | 2; st = 4
+        elif st == 2: a = (a << 4) | 1; st = 4
+        elif st == 3: a <<= 3; st = 4
+        else: raise EncodeWindowMiss
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLResControlMode[st].get((4, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_target_reactive_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLResControlMode[st].get((5, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLResControlMode[st].get((6, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l2
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLResControlMode[st].get((7, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    x = v.evse_present_active_power_l3
+    if x is None:
+        pass
+    else:
+        t = _ET_Scheduled_AC_CLResControlMode[st].get((8, 0))
+        if t is None: raise EncodeWindowMiss
+        a = (a << t[1]) | t[0]
+        st = t[2]
+        if type(x) is not RationalNumber: raise EncodeWindowMiss
+        _c = _EC_RationalNumber.get(id(x))
+        if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+        else:
+            _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    e = _EE_Scheduled_AC_CLResControlMode[st]
+    if e is None: raise EncodeWindowMiss
+    a = (a << e[1]) | e[0]
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if True:
+        if len(_EC_Scheduled_AC_CLResControlMode) >= 256: _EC_Scheduled_AC_CLResControlMode.clear()
+        _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
+    return _b, _n
+_SEW_AC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_AC_CLReqControlMode, _ew_BPT_Scheduled_AC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_AC_CLReqControlMode, _ew_Scheduled_AC_CLReqControlMode,)
+_SEW_AC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_AC_CLResControlMode, _ew_BPT_Scheduled_AC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_AC_CLResControlMode, _ew_Scheduled_AC_CLResControlMode,)
+
+_REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
 # class -> its identity cache of encodings (substitution-group members)
 _ECD: dict[type, dict[int, tuple[Any, int, int]]] = {

@@ -16,6 +16,7 @@ import keyword
 import re
 from pathlib import Path
 
+from . import window
 from .grammar import Field, GrammarBuilder, State, TypeGrammar
 from .values import ValueCodec, ValueEmitter, inline_bits
 from .xsd import UNBOUNDED, ComplexType, ElementDecl, QName, SchemaSet, SimpleType
@@ -72,6 +73,9 @@ class Emitter(ValueEmitter):
         self.lines: list[str] = []
         self._built: list[str] = []  # classes whose decoders build values (_B_X)
         self._repeated: dict[str, dict[str, str]] = {}
+        self._win_ok: dict[str, bool] = {}  # window.py: type key -> has a window decoder
+        self._win_tables: list[str] = []  # window.py: its event-code and member tables
+        self._ew_tables: list[str] = []
         self._name_types()
 
     # -- naming ---------------------------------------------------------------------
@@ -1120,7 +1124,8 @@ class Emitter(ValueEmitter):
         out.append(
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
             "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
-            "builders, missing, not_allowed, unexpected)"
+            "builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, "
+            "ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)"
         )
         out.append(
             "from secc.codec.exi.facets import (encode_length, encode_range, length_violation, "
@@ -1156,11 +1161,13 @@ class Emitter(ValueEmitter):
             self._add_enc_cache(g)
         for g in own:
             self.emit_subst_tables(g)
+        window.emit_window(self)
+        window.emit_window_encoders(self)
         # decode function -> {label of a repeated field: its list}: element indices in
         # the paths of facet violations
         repeated = {}
         for key, labels in self._repeated.items():
-            for fn in (f"_d_{key}", f"_dg_{key}"):
+            for fn in (f"_d_{key}", f"_dg_{key}", f"_dx_{key}"):
                 repeated[fn] = labels
         out.append("")
         out.append(f"_REPEATED = {repeated!r}")

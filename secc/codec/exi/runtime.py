@@ -5,27 +5,38 @@ from __future__ import annotations
 from typing import Any
 
 from secc.codec.errors import DecodeError, EncodeError
-from secc.codec.exi.bits import BitReader, BitWriter
+from secc.codec.exi.bits import _NOT_XML_ASCII, _NOT_XML_ASCII_STR, _STRINGS, BitReader, BitWriter
 
 __all__ = [
     "EE",
     "ESC",
+    "WMISS",
     "BitReader",
     "BitWriter",
     "DecodeError",
     "EmptyBytes",
     "EmptyStr",
     "EncodeError",
+    "EncodeWindowMiss",
+    "WindowMiss",
     "bad_value",
     "builders",
     "empty_value",
     "ev",
     "ev_special",
+    "ewmiss",
     "expect_ee",
     "expect_ee_failed",
     "missing",
     "not_allowed",
     "unexpected",
+    "wascii",
+    "wbinary",
+    "wint",
+    "winteger",
+    "wmiss",
+    "wstring",
+    "wuint",
 ]
 
 # special field ids in decode tables
@@ -158,3 +169,106 @@ def bad_value(name: str, value: object, why: str, w: BitWriter | BitReader) -> E
     if isinstance(w, BitReader):
         return DecodeError(f"{name}: {shown} {why}", w.pos)
     return EncodeError(f"{name}: {shown} {why}", w.bit_position)
+
+
+class WindowMiss(Exception):  # noqa: N818 (a signal, not an error)
+    """A window decoder (``_dw_X``, see ``codegen/window.py``) does not decode these bits:
+    the generic decoder decodes them again (and gives the value or the precise error)."""
+
+
+# what ends a window decoder: its own miss, a read past the end (a negative shift), an
+# index past a table of values or event codes
+WMISS = (WindowMiss, ValueError, IndexError)
+
+
+def wmiss(val: int, q: int) -> Any:
+    """A substitution-group member without a window decoder."""
+    raise WindowMiss
+
+
+def wint(val: int, q: int, signed: int) -> tuple[int, int]:
+    """An integer simple element of any number of 7-bit groups on the window (``q``:
+    the bits left): CH, [the sign,] the groups, EE; (value, the bits left after it)."""
+    q -= 1
+    if (val >> q) & 1:
+        raise WindowMiss
+    neg = 0
+    if signed:
+        q -= 1
+        neg = (val >> q) & 1
+    result = 0
+    shift = 0
+    while True:
+        q -= 8
+        b = (val >> q) & 0xFF
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift > 7 * 40:
+            raise WindowMiss
+    q -= 1
+    if (val >> q) & 1:
+        raise WindowMiss
+    return (-result - 1 if neg else result), q
+
+
+def wascii(b: bytes) -> str:
+    """Octets of a string read on the window: ASCII XML characters, else a miss."""
+    if not b.isascii() or _NOT_XML_ASCII.search(b):
+        raise WindowMiss
+    return b.decode("ascii")
+
+
+class EncodeWindowMiss(Exception):  # noqa: N818 (a signal, not an error)
+    """A window encoder (``_ew_X``) does not encode this value (an error, a value it
+    does not handle): the generic encoder encodes it in the stream's writer."""
+
+
+def ewmiss(v: Any) -> tuple[int, int]:
+    """A substitution-group member without a window encoder."""
+    raise EncodeWindowMiss
+
+
+def wuint(a: int, value: int) -> int:
+    """``a`` followed by an Unsigned Integer (7-bit groups, least significant first)."""
+    if value < 0x80:
+        return (a << 8) | value
+    b = 0
+    n = 0
+    while value >= 0x80:
+        b = (b << 8) | 0x80 | (value & 0x7F)
+        value >>= 7
+        n += 8
+    return (a << (n + 8)) | (b << 8) | value
+
+
+def winteger(a: int, value: int) -> int:
+    """``a`` followed by an Integer (sign bit, then the magnitude)."""
+    if value < 0:
+        return wuint((a << 1) | 1, -value - 1)
+    return wuint(a << 1, value)
+
+
+def wstring(a: int, value: str) -> int:
+    """``a`` followed by a String of ASCII XML characters (others: a miss)."""
+    hit = _STRINGS.get(value)
+    if hit is not None:
+        return (a << hit[1]) | hit[0]
+    if not value.isascii() or _NOT_XML_ASCII_STR.search(value):
+        raise EncodeWindowMiss
+    n = len(value)
+    data = int.from_bytes(value.encode("ascii"), "big")
+    if n < 64:
+        bits = ((n + 2) << (n << 3)) | data
+        if len(_STRINGS) >= 256:
+            _STRINGS.clear()
+        _STRINGS[value] = (bits, (n + 1) << 3)
+        return (a << ((n + 1) << 3)) | bits
+    return (wuint(a, n + 2) << (n << 3)) | data
+
+
+def wbinary(a: int, value: bytes) -> int:
+    """``a`` followed by a Binary (the length, then the octets)."""
+    n = len(value)
+    return (wuint(a, n) << (n << 3)) | int.from_bytes(value, "big")
