@@ -7,10 +7,10 @@ Frozen data, no I/O: :mod:`secc.aio.admission` enforces the connection limits,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from hal.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """Per EVSE (its TLS and TCP servers together)."""
 
@@ -49,7 +49,7 @@ class Limits:
             raise ValueError("limits.connection_log_window must be between 1 and 3600 seconds")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TraceLimits:
     """The trace directory: the oldest files are removed beyond these bounds."""
 

@@ -48,6 +48,7 @@ MODULES = (
     "secc.aio.clienthello",
     "secc.aio.tls",
     "hal.backends.simulated",
+    "secc.limits",
 )
 ROOT = Path(__file__).resolve().parent.parent
 
