@@ -128,6 +128,13 @@ def basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
         return None
 
 
+def key_usage_of(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
 def is_ca(cert: x509.Certificate) -> bool:
     bc = basic_constraints(cert)
     return bc is not None and bc.ca

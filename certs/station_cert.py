@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certs._util import PARSE_ERRORS, basic_constraints, fingerprint, signed_by
+from certs._util import PARSE_ERRORS, basic_constraints, fingerprint, key_usage_of, signed_by
 
 MIN_RSA_BITS = 2048  # A00.FR.502
 MIN_EC_BITS = 224  # A00.FR.503
@@ -98,15 +98,8 @@ def _check_strength(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _check_client_usage(leaf: x509.Certificate) -> str | None:
-    usage = _key_usage(leaf)
+    usage = key_usage_of(leaf)
     if usage is not None and (not usage.digital_signature or usage.key_cert_sign):
         return f"the key usage of {_describe(leaf)} does not allow a TLS client signature"
     try:
@@ -169,7 +162,7 @@ def check_charging_station_chain(
             return f"{_describe(ca)} is not a CA (basicConstraints)"
         if bc.path_length is not None and depth > bc.path_length:
             return f"{_describe(ca)} allows {bc.path_length} CA(s) below it, the path has {depth}"
-        usage = _key_usage(ca)
+        usage = key_usage_of(ca)
         if usage is not None and not usage.key_cert_sign:
             return f"{_describe(ca)} lacks the keyCertSign key usage"
     for cert in path:

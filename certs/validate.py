@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from certs import codes
-from certs._util import PARSE_ERRORS, fingerprint, require_aware
+from certs._util import PARSE_ERRORS, basic_constraints, fingerprint, key_usage_of, require_aware
 from certs.emaid import EmaidError, normalize
 
 # the response codes (defined without cryptography in certs.codes)
@@ -170,27 +170,13 @@ def _check_signature(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         ) from exc
 
 
-def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
-
-
 def _check_constraints(path: list[x509.Certificate], profile: LeafProfile) -> None:
     """``path`` is leaf, sub-CAs…, root."""
-    leaf_bc = _basic_constraints(path[0])
+    leaf_bc = basic_constraints(path[0])
     if leaf_bc is not None and leaf_bc.ca:
         raise _Failed(FAILED_CERT_CHAIN_ERROR, f"leaf {_describe(path[0])} is a CA certificate")
     for depth, ca in enumerate(path[1:]):
-        bc = _basic_constraints(ca)
+        bc = basic_constraints(ca)
         if bc is None or not bc.ca:
             raise _Failed(
                 FAILED_CERT_CHAIN_ERROR, f"{_describe(ca)} is not a CA (basicConstraints)"
@@ -200,10 +186,10 @@ def _check_constraints(path: list[x509.Certificate], profile: LeafProfile) -> No
                 FAILED_CERT_CHAIN_ERROR,
                 f"{_describe(ca)} allows {bc.path_length} CA(s) below it, the path has {depth}",
             )
-        ku = _key_usage(ca)
+        ku = key_usage_of(ca)
         if ku is None or not ku.key_cert_sign:
             raise _Failed(FAILED_CERT_CHAIN_ERROR, f"{_describe(ca)} lacks keyCertSign key usage")
-    ku = _key_usage(path[0])
+    ku = key_usage_of(path[0])
     if ku is None:
         raise _Failed(FAILED_CERT_CHAIN_ERROR, f"leaf {_describe(path[0])} has no key usage")
     wanted = profile.key_usage
