@@ -11779,9 +11779,6 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_AC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.power_switch_closed
     if x is None:
@@ -11821,9 +11818,6 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_Body(v: Any) -> tuple[int, int]:
-    _c = _EC_Body.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.body_element
@@ -12184,9 +12178,6 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_DC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.evse_isolation_status
@@ -12235,9 +12226,6 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -12281,9 +12269,6 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id
@@ -12410,9 +12395,6 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
 
 
 def _ew_V2G_Message(v: Any) -> tuple[int, int]:
-    _c = _EC_V2G_Message.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.header
     if x is None:

@@ -12367,9 +12367,6 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_AC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.notification_max_delay
     if x is None:
@@ -12403,9 +12400,6 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_Body(v: Any) -> tuple[int, int]:
-    _c = _EC_Body.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.body_element
@@ -12817,9 +12811,6 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_DC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.notification_max_delay
@@ -12868,9 +12859,6 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -12914,9 +12902,6 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id
@@ -13043,9 +13028,6 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
 
 
 def _ew_V2G_Message(v: Any) -> tuple[int, int]:
-    _c = _EC_V2G_Message.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.header
     if x is None:

@@ -10475,9 +10475,6 @@ def _ew_AC_ChargeLoopReq(v: Any) -> tuple[int, int]:
 
 
 def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
-    _c = _EC_AC_ChargeLoopRes.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.header
@@ -11987,9 +11984,6 @@ def _ew_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
 
 
 def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.notification_max_delay
     if x is None:
@@ -12017,9 +12011,6 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -12065,9 +12056,6 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id

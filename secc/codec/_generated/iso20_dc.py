@@ -10277,9 +10277,6 @@ def _ew_DC_ChargeLoopReq(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
-    _c = _EC_DC_ChargeLoopRes.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.header
@@ -10772,9 +10769,6 @@ def _ew_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
 
 
 def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.notification_max_delay
     if x is None:
@@ -10802,9 +10796,6 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -10850,9 +10841,6 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id

@@ -555,12 +555,22 @@ def emit_window_encoders(em: Emitter) -> None:
             em.lines += lines
             em.lines.append("    _n = a.bit_length() - 1")
             em.lines.append("    return a ^ (1 << _n), _n")
+    # members of a substitution group: their table calls _ew_X without a look-up before;
+    # every other caller (a parent's field, the entry's _e_X) looked X up already
+    members = {
+        em.cls(d.complex)
+        for key in ok
+        for f in em._grammar(key).fields  # type: ignore[union-attr]
+        if len(f.decls) > 1
+        for d in f.decls
+        if d.complex is not None
+    }
     for key in sorted(ok - set(fused)):
         cg = em._grammar(key)
         assert cg is not None
         em.lines += ["", "", f"def _ew_{key}(v: Any) -> tuple[int, int]:"]
         cache = em._enc_cache_checks(cg)
-        if cache is not None:  # (a substitution-group member is not looked up before)
+        if cache is not None and key in members:
             em.lines += [
                 f"    _c = _EC_{key}.get(id(v))",
                 "    if _c is not None and _c[0] is v:",
