@@ -209,11 +209,35 @@ def decode_document(data: bytes, schema: str, *, strict: bool = False) -> tuple[
     return _document(_reader(data, strict), schema)
 
 
+# schema name as given -> (its document roots, the width of the root event code), from
+# the first stream of that name decoded: decode's usual call looks up nothing else
+_DOC_ROOTS: dict[str, tuple[tuple[RootInfo, ...], int]] = {}
+
+
 def decode(data: bytes, schema: str, *, strict: bool = False) -> Any:
     """Decode an EXI stream of ``schema``; zero octets after the padded end are ignored,
     any other trailing content is a :class:`DecodeError`.  Values outside their facets
     are accepted (``strict=True``: refused); :func:`decode_checked` reports them."""
-    return _document(_reader(data, strict), schema)[1]
+    known = _DOC_ROOTS.get(schema)
+    if known is not None and type(data) is bytes and data and data[0] == HEADER:
+        # the usual call (_reader's checks passed, the schema known): _document inline
+        r = BitReader(data, 8) if strict else CheckedReader(data, 8)
+        roots, width = known
+        code = r.bits(width)
+        if code < len(roots):
+            root = roots[code]
+            try:
+                value = root.decode(r)
+            except CodecError as e:
+                e.at(root.local)
+                raise
+            _check_end(r)
+            return value
+    value = _document(_reader(data, strict), schema)[1]
+    if known is None:
+        roots = schema_module(schema).DOCUMENT
+        _DOC_ROOTS[schema] = (roots, _code_width(len(roots) + 1))
+    return value
 
 
 # class -> (the writer's first bits: sentinel, header and root event code; the root; the

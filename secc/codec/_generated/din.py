@@ -11779,9 +11779,6 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_AC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.power_switch_closed
     if x is None:
@@ -11821,9 +11818,6 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_Body(v: Any) -> tuple[int, int]:
-    _c = _EC_Body.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.body_element
@@ -11871,18 +11865,26 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
     x = v.evseid
-    if x is None:
-        raise EncodeWindowMiss
+    _t = _M_ChargingStatusRes[0]
+    if _t[0] is x and _t[1] == st:
+        a = (a << _t[3]) | _t[2]; st = _t[4]
     else:
-        st = 2
-        a <<= 1
-        if type(x) is EmptyBytes:
-            a = (a << 1) | 1; a <<= 3
+        _s = st; _l = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
         else:
+            st = 2
             a <<= 1
-            if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
-            a = wbinary(a, x)
-            a <<= 1
+            if type(x) is EmptyBytes:
+                a = (a << 1) | 1; a <<= 3
+            else:
+                a <<= 1
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
+                a = wbinary(a, x)
+                a <<= 1
+        if type(x) is not bytearray:
+            _n = a.bit_length() - _l
+            _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -12176,9 +12178,6 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_DC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.evse_isolation_status
@@ -12227,9 +12226,6 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -12273,24 +12269,29 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id
-    if x is None:
-        raise EncodeWindowMiss
+    _t = _M_MeterInfo[0]
+    if _t[0] is x and _t[1] == st:
+        a = (a << _t[3]) | _t[2]; st = _t[4]
     else:
-        st = 1
-        a <<= 1
-        if type(x) is EmptyStr:
-            a = (a << 1) | 1; a <<= 3
+        _s = st; _l = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
         else:
+            st = 1
             a <<= 1
-            if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
-            a = wstring(a, x)
-            a <<= 1
+            if type(x) is EmptyStr:
+                a = (a << 1) | 1; a <<= 3
+            else:
+                a <<= 1
+                if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
+                a = wstring(a, x)
+                a <<= 1
+        if type(x) is not bytearray:
+            _n = a.bit_length() - _l
+            _M_MeterInfo[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
     x = v.meter_reading
     if x is None:
         pass
@@ -12302,19 +12303,27 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
     x = v.sig_meter_reading
-    if x is None:
-        pass
+    _t = _M_MeterInfo[1]
+    if _t[0] is x and _t[1] == st:
+        a = (a << _t[3]) | _t[2]; st = _t[4]
     else:
-        if st == 1: a = (a << 3) | 1; st = 3
-        elif st == 2: a <<= 3; st = 3
-        else: raise EncodeWindowMiss
-        if type(x) is EmptyBytes:
-            a = (a << 1) | 1; a <<= 3
+        _s = st; _l = a.bit_length()
+        if x is None:
+            pass
         else:
-            a <<= 1
-            if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
-            a = wbinary(a, x)
-            a <<= 1
+            if st == 1: a = (a << 3) | 1; st = 3
+            elif st == 2: a <<= 3; st = 3
+            else: raise EncodeWindowMiss
+            if type(x) is EmptyBytes:
+                a = (a << 1) | 1; a <<= 3
+            else:
+                a <<= 1
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
+                a = wbinary(a, x)
+                a <<= 1
+        if type(x) is not bytearray:
+            _n = a.bit_length() - _l
+            _M_MeterInfo[1] = (x, _s, a & ((1 << _n) - 1), _n, st)
     x = v.meter_status
     if x is None:
         pass
@@ -12386,9 +12395,6 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
 
 
 def _ew_V2G_Message(v: Any) -> tuple[int, int]:
-    _c = _EC_V2G_Message.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.header
     if x is None:
@@ -12415,7 +12421,10 @@ def _ew_V2G_Message(v: Any) -> tuple[int, int]:
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
         _EC_V2G_Message[id(v)] = (v, _b, _n)
     return _b, _n
+_NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, ewmiss, ewmiss, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
+_M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 
 _REPEATED = {'_d_PaymentOptions': {'PaymentOption': 'f0'}, '_dg_PaymentOptions': {'PaymentOption': 'f0'}, '_dx_PaymentOptions': {'PaymentOption': 'f0'}, '_d_ServiceTagList': {'Service': 'f0'}, '_dg_ServiceTagList': {'Service': 'f0'}, '_dx_ServiceTagList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_dx_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_dx_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_dx_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_dx_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f1'}, '_dg_ChargingProfile': {'ProfileEntry': 'f1'}, '_dx_ChargingProfile': {'ProfileEntry': 'f1'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dx_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dx_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dx_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dx_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_dx_ConsumptionCost': {'Cost': 'f1'}}

@@ -10277,9 +10277,6 @@ def _ew_DC_ChargeLoopReq(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
-    _c = _EC_DC_ChargeLoopRes.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.header
@@ -10772,9 +10769,6 @@ def _ew_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
 
 
 def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
-    _c = _EC_EVSEStatus.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     x = v.notification_max_delay
     if x is None:
@@ -10802,9 +10796,6 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
 
 
 def _ew_MessageHeader(v: Any) -> tuple[int, int]:
-    _c = _EC_MessageHeader.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.session_id
@@ -10850,24 +10841,29 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
 
 
 def _ew_MeterInfo(v: Any) -> tuple[int, int]:
-    _c = _EC_MeterInfo.get(id(v))
-    if _c is not None and _c[0] is v:
-        return _c[1], _c[2]
     a = 1
     st = 0
     x = v.meter_id
-    if x is None:
-        raise EncodeWindowMiss
+    _t = _M_MeterInfo[0]
+    if _t[0] is x and _t[1] == st:
+        a = (a << _t[3]) | _t[2]; st = _t[4]
     else:
-        st = 1
-        a <<= 1
-        if type(x) is EmptyStr:
-            a = (a << 1) | 1; a <<= 3
+        _s = st; _l = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
         else:
+            st = 1
             a <<= 1
-            if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
-            a = wstring(a, x)
-            a <<= 1
+            if type(x) is EmptyStr:
+                a = (a << 1) | 1; a <<= 3
+            else:
+                a <<= 1
+                if not isinstance(x, str) or len(x) > 32: raise EncodeWindowMiss
+                a = wstring(a, x)
+                a <<= 1
+        if type(x) is not bytearray:
+            _n = a.bit_length() - _l
+            _M_MeterInfo[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
     x = v.charged_energy_reading_wh
     if x is None:
         raise EncodeWindowMiss
@@ -10914,21 +10910,29 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
         else: a = wuint(a, x)
         a <<= 1
     x = v.meter_signature
-    if x is None:
-        pass
+    _t = _M_MeterInfo[1]
+    if _t[0] is x and _t[1] == st:
+        a = (a << _t[3]) | _t[2]; st = _t[4]
     else:
-        if st == 2: a = (a << 3) | 3; st = 6
-        elif st == 3: a = (a << 3) | 2; st = 6
-        elif st == 4: a = (a << 3) | 1; st = 6
-        elif st == 5: a <<= 3; st = 6
-        else: raise EncodeWindowMiss
-        if type(x) is EmptyBytes:
-            a = (a << 1) | 1; a <<= 3
+        _s = st; _l = a.bit_length()
+        if x is None:
+            pass
         else:
-            a <<= 1
-            if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise EncodeWindowMiss
-            a = wbinary(a, x)
-            a <<= 1
+            if st == 2: a = (a << 3) | 3; st = 6
+            elif st == 3: a = (a << 3) | 2; st = 6
+            elif st == 4: a = (a << 3) | 1; st = 6
+            elif st == 5: a <<= 3; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is EmptyBytes:
+                a = (a << 1) | 1; a <<= 3
+            else:
+                a <<= 1
+                if not isinstance(x, (bytes, bytearray)) or len(x) > 64: raise EncodeWindowMiss
+                a = wbinary(a, x)
+                a <<= 1
+        if type(x) is not bytearray:
+            _n = a.bit_length() - _l
+            _M_MeterInfo[1] = (x, _s, a & ((1 << _n) - 1), _n, st)
     x = v.meter_status
     if x is None:
         pass
@@ -11228,8 +11232,10 @@ def _ew_Scheduled_DC_CLResControlMode(v: Any) -> tuple[int, int]:
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
         _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
+_NOMEMO = object()  # no value is this one
 _SEW_DC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_DC_CLReqControlMode, _ew_BPT_Scheduled_DC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_DC_CLReqControlMode, _ew_Scheduled_DC_CLReqControlMode,)
 _SEW_DC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_DC_CLResControlMode, _ew_BPT_Scheduled_DC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_DC_CLResControlMode, _ew_Scheduled_DC_CLResControlMode,)
+_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 

@@ -555,18 +555,31 @@ def emit_window_encoders(em: Emitter) -> None:
             em.lines += lines
             em.lines.append("    _n = a.bit_length() - 1")
             em.lines.append("    return a ^ (1 << _n), _n")
+    # members of a substitution group: their table calls _ew_X without a look-up before;
+    # every other caller (a parent's field, the entry's _e_X) looked X up already
+    members = {
+        em.cls(d.complex)
+        for key in ok
+        for f in em._grammar(key).fields  # type: ignore[union-attr]
+        if len(f.decls) > 1
+        for d in f.decls
+        if d.complex is not None
+    }
     for key in sorted(ok - set(fused)):
         cg = em._grammar(key)
         assert cg is not None
         em.lines += ["", "", f"def _ew_{key}(v: Any) -> tuple[int, int]:"]
         cache = em._enc_cache_checks(cg)
-        if cache is not None:  # (a substitution-group member is not looked up before)
+        if cache is not None and key in members:
             em.lines += [
                 f"    _c = _EC_{key}.get(id(v))",
                 "    if _c is not None and _c[0] is v:",
                 "        return _c[1], _c[2]",
             ]
-        em.lines += out_fns[key]
+        if key in MEMO_TYPES:
+            em.lines += _ew_memo(em, cg, out_fns[key])
+        else:
+            em.lines += out_fns[key]
         em.lines.append("    _n = a.bit_length() - 1")
         em.lines.append("    _b = a ^ (1 << _n)")
         if cache is not None:
@@ -581,6 +594,92 @@ def emit_window_encoders(em: Emitter) -> None:
         if key in ENC_ENTRY and em._has_enc_cache(key):
             _emit_ew_entry(em, key, ok)
     em.lines.extend(em._ew_tables)
+
+
+# the loop's responses and their measured parts: their window encoders keep, per field,
+# the last value written there and its bits (with the event code before it)
+MEMO_TYPES = frozenset(
+    {"CurrentDemandRes", "ChargingStatusRes", "DC_ChargeLoopRes", "AC_ChargeLoopRes", "MeterInfo"}
+)
+
+
+def _memo_keep(em: Emitter, g: TypeGrammar, f: Field) -> str | None:
+    """The condition under which field ``f``'s value ``x`` and its bits may be kept (its
+    identity then fixes its bits), or None: the field is always encoded."""
+    if f.repeated or f.kind not in ("elem", "attr"):
+        return None
+    # an integer, a boolean or an enumeration is written faster than looked up
+    simple = [f.simple] if f.kind == "attr" else [d.simple for d in f.decls]
+    if all(t is not None for t in simple):
+        kinds = {em.value_codec(t).kind for t in simple}  # type: ignore[arg-type]
+        return "type(x) is not bytearray" if kinds <= {"str", "bytes"} else None
+    return None  # a complex value: its type's identity cache finds it
+
+
+def _ew_memo(em: Emitter, g: TypeGrammar, lines: list[str]) -> list[str]:
+    """The window encoder's field blocks with the per-field memo ``_M_X``: a field whose
+    value is the object written there last time, after the same state (the optionals
+    before it), appends the bits it gave then in one shift; otherwise the field is
+    encoded and, when its value is immutable, kept with its bits (one tuple per field,
+    replaced whole: another thread sees the old or the new one)."""
+    fields = {f.name: f for f in g.fields}
+    has_st = any(ln.strip() == "st = 0" for ln in lines)
+    out: list[str] = []
+    slot = 0
+    i = 0
+    table = f"_M_{g.key}"
+    while i < len(lines):
+        ln = lines[i]
+        m = re.match(r"^    x = v\.(\w+)$", ln)
+        if m is None or i + 1 >= len(lines) or lines[i + 1] != "    if x is None:":
+            out.append(ln)
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and (
+            lines[j].startswith("     ") or lines[j] in ("    if x is None:", "    else:")
+        ):
+            j += 1
+        f = fields.get(m.group(1))
+        keep = None if f is None else _memo_keep(em, g, f)
+        if keep is None:
+            out += lines[i:j]
+            i = j
+            continue
+        body = ["    " + b for b in lines[i + 1 : j]]
+        if has_st:
+            out += [
+                ln,
+                f"    _t = {table}[{slot}]",
+                "    if _t[0] is x and _t[1] == st:",
+                "        a = (a << _t[3]) | _t[2]; st = _t[4]",
+                "    else:",
+                "        _s = st; _l = a.bit_length()",
+                *body,
+                f"        if {keep}:",
+                "            _n = a.bit_length() - _l",
+                f"            {table}[{slot}] = (x, _s, a & ((1 << _n) - 1), _n, st)",
+            ]
+        else:
+            out += [
+                ln,
+                f"    _t = {table}[{slot}]",
+                "    if _t[0] is x: a = (a << _t[2]) | _t[1]",
+                "    else:",
+                "        _l = a.bit_length()",
+                *body,
+                f"        if {keep}:",
+                "            _n = a.bit_length() - _l",
+                f"            {table}[{slot}] = (x, a & ((1 << _n) - 1), _n)",
+            ]
+        slot += 1
+        i = j
+    if slot:
+        empty = "(_NOMEMO, -1, 0, 0, 0)" if has_st else "(_NOMEMO, 0, 0)"
+        em._ew_tables.append(f"{table}: list[tuple[Any, ...]] = [{empty}] * {slot}")
+        if "_NOMEMO = object()  # no value is this one" not in em._ew_tables:
+            em._ew_tables.insert(0, "_NOMEMO = object()  # no value is this one")
+    return out
 
 
 def _ew_lines(
