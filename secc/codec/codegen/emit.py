@@ -768,27 +768,7 @@ class Emitter(ValueEmitter):
         ]
         ind = "    "
         conds = [f"_x & {mask:#x} == {expected:#x}"]
-        vals = []
-        pre = []
-        for i, (shift, w, vc) in enumerate(fields):
-            if vc.kind in ("uint", "sint"):
-                continue
-            src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
-            if vc.kind == "nbit":
-                if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
-                    conds.append(f"(a{i} := {src}) <= {vc.hi - vc.lo}")  # type: ignore[operator]
-                else:
-                    pre.append(f"a{i} = {src}")
-                vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
-            elif vc.kind == "enum":
-                if (1 << vc.nbits) != vc.count:
-                    conds.append(f"(a{i} := {src}) < {vc.count}")
-                else:
-                    pre.append(f"a{i} = {src}")
-                vals.append(f"_V_{vc.enum_cls}[a{i}]")
-            else:
-                pre.append(f"a{i} = {src}")
-                vals.append(f"a{i} == 1")
+        vals, pre = fused_field_reads(fields, conds)
         sign = " ^ -(_x & 1)" if vc_last.kind == "sint" else ""
         lo = -16384 if vc_last.kind == "sint" else 0
         rng = []
@@ -1262,3 +1242,34 @@ class Emitter(ValueEmitter):
             f"FRAGMENT_ATTRIBUTES: tuple[tuple[str, str], ...] = "
             f"{tuple(sorted(attrs, key=lambda q: (q[1], q[0])))!r}"
         )
+
+
+def fused_field_reads(
+    fields: list[tuple[int, int, ValueCodec]], conds: list[str]
+) -> tuple[list[str], list[str]]:
+    """The value expressions and plain assignments of a fused read's bit fields (the
+    integer fields are read apart): (vals, pre); the range checks of fields whose width
+    covers more than their values go to ``conds``.  Shared by the reader's fused decoders
+    and the window decoders (:mod:`.window`)."""
+    vals: list[str] = []
+    pre: list[str] = []
+    for i, (shift, w, vc) in enumerate(fields):
+        if vc.kind in ("uint", "sint"):
+            continue
+        src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
+        if vc.kind == "nbit":
+            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
+                conds.append(f"(a{i} := {src}) <= {vc.hi - vc.lo}")  # type: ignore[operator]
+            else:
+                pre.append(f"a{i} = {src}")
+            vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
+        elif vc.kind == "enum":
+            if (1 << vc.nbits) != vc.count:
+                conds.append(f"(a{i} := {src}) < {vc.count}")
+            else:
+                pre.append(f"a{i} = {src}")
+            vals.append(f"_V_{vc.enum_cls}[a{i}]")
+        else:
+            pre.append(f"a{i} = {src}")
+            vals.append(f"a{i} == 1")
+    return vals, pre

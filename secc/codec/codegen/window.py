@@ -368,27 +368,9 @@ def _emit_window_fused(em: Emitter, g: TypeGrammar, slow: str | None) -> None:
     out: list[str] = []
     ind = "    "
     conds: list[str] = []
-    vals: list[str] = []
-    pre: list[str] = []
-    for i, (shift, w, vc) in enumerate(fields):
-        if vc.kind in ("uint", "sint"):
-            continue
-        src = f"(_x >> {shift}) & {(1 << w) - 1:#x}" if w else "0"
-        if vc.kind == "nbit":
-            if (1 << vc.nbits) != vc.hi - vc.lo + 1:  # type: ignore[operator]
-                conds.append(f"(a{i} := {src}) <= {vc.hi - vc.lo}")  # type: ignore[operator]
-            else:
-                pre.append(f"a{i} = {src}")
-            vals.append(f"a{i} + {vc.lo}" if vc.lo else f"a{i}")
-        elif vc.kind == "enum":
-            if (1 << vc.nbits) != vc.count:
-                conds.append(f"(a{i} := {src}) < {vc.count}")
-            else:
-                pre.append(f"a{i} = {src}")
-            vals.append(f"_V_{vc.enum_cls}[a{i}]")
-        else:
-            pre.append(f"a{i} = {src}")
-            vals.append(f"a{i} == 1")
+    from .emit import fused_field_reads
+
+    vals, pre = fused_field_reads(fields, conds)
     if not tail:
         out += [
             f"{ind}_s = q - {total}",
