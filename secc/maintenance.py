@@ -15,6 +15,15 @@ stays until a new one has been
 
 A refused or malformed CertificateSigned is answered ``Rejected`` and changes nothing.
 
+With the names the station's CSRs carry (``subject``), the checks of OCPP 2.0.1
+A02.FR.06 / A03.FR.06 come first (:mod:`certs.station_cert`: a ChargingStationCertificate
+of the operator's hierarchy with the certificate properties, a V2G leaf with the subject
+its CSR named); a refusal is the security event InvalidChargingStationCertificate
+(A02.FR.07).  With a :class:`~secc.ocpp_bridge.cert_trial.ClientCertTrial`, a new client
+certificate on a security-profile-3 link is used by reconnecting at once (A02.FR.08) and
+stays on trial, the previous one kept, until one of them connects (A02.FR.10/28/29).
+``secc run``'s bridge and ``secc renew`` answer CertificateSigned with this one class.
+
 The ISO 15118-20 SECC leaf (store slot ``v2g20``) has its own renewal path, named
 ``V2GCertificate20`` here: a fresh key of the algorithm in service (P-521 with a CSR
 signed with SHA-512, or Ed448), sent as
@@ -35,6 +44,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography import x509
 
@@ -49,11 +59,23 @@ from certs._util import (
 )
 from certs.expiry import ExpiryEntry, expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
+from certs.station_cert import check_charging_station_chain, check_subject
 from certs.store import Store, StoreError
 from certs.validate import validate_chain
+from secc.ocpp_bridge.cert_trial import ClientCertTrial
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient, Reply
+from secc.ocpp_bridge.device_model import COMM, ISO, SEC, DeviceModel
+from secc.ocpp_bridge.queue import DurableQueue
+from secc.ocpp_bridge.security_events import (
+    INVALID_STATION_CERTIFICATE,
+    SECURITY_LOG,
+    SecurityEvents,
+    SecurityLog,
+)
 
 log = logging.getLogger(__name__)
+OUTBOX = "outbox.sqlite"  # secc run's outbox in the OCPP state directory (secc.aio.backends)
+RECONNECT_GRACE = 0.5  # seconds between answering CertificateSigned and reconnecting
 ISO20_V2G = "V2GCertificate20"  # the -20 SECC leaf's renewal (OCPP type V2GCertificate)
 USE_OF_TYPE = {"V2GCertificate": "v2g", "ChargingStationCertificate": "csms", ISO20_V2G: "v2g20"}
 TYPE_OF_LABEL = {
@@ -76,12 +98,32 @@ class SignedOutcome:
 
 
 class SignedInstaller:
-    """Answers CertificateSigned: verify, install, verify again (see module docstring)."""
+    """Answers CertificateSigned: verify, install, verify again (see module docstring).
 
-    def __init__(self, store: Store, utc_now: Callable[[], dt.datetime]) -> None:
+    ``subject``: the names the station's CSRs carry (read at every use: the CSMS may
+    change them); without it the A02.FR.06 subject and hierarchy checks are not made
+    (provisioning by ``secc commission``).  ``trial`` and ``security``: the renewed client
+    certificate's trial and the security events (A02.FR.07/10/28/29); ``client``: the
+    link whose CertificateSigned this answers (the reconnect of A02.FR.08)."""
+
+    def __init__(
+        self,
+        store: Store,
+        utc_now: Callable[[], dt.datetime],
+        *,
+        subject: Callable[[], CsrSubject] | None = None,
+        client: OcppClient | None = None,
+        trial: ClientCertTrial | None = None,
+        security: SecurityEvents | None = None,
+    ) -> None:
         self.store = store
         self.utc_now = utc_now
+        self.subject = subject
+        self.client = client
+        self.trial = trial
+        self.security = security
         self.outcomes: list[SignedOutcome] = []
+        self.on_accepted: list[Callable[[SignedOutcome], None]] = []
         self._waiters: dict[str, asyncio.Future[SignedOutcome]] = {}
 
     def expect(self, certificate_type: str) -> asyncio.Future[SignedOutcome]:
@@ -104,34 +146,92 @@ class SignedInstaller:
             return ISO20_V2G
         return certificate_type
 
+    def type_of(self, chain_pem: str) -> str:
+        """The type of a CertificateSigned without certificateType ("to be used for both"
+        connections in OCPP 2.0.1, which this station keeps apart), told by the key: a
+        leaf for a pending V2G key is a V2GCertificate, any other is taken as the
+        ChargingStationCertificate."""
+        try:
+            leaf = load_certificates(chain_pem.encode())[0]
+            pending = [self.store.pending_key(use) for use in ("v2g", "v2g20")]
+        except (CertsError, StoreError, IndexError):
+            return "ChargingStationCertificate"
+        key = leaf.public_key()
+        if any(k is not None and k.public_key() == key for k in pending):
+            return "V2GCertificate"
+        return "ChargingStationCertificate"
+
     def __call__(self, payload: dict[str, object]) -> Reply:
+        """The CertificateSigned handler: install (see :meth:`install`); a refusal is
+        the security event InvalidChargingStationCertificate (A02.FR.07); an accepted
+        client certificate on a profile-3 link is put in use by reconnecting once the
+        answer is out (A02.FR.08 / A03.FR.08)."""
         chain_pem = str(payload.get("certificateChain", ""))
-        outcome = self.install(
-            str(payload.get("certificateType") or "ChargingStationCertificate"), chain_pem
-        )
+        given = payload.get("certificateType")
+        requested = str(given) if given else self.type_of(chain_pem)
+        outcome = self.install(requested, chain_pem)
         kind = outcome.certificate_type
+        if not outcome.accepted:
+            log.warning("CertificateSigned(%s) refused: %s", kind, outcome.reason)
+            if self.security is not None and self.client is not None:
+                self.client.spawn(
+                    self.security.record(
+                        INVALID_STATION_CERTIFICATE, f"{requested}: {outcome.reason}"[:255]
+                    ),
+                    "SecurityEventNotification",
+                )
+            info = {"reasonCode": "InvalidCertificate", "additionalInfo": outcome.reason[:512]}
+            return Reply({"status": "Rejected", "statusInfo": info})
+        client = self.client
+        if kind != "ChargingStationCertificate" or client is None:
+            return Reply({"status": "Accepted"})
+        if client.config.security_profile != 3:
+            return Reply({"status": "Accepted"})
+
+        async def switch() -> None:
+            # A02.FR.08 / A03.FR.08: the new client certificate is used by reconnecting
+            # the websocket and TLS connection now (after the answer is out)
+            await asyncio.sleep(RECONNECT_GRACE)
+            await client.close()
+
+        return Reply({"status": "Accepted"}, after=switch)
+
+    def _resolve(self, outcome: SignedOutcome) -> SignedOutcome:
         self.outcomes.append(outcome)
-        waiter = self._waiters.pop(kind, None)
+        waiter = self._waiters.pop(outcome.certificate_type, None)
         if waiter is not None and not waiter.done():
             waiter.set_result(outcome)
         if outcome.accepted:
-            return Reply({"status": "Accepted"})
-        log.warning("CertificateSigned(%s) refused: %s", kind, outcome.reason)
-        info = {"reasonCode": "InvalidCertificate", "additionalInfo": outcome.reason[:512]}
-        return Reply({"status": "Rejected", "statusInfo": info})
+            for callback in list(self.on_accepted):
+                callback(outcome)
+        return outcome
 
     def install(self, certificate_type: str, chain_pem: str) -> SignedOutcome:
         """Install a CertificateSigned chain of ``certificate_type`` (the OCPP type; a
         V2GCertificate for the pending -20 key goes to ``v2g20``, see :meth:`renewal_of`);
         the outcome names the renewal it answered."""
+        return self._resolve(self._install(certificate_type, chain_pem))
+
+    def _install(self, certificate_type: str, chain_pem: str) -> SignedOutcome:
         certificate_type = self.renewal_of(certificate_type, chain_pem)
         use = USE_OF_TYPE.get(certificate_type)
         if use is None:
             return SignedOutcome(certificate_type, False, f"unknown type {certificate_type!r}")
-        problem = self._precheck(use, chain_pem.encode())
+        # A02.FR.06 / A03.FR.06 first, then the path and the store's own checks
+        problem = self._a02_problem(certificate_type, chain_pem) or self._precheck(
+            use, chain_pem.encode()
+        )
         if problem:
             return SignedOutcome(certificate_type, False, problem)
         previous = self._current(use)
+        # the client certificate in use on a profile-3 link is kept until the new one
+        # connects (A02.FR.10/28, secc.ocpp_bridge.cert_trial)
+        trial = self.trial
+        on_trial = (
+            trial.snapshot()
+            if trial is not None and use == "csms" and trial.client.config.security_profile == 3
+            else None
+        )
         if use == "v2g20":
             try:
                 self.store.accept_signed_chain(use, chain_pem.encode(), utc_now=self.utc_now())
@@ -152,7 +252,38 @@ class SignedInstaller:
             )
         leaf = self.store.leaf_chain(use)[0]
         log.info("%s installed: %s", certificate_type, leaf.subject.rfc4514_string())
+        if trial is not None and on_trial is not None:
+            trial.begin(on_trial)
         return SignedOutcome(certificate_type, True, f"installed {leaf.subject.rfc4514_string()}")
+
+    def _a02_problem(self, certificate_type: str, chain_pem: str) -> str | None:
+        """A02.FR.06 / A03.FR.06: why the chain is not valid for the station (None: it
+        is, as far as these checks go): a ChargingStationCertificate of the operator's
+        hierarchy (an installed CSMS root) with the certificate properties (CN the
+        station's identity, O the SecurityCtrlr organization when set), a V2G leaf the
+        subject its CSR named (CN the SECC ID, O ISO15118Ctrlr's when set)."""
+        if self.subject is None:
+            return None
+        names = self.subject()
+        try:
+            chain = load_certificates(chain_pem.encode())
+        except CertsError as exc:
+            return f"malformed chain: {exc}"
+        if not chain:
+            return "malformed chain: no certificate"
+        if certificate_type == "ChargingStationCertificate":
+            return check_charging_station_chain(
+                chain,
+                self.store.roots("csms"),
+                self.utc_now(),
+                common_name=names.station_id,
+                organization=names.required_organization(certificate_type),
+            )
+        return check_subject(
+            chain[0],
+            common_name=names.common_name(certificate_type),
+            organization=names.required_organization(certificate_type),
+        )
 
     def _precheck(self, use: str, data: bytes) -> str | None:
         try:
@@ -369,17 +500,48 @@ def plan(
 @dataclass(frozen=True, slots=True)
 class CsrSubject:
     """Names for the CSRs: CN of the SECC certificate (the SECC ID / EVSE ID), the station's
-    serial for the charging-station certificate, organization and country."""
+    serial for the charging-station certificate, organization and country.
+    ``iso_organization`` (ISO15118Ctrlr.OrganizationName) and ``security_organization``
+    (SecurityCtrlr.OrganizationName), when set, are the O of the V2G and of the
+    charging-station certificate, which the signed leaf must then carry (A00.FR.509);
+    ``organization`` otherwise."""
 
     secc_id: str
     station_id: str
     organization: str
     country: str | None = None
+    iso_organization: str | None = None
+    security_organization: str | None = None
+
+    @classmethod
+    def of_device_model(cls, dm: DeviceModel, station_id: str, secc_id: str) -> CsrSubject:
+        """The names from the device model (``secc_id``: when ISO15118Ctrlr.SeccId is not
+        set)."""
+        iso = dm.value(ISO, "OrganizationName") or None
+        security = dm.value(SEC, "OrganizationName") or None
+        return cls(
+            secc_id=dm.value(ISO, "SeccId") or secc_id,
+            station_id=station_id,
+            organization=iso or security or "unknown",
+            country=dm.value(ISO, "CountryName") or None,
+            iso_organization=iso,
+            security_organization=security,
+        )
 
     def common_name(self, certificate_type: str) -> str:
         return (
             self.secc_id if certificate_type in ("V2GCertificate", ISO20_V2G) else self.station_id
         )
+
+    def required_organization(self, certificate_type: str) -> str | None:
+        """The O the signed leaf must carry (None: any, but one)."""
+        if certificate_type in ("V2GCertificate", ISO20_V2G):
+            return self.iso_organization
+        return self.security_organization
+
+    def organization_of(self, certificate_type: str) -> str:
+        """The O of the CSR."""
+        return self.required_organization(certificate_type) or self.organization
 
 
 @dataclass(slots=True)
@@ -427,27 +589,114 @@ async def run_maintenance(
     renew_before_days: int = 30,
     anchor_warn_days: int = 90,
     sign_timeout: float = 120.0,
+    trial_timeout: float = 60.0,
 ) -> MaintenanceReport:
-    """One maintenance pass over an online client (BootNotification accepted)."""
+    """One maintenance pass over an online client (BootNotification accepted).  With the
+    installer's trial (:func:`attach_trial`), a renewed client certificate is followed
+    until it connects or the previous one is back (at most ``trial_timeout``), and the
+    security events raised meanwhile are delivered."""
     due = plan(
         store, utc_now(), renew_before_days=renew_before_days, anchor_warn_days=anchor_warn_days
     )
     report = MaintenanceReport(due)
-    for certificate_type in due.renew:
+    # the client certificate last: its renewal may reconnect the link (A02.FR.08)
+    for certificate_type in sorted(due.renew, key=lambda t: t == "ChargingStationCertificate"):
         outcome = await request_certificate(
             client,
             store,
             installer,
             certificate_type,
             common_name=subject.common_name(certificate_type),
-            organization=subject.organization,
+            organization=subject.organization_of(certificate_type),
             country=subject.country,
             timeout=sign_timeout,
         )
+        if outcome.accepted and installer.trial is not None:
+            outcome = await settle_trial(installer.trial, outcome, trial_timeout)
         report.renewals.append(outcome)
     if any(s.state != "no responder" for s in due.ocsp) or report.renewals:
         try:
+            if not client.online.is_set():  # a reconnect with a new client certificate
+                await asyncio.wait_for(client.online.wait(), trial_timeout)
             report.ocsp_stored = await refresh_ocsp(client, store, utc_now())
         except (CallFailed, NotConnected, TimeoutError) as exc:
             report.errors.append(f"OCSP refresh: {exc}")
+    if installer.trial is not None:  # e.g. DiscardedRenewedClientCertificate
+        await client.follow_ups_done(trial_timeout)
+        try:
+            await deliver_security_events(client, installer.trial.queue, trial_timeout)
+        except (CallFailed, NotConnected, TimeoutError) as exc:
+            report.errors.append(f"security events not delivered (kept for secc run): {exc}")
     return report
+
+
+async def settle_trial(
+    trial: ClientCertTrial, outcome: SignedOutcome, timeout: float
+) -> SignedOutcome:
+    """After an accepted client certificate: wait (at most ``timeout``) for its trial to
+    end (A02.FR.10/28/29) and say how it ended; the outcome of any other renewal as is."""
+    if outcome.certificate_type != "ChargingStationCertificate" or trial.state() is None:
+        return outcome
+    renewed = trial.snapshot()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while trial.state() is not None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if trial.state() is not None:
+        return SignedOutcome(
+            outcome.certificate_type,
+            False,
+            f"{outcome.reason}; on trial: no connection with it within {timeout:g} s "
+            "(the previous one is kept; the next start of the link goes on with the trial)",
+        )
+    current = trial.snapshot()
+    if renewed is not None and current is not None and current[0] == renewed[0]:
+        return SignedOutcome(outcome.certificate_type, True, f"{outcome.reason}; connected with it")
+    return SignedOutcome(
+        outcome.certificate_type,
+        False,
+        f"{outcome.reason}; no connection with it, the previous one connected and is in use "
+        "again (DiscardedRenewedClientCertificate)",
+    )
+
+
+async def deliver_security_events(client: OcppClient, queue: DurableQueue, timeout: float) -> int:
+    """Send the outbox's security events from its head, in order, until a message of
+    another kind (a transaction's: ``secc run`` delivers those) or the end; what is not
+    delivered stays queued.  Returns how many were sent."""
+    sent = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            head = await queue.off_loop(queue.head)
+            if head is None or head.action != "SecurityEventNotification":
+                return sent
+            await client.online.wait()  # BootNotification accepted (after a reconnect)
+            await client.call(head.action, head.payload, message_id=head.message_id)
+            await queue.off_loop(queue.ack, head.seq)
+            sent += 1
+
+
+def attach_trial(
+    installer: SignedInstaller, client: OcppClient, dm: DeviceModel, state_dir: Path
+) -> DurableQueue:
+    """Give ``installer`` the station's trial of a renewed client certificate and its
+    security events, over the OCPP state of ``secc run`` in ``state_dir`` (the outbox,
+    where the trial's state lives, and the security log), so both continue each other's
+    trial.  One round (A02.FR.28): NetworkProfileConnectionAttempts failed connections
+    (this link has one profile).  Call before the link connects; close the returned
+    outbox when done."""
+    queue = DurableQueue(state_dir / OUTBOX)
+    security = SecurityEvents(
+        queue, SecurityLog(state_dir / SECURITY_LOG), lambda: None, installer.utc_now
+    )
+    trial = ClientCertTrial(
+        installer.store,
+        queue,
+        client,
+        security,
+        lambda: max(1, dm.number(COMM, "NetworkProfileConnectionAttempts")),
+    )
+    client.on_connected.append(trial.connected)
+    client.on_connect_failed.append(trial.connect_failed)
+    installer.client, installer.trial, installer.security = client, trial, security
+    return queue

@@ -2,10 +2,13 @@
 
 Renews the SECC certificates (the ISO 15118-2 one and the ISO 15118-20 one, with a P-521
 key) and the charging-station certificate when due (SignCertificate through the CSMS,
-then CertificateSigned, verified before and after installation; the old chain stays in
-service otherwise), refreshes the SECC chain's OCSP answers, warns ahead of
-trust-anchor expiry.  ``--local-only`` does not connect to the CSMS (for stations where
-``secc run`` owns the OCPP link and renews in-process): it reports and warns.
+then CertificateSigned, verified before and after installation with the checks of
+``secc run``'s OCPP client (A02.FR.06); the old chain stays in service otherwise; a new
+charging-station certificate on a profile-3 link is tried by reconnecting and the old one
+comes back if it does not connect, as ``secc run`` does: A02.FR.10/28/29), refreshes the
+SECC chain's OCSP answers, warns ahead of trust-anchor expiry.  ``--local-only`` does
+not connect to the CSMS (for stations where ``secc run`` owns the OCPP link and renews
+in-process): it reports and warns.
 
 Exit status: 0 nothing left to do; 1 something is expired, a trust anchor expires within
 the warning window, or (online) a due renewal or the CSMS link failed; 2 usage error.
@@ -30,10 +33,11 @@ from secc.maintenance import (
     CsrSubject,
     MaintenanceReport,
     SignedInstaller,
+    attach_trial,
     plan,
     run_maintenance,
 )
-from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel, iso15118_defaults
+from secc.ocpp_bridge.device_model import DeviceModel, iso15118_defaults
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -58,20 +62,17 @@ async def _online(
 ) -> MaintenanceReport | str:
     config = load_file(args.config)
     assert config.ocpp is not None
-    installer = SignedInstaller(store, _now)
+    # the checks and the client certificate's trial of secc run's bridge (A02)
+    installer = SignedInstaller(
+        store, _now, subject=lambda: CsrSubject.of_device_model(dm, station, evse_id)
+    )
     link = CsmsLink(config.ocpp, store, dm, installer)
+    outbox = attach_trial(installer, link.client, dm, args.state_dir or ocpp_state_dir(config.ocpp))
     try:
         state = await link.connect(args.csms_timeout)
         if state.boot_status != "Accepted":
             return f"CSMS link: {state.detail}"
-        subject = CsrSubject(
-            secc_id=dm.value(ISO, "SeccId") or evse_id,
-            station_id=station,
-            organization=dm.value(ISO, "OrganizationName")
-            or dm.value(SEC, "OrganizationName")
-            or "unknown",
-            country=dm.value(ISO, "CountryName") or None,
-        )
+        subject = CsrSubject.of_device_model(dm, station, evse_id)
         return await run_maintenance(
             link.client,
             store,
@@ -84,6 +85,7 @@ async def _online(
         )
     finally:
         await link.aclose()
+        outbox.close()
 
 
 def main(argv: list[str], prog: str) -> int:

@@ -61,10 +61,8 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from certs import csr as csr_mod
-from certs._util import CertsError, load_certificates
 from certs.expiry import expiry_report
 from certs.ocsp import OcspRequestData, hash_data, judge_response, responder_url
-from certs.station_cert import check_charging_station_chain, check_subject
 from certs.store import Store, StoreError
 from hal.hooks import StationHooks
 from hal.types import PlcStatus
@@ -86,6 +84,7 @@ from secc.core.events import (
     EvseStatus,
     StopRequested,
 )
+from secc.maintenance import CsrSubject, SignedInstaller, SignedOutcome
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
 from secc.ocpp_bridge.cert_trial import ClientCertTrial
@@ -233,6 +232,7 @@ class Bridge:
         stored = queue.get_state(self._tx_key)
         self._tx: dict[str, object] | None = stored if isinstance(stored, dict) else None
         self.cert_trial: ClientCertTrial | None = None  # a renewed client certificate (A02)
+        self.installer: SignedInstaller | None = None  # CertificateSigned (A02/A03)
         if primary is not None:
             self.security: SecurityEvents = primary.security
             self.ops: Operations = primary.ops
@@ -254,6 +254,16 @@ class Bridge:
             )
             client.on_connected.append(self.cert_trial.connected)
             client.on_connect_failed.append(self.cert_trial.connect_failed)
+            # CertificateSigned (A02/A03): the same checks and trial as `secc renew`
+            self.installer = SignedInstaller(
+                store,
+                self.utc_now,
+                subject=self._csr_subject,
+                client=client,
+                trial=self.cert_trial,
+                security=self.security,
+            )
+            self.installer.on_accepted.append(self._certificate_accepted)
         # the device model is in force from the first connection on (A01, B05)
         client.config = apply_device_model(client.config, device_model)
         self.ops.keep_profile_timeout()
@@ -940,63 +950,23 @@ class Bridge:
         ).decode("ascii")
 
     def certificate_signed(self, certificate_type: str, chain_pem: str) -> csr_mod.SignedResult:
-        """CertificateSigned: checked (V2G: full path to a V2G root, DC=CPO), installed
-        atomically with the pending key, checked again in a TLS context, rolled back on
-        failure (:class:`secc.maintenance.SignedInstaller`)."""
-        from secc.maintenance import SignedInstaller
-
-        if self.store is None:
+        """CertificateSigned: checked (A02.FR.06; V2G: full path to a V2G root, DC=CPO),
+        installed atomically with the pending key, checked again in a TLS context, rolled
+        back on failure; a client certificate in use on a profile-3 link goes on trial
+        (:class:`secc.maintenance.SignedInstaller`, shared with ``secc renew``)."""
+        if self.installer is None:
             return csr_mod.SignedResult("Rejected", "no certificate store")
-        problem = self._signed_problem(certificate_type, chain_pem)
-        if problem:  # A02.FR.06/07: not valid: discarded, nothing changed
-            return csr_mod.SignedResult("Rejected", problem)
-        # the client certificate in use on a profile-3 link is kept until the new one
-        # connects (A02.FR.10/28, secc.ocpp_bridge.cert_trial)
-        trial = self.cert_trial
-        previous = (
-            trial.snapshot()
-            if trial is not None
-            and certificate_type == "ChargingStationCertificate"
-            and self.client.config.security_profile == 3
-            else None
-        )
-        # a V2GCertificate chain whose leaf carries the pending v2g20 key answers the -20
-        # renewal and goes to slot v2g20; any other goes the -2 way (docs/ocpp.md)
-        outcome = SignedInstaller(self.store, self.utc_now).install(certificate_type, chain_pem)
-        if outcome.accepted and outcome.certificate_type in self._signed:
-            self._signed[outcome.certificate_type].set()
-        if outcome.accepted and trial is not None and previous is not None:
-            trial.begin(previous)
+        outcome = self.installer.install(certificate_type, chain_pem)
         return csr_mod.SignedResult("Accepted" if outcome.accepted else "Rejected", outcome.reason)
 
-    def _signed_problem(self, certificate_type: str, chain_pem: str) -> str | None:
-        """A02.FR.06 / A03.FR.06: why a CertificateSigned chain is not valid (None: it
-        is, as far as these checks go; the installer then checks the key and the TLS
-        use).  A ChargingStationCertificate must belong to the operator's hierarchy (an
-        installed CSMS root) with the certificate properties (CN the station's serial
-        number, i.e. the identity its CSR named, O the SecurityCtrlr organization: see
-        :mod:`certs.station_cert`); a V2G leaf (its path is the installer's ISO 15118
-        check) the subject its CSR named (CN the SECC ID, O ISO15118Ctrlr's)."""
-        assert self.store is not None
-        try:
-            chain = load_certificates(chain_pem.encode())
-        except CertsError as exc:
-            return f"malformed chain: {exc}"
-        if certificate_type == "ChargingStationCertificate":
-            return check_charging_station_chain(
-                chain,
-                self.store.roots("csms"),
-                self.utc_now(),
-                common_name=self.client.config.station_id,
-                organization=self.dm.value(SEC, "OrganizationName") or None,
-            )
-        if certificate_type in ("V2GCertificate", csr_mod.ISO20_V2G):
-            return check_subject(
-                chain[0],
-                common_name=self.dm.value(ISO, "SeccId") or self.client.config.station_id,
-                organization=self.dm.value(ISO, "OrganizationName") or None,
-            )
-        return None
+    def _csr_subject(self) -> CsrSubject:
+        """The names of the station's CSRs, which a signed leaf must carry (A02.FR.06)."""
+        station_id = self.client.config.station_id
+        return CsrSubject.of_device_model(self.dm, station_id, station_id)
+
+    def _certificate_accepted(self, outcome: SignedOutcome) -> None:
+        if outcome.certificate_type in self._signed:
+            self._signed[outcome.certificate_type].set()
 
     async def refresh_ocsp(self) -> int:
         """GetCertificateStatus for the SECC chain; stores verified answers (M06)."""

@@ -448,6 +448,11 @@ class OcppClient:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def follow_ups_done(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for the follow-ups spawned so far."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
     async def status_notification(self, evse_id: int, connector_id: int, status: str) -> None:
         await self.call(
             "StatusNotification",

@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from certs._util import CertsError, load_certificates, signed_by
+from certs._util import signed_by
 from certs.ocsp import CertificateHashData, OcspError
 from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
@@ -348,29 +348,19 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         return Reply({"status": "Accepted", "certificateHashDataChain": items})
 
     def certificate_signed(p: Payload) -> Reply:
-        kind = str(p.get("certificateType") or _signed_type(bridge, str(p.get("certificateChain"))))
-        result = bridge.certificate_signed(kind, str(p.get("certificateChain")))
-        if result.status != "Accepted":
-            log.warning("CertificateSigned refused: %s", result.reason)
-            # A02/A03 (appendix "Security events"): a refused certificate from
-            # CertificateSigned is the critical event InvalidChargingStationCertificate
-            client.spawn(
-                bridge.security.record(
-                    INVALID_STATION_CERTIFICATE, f"{kind}: {result.reason}"[:255]
-                ),
-                "SecurityEventNotification",
-            )
-            return Reply({"status": "Rejected", "statusInfo": _bad(result.reason)})
-        if kind != "ChargingStationCertificate" or client.config.security_profile != 3:
-            return Reply({"status": "Accepted"})
-
-        async def switch() -> None:
-            # A02.FR.08 / A03.FR.08: the new client certificate is used by reconnecting
-            # the websocket and TLS connection now (after the answer is out)
-            await asyncio.sleep(RECONNECT_GRACE)
-            await client.close()
-
-        return Reply({"status": "Accepted"}, after=switch)
+        # A02/A03: the shared installer (secc.maintenance.SignedInstaller) checks,
+        # installs, raises InvalidChargingStationCertificate on a refusal (A02.FR.07) and
+        # reconnects with a new client certificate on a profile-3 link (A02.FR.08)
+        if bridge.installer is not None:
+            return bridge.installer(p)
+        reason = "no certificate store"
+        log.warning("CertificateSigned refused: %s", reason)
+        kind = str(p.get("certificateType") or "ChargingStationCertificate")
+        client.spawn(
+            bridge.security.record(INVALID_STATION_CERTIFICATE, f"{kind}: {reason}"),
+            "SecurityEventNotification",
+        )
+        return Reply({"status": "Rejected", "statusInfo": _bad(reason)})
 
     def send_local_list(p: Payload) -> Reply:
         if not dm.flag("LocalAuthListCtrlr", "Enabled"):  # no list in use: none is taken
@@ -426,25 +416,6 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         "GetTransactionStatus": get_transaction_status,
         "DataTransfer": data_transfer,
     }
-
-
-def _signed_type(bridge: Bridge, chain_pem: str) -> str:
-    """CertificateSigned without certificateType ("to be used for both" connections in
-    OCPP 2.0.1, which this station keeps apart): the request it answers, told by the
-    key: a leaf for the pending V2G key is a V2GCertificate, any other is taken as the
-    ChargingStationCertificate."""
-    store = bridge.store
-    if store is None:
-        return "ChargingStationCertificate"
-    try:
-        leaf = load_certificates(chain_pem.encode())[0]
-        pending = [store.pending_key(use) for use in ("v2g", "v2g20")]
-    except (CertsError, StoreError, IndexError):
-        return "ChargingStationCertificate"
-    key = leaf.public_key()
-    if any(k is not None and k.public_key() == key for k in pending):
-        return "V2GCertificate"
-    return "ChargingStationCertificate"
 
 
 STRUCTURE = ("EVSE", "Connector")
