@@ -16,6 +16,11 @@ ISO15118Ctrlr.ContractValidationOffline, C12/C13 for the list and cache):
    an entry decides by its status.
 3. Then the cache (AuthCacheCtrlr.Enabled): an unexpired entry decides by its status.
 4. An id known to neither is accepted only with AuthCtrlr.OfflineTxForUnknownIdEnabled.
+
+Both keep each token's groupIdToken (the list's idTokenInfo, the CSMS's Authorize
+answers), so that without the CSMS the station can still tell a token of the
+transaction's group (C09.FR.03: it may stop the transaction) and a Master Pass
+(AuthCtrlr.MasterPassGroupId, C16) from others (:func:`local_entry`).
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from secc.core.events import AuthorizationResult
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS local_list (
-    id_token TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+    id_token TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, group_id TEXT,
     PRIMARY KEY (id_token, type)
 );
 CREATE TABLE IF NOT EXISTS auth_cache (
     id_token TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, expires REAL NOT NULL,
+    group_id TEXT,
     PRIMARY KEY (id_token, type)
 );
 CREATE TABLE IF NOT EXISTS auth_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -64,6 +70,10 @@ class AuthStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        for table in ("local_list", "auth_cache"):  # a database of an earlier version
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if "group_id" not in columns:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN group_id TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -96,58 +106,77 @@ class AuthStore:
             return {"status": "Failed", "statusInfo": _info("versionNumber must be > 0")}
         if update == "Differential" and version <= self.list_version:
             return {"status": "VersionMismatch"}
-        rows: list[tuple[str, str, str | None]] = []
+        rows: list[tuple[str, str, str | None, str | None]] = []
         for entry in entries if isinstance(entries, list) else []:
             token = entry.get("idToken", {})
             info = entry.get("idTokenInfo")
             status = info.get("status") if isinstance(info, Mapping) else None
             if status is None and update == "Full":
                 return {"status": "Failed", "statusInfo": _info("Full entry without idTokenInfo")}
-            rows.append((str(token.get("idToken")), str(token.get("type")), status))
+            group = group_of(info) if isinstance(info, Mapping) else None
+            rows.append((str(token.get("idToken")), str(token.get("type")), status, group))
         if len({row[:2] for row in rows}) != len(rows):
             return {"status": "Failed", "statusInfo": _info("an idToken is in the list twice")}
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             if update == "Full":
                 self._db.execute("DELETE FROM local_list")
-            for token, kind, status in rows:
+            for token, kind, status, group in rows:
                 if status is None:
                     self._db.execute(
                         "DELETE FROM local_list WHERE id_token = ? AND type = ?", (token, kind)
                     )
                 else:
                     self._db.execute(
-                        "INSERT OR REPLACE INTO local_list VALUES (?, ?, ?)", (token, kind, status)
+                        "INSERT OR REPLACE INTO local_list (id_token, type, status, group_id) "
+                        "VALUES (?, ?, ?, ?)",
+                        (token, kind, status, group),
                     )
             self._db.execute("INSERT OR REPLACE INTO auth_meta VALUES ('version', ?)", (version,))
             self._db.execute("COMMIT")
         return {"status": "Accepted"}
 
     def list_status(self, token: str, kind: str) -> str | None:
+        entry = self.list_entry(token, kind)
+        return None if entry is None else entry[0]
+
+    def list_entry(self, token: str, kind: str) -> tuple[str, str | None] | None:
+        """The local list's status and groupIdToken of a token (None: not listed)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT status FROM local_list WHERE id_token = ? AND type = ?", (token, kind)
+                "SELECT status, group_id FROM local_list WHERE id_token = ? AND type = ?",
+                (token, kind),
             ).fetchone()
-        return None if row is None else str(row[0])
+        return None if row is None else (str(row[0]), _text(row[1]))
 
     # --- cache (C10, C11) --------------------------------------------------------------------
 
-    def remember(self, token: str, kind: str, status: str, expires: dt.datetime) -> None:
+    def remember(
+        self, token: str, kind: str, status: str, expires: dt.datetime, group: str | None = None
+    ) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO auth_cache VALUES (?, ?, ?, ?)",
-                (token, kind, status, expires.timestamp()),
+                "INSERT OR REPLACE INTO auth_cache (id_token, type, status, expires, group_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (token, kind, status, expires.timestamp(), group),
             )
 
     def cached_status(self, token: str, kind: str, utc_now: dt.datetime) -> str | None:
+        entry = self.cached_entry(token, kind, utc_now)
+        return None if entry is None else entry[0]
+
+    def cached_entry(
+        self, token: str, kind: str, utc_now: dt.datetime
+    ) -> tuple[str, str | None] | None:
+        """The cache's status and groupIdToken of a token (None: not cached or expired)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT status, expires FROM auth_cache WHERE id_token = ? AND type = ?",
+                "SELECT status, expires, group_id FROM auth_cache WHERE id_token = ? AND type = ?",
                 (token, kind),
             ).fetchone()
         if row is None or float(row[1]) < utc_now.timestamp():
             return None
-        return str(row[0])
+        return str(row[0]), _text(row[2])
 
     def clear_cache(self) -> None:
         with self._lock:
@@ -196,21 +225,43 @@ def offline_decision(
             )
         cert_status = "Accepted"
     token = request.id_token
-    if policy.local_list_enabled and policy.local_authorize_offline:
-        listed = auth.list_status(token, token_type)
-        if listed is not None:
-            return AuthorizationResult(
-                listed == "Accepted", token, cert_status, f"offline: local list says {listed}"
-            )
-    if policy.cache_enabled:
-        cached = auth.cached_status(token, token_type, utc_now)
-        if cached is not None:
-            return AuthorizationResult(
-                cached == "Accepted", token, cert_status, f"offline: cache says {cached}"
-            )
+    known = local_entry(token, token_type, policy, auth, utc_now)
+    if known is not None:
+        status, _group, source = known
+        return AuthorizationResult(
+            status == "Accepted", token, cert_status, f"offline: {source} says {status}"
+        )
     if policy.offline_unknown_allowed:
         return AuthorizationResult(True, token, cert_status, "offline: unknown id allowed")
     return AuthorizationResult(False, token, cert_status, "offline: id not in list or cache")
+
+
+def local_entry(
+    token: str, token_type: str, policy: OfflinePolicy, auth: AuthStore, utc_now: dt.datetime
+) -> tuple[str, str | None, str] | None:
+    """What the station knows of a token without the CSMS: (status, groupIdToken,
+    "local list" or "cache"), the local list first (when enabled and
+    AuthCtrlr.LocalAuthorizeOffline), then an unexpired cache entry (when enabled)."""
+    if policy.local_list_enabled and policy.local_authorize_offline:
+        listed = auth.list_entry(token, token_type)
+        if listed is not None:
+            return listed[0], listed[1], "local list"
+    if policy.cache_enabled:
+        cached = auth.cached_entry(token, token_type, utc_now)
+        if cached is not None:
+            return cached[0], cached[1], "cache"
+    return None
+
+
+def group_of(info: Mapping[str, object]) -> str | None:
+    """idTokenInfo.groupIdToken.idToken (None: none given)."""
+    group = info.get("groupIdToken")
+    value = group.get("idToken") if isinstance(group, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _info(detail: str) -> dict[str, object]:

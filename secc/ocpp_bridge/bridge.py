@@ -86,7 +86,13 @@ from secc.core.events import (
 )
 from secc.maintenance import CsrSubject, SignedInstaller, SignedOutcome
 from secc.ocpp_bridge import mapping
-from secc.ocpp_bridge.authorization import AuthStore, OfflinePolicy, offline_decision
+from secc.ocpp_bridge.authorization import (
+    AuthStore,
+    OfflinePolicy,
+    group_of,
+    local_entry,
+    offline_decision,
+)
 from secc.ocpp_bridge.cert_trial import ClientCertTrial
 from secc.ocpp_bridge.client import CallFailed, NotConnected, OcppClient
 from secc.ocpp_bridge.device_model import (
@@ -159,9 +165,16 @@ def _accepted_group(response: dict[str, object]) -> str | None:
     info = response.get("idTokenInfo")
     if not isinstance(info, dict) or info.get("status") != "Accepted":
         return None
-    group = info.get("groupIdToken")
-    value = group.get("idToken") if isinstance(group, dict) else None
-    return value if isinstance(value, str) and value else None
+    return group_of(info)
+
+
+def _token_info(response: dict[str, object]) -> tuple[str, str | None] | None:
+    """idTokenInfo's status and groupIdToken of an Authorize answer (None: no status)."""
+    info = response.get("idTokenInfo")
+    status = info.get("status") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or not isinstance(status, str):
+        return None
+    return status, group_of(info)
 
 
 class Bridge:
@@ -436,21 +449,34 @@ class Bridge:
 
     async def _local_stop(self, id_token: str, kind: str) -> None:
         """E07: a token presented during an authorized transaction stops it when it is
-        the token that authorized it (IdTokens compare case-insensitively) or the CSMS
-        authorizes it with the same groupIdToken as that one; any other token is
-        ignored. The Ended event then has triggerReason StopAuthorized, stoppedReason
-        Local and the presented idToken (E07.FR.02)."""
+        the token that authorized it (IdTokens compare case-insensitively) or a valid
+        token of the same groupIdToken as that one (C09.FR.03; one the CSMS does not
+        accept does not, C09.FR.11); any other token is ignored. The Ended event then has
+        triggerReason StopAuthorized, stoppedReason Local and the presented idToken
+        (E07.FR.02). A valid token whose group is AuthCtrlr.MasterPassGroupId stops
+        every transaction of the station (C16.FR.02: no UI to choose one), each Ended
+        with stoppedReason MasterPass (errata 2025-01, C16). The token's status and group
+        come from the CSMS (Authorize), or, when it cannot be asked, from the local list
+        or the authorization cache (:func:`~.authorization.local_entry`)."""
         started_by = self._tx_id_token
         if started_by is None or self._tx is None:
             return
         same = id_token.casefold() == started_by[0].casefold() and kind == started_by[1]
         if not same:
-            group = await self._group_of(id_token, kind)
+            status, group = await self._token_status(id_token, kind)
             ours = self._tx_group
-            if group is None or ours is None or group.casefold() != ours.casefold():
+            if status == "Accepted" and self._master_pass(group):
+                self._master_stop(id_token, kind)
+                return
+            if (
+                status != "Accepted"
+                or group is None
+                or ours is None
+                or group.casefold() != ours.casefold()
+            ):
                 log.info(
                     "idToken %s presented during transaction %s: neither its token nor "
-                    "of its group; the transaction goes on",
+                    "a valid one of its group; the transaction goes on",
                     id_token,
                     (self._tx or {}).get("id"),
                 )
@@ -461,18 +487,54 @@ class Bridge:
         self._stop_token = (id_token, kind)
         self._emit(StopRequested(f"idToken {id_token} presented: local stop (E07)"))
 
-    async def _group_of(self, id_token: str, kind: str) -> str | None:
-        """The groupIdToken the CSMS gives ``id_token`` in an Accepted Authorize answer
-        (None: not authorized, no group, or no answer)."""
+    def _master_pass(self, group: str | None) -> bool:
+        """The group is AuthCtrlr.MasterPassGroupId (IdTokens compare case-insensitively)."""
+        master = self.dm.value("AuthCtrlr", "MasterPassGroupId")
+        return bool(master) and group is not None and group.casefold() == master.casefold()
+
+    def _master_stop(self, id_token: str, kind: str) -> None:
+        """C16.FR.02: a Master Pass stops every ongoing transaction of the station."""
+        for bridge in list(self.primary.evses.values()):
+            if bridge._tx is None or bridge._stop_override is not None:
+                continue
+            bridge._stop_override = ("MasterPass", "StopAuthorized")
+            bridge._stop_token = (id_token, kind)
+            bridge._emit(StopRequested(f"idToken {id_token} (Master Pass) presented: stop (C16)"))
+
+    async def _token_status(self, id_token: str, kind: str) -> tuple[str | None, str | None]:
+        """The status and groupIdToken of a token presented to stop: the CSMS's Authorize
+        answer (cached, C10), or without an answer what the local list or the cache
+        hold (C09); (None, None) when neither knows it."""
+        request = RequestAuthorization(kind, id_token)
         try:
-            payload = mapping.authorize_request(RequestAuthorization(kind, id_token))
+            payload = mapping.authorize_request(request)
             response = await self.client.call(
                 "Authorize", payload, timeout=self.config.authorize_timeout
             )
-        except (NotConnected, TimeoutError, CallFailed, MappingError) as exc:
-            log.info("Authorize of %s for a local stop not answered: %s", id_token, exc)
-            return None
-        return _accepted_group(response)
+        except (NotConnected, TimeoutError) as exc:
+            log.info("Authorize of %s for a stop not answered (%s): local data", id_token, exc)
+            known = await asyncio.to_thread(
+                local_entry, id_token, kind, self._policy(), self.auth, self.utc_now()
+            )
+            return (known[0], known[1]) if known is not None else (None, None)
+        except (CallFailed, MappingError) as exc:
+            log.info("Authorize of %s for a stop failed: %s", id_token, exc)
+            return None, None
+        info = _token_info(response)
+        if info is None:
+            return None, None
+        self._cache(id_token, kind, info[0], info[1])
+        return info
+
+    def _cache(self, id_token: str, kind: str, status: str, group: str | None) -> None:
+        """C10: the CSMS's verdict (and group) into the authorization cache."""
+        if not self.dm.flag("AuthCacheCtrlr", "Enabled"):
+            return
+        lifetime = dt.timedelta(seconds=self.dm.number("AuthCacheCtrlr", "LifeTime"))
+        try:
+            self.auth.remember(id_token, kind, status, self.utc_now() + lifetime, group)
+        except sqlite3.Error as exc:
+            log.warning("authorization cache: %s", exc)
 
     @property
     def transaction(self) -> dict[str, object] | None:
@@ -543,17 +605,29 @@ class Bridge:
                 self._mo_roots(),
                 self.utc_now(),
             )
+            if result.accepted:  # the group the local list or the cache hold (C09)
+                known = await asyncio.to_thread(
+                    local_entry, request.id_token, kind, self._policy(), self.auth, self.utc_now()
+                )
+                self._auth_group = known[1] if known is not None else None
         except (CallFailed, MappingError) as exc:
             result = AuthorizationResult(False, request.id_token, None, f"CSMS error: {exc}")
         else:
-            info = response.get("idTokenInfo")
-            status = info.get("status") if isinstance(info, dict) else None
-            if isinstance(status, str) and self.dm.flag("AuthCacheCtrlr", "Enabled"):
-                lifetime = dt.timedelta(seconds=self.dm.number("AuthCacheCtrlr", "LifeTime"))
-                cached = "Accepted" if result.accepted else status
-                if status == "Accepted" and not result.accepted:
+            info = _token_info(response)
+            if info is not None:
+                cached = "Accepted" if result.accepted else info[0]
+                if info[0] == "Accepted" and not result.accepted:
                     cached = "Invalid"  # the certificate failed: do not cache the token as good
-                self.auth.remember(request.id_token, kind, cached, self.utc_now() + lifetime)
+                self._cache(request.id_token, kind, cached, info[1])
+        if result.accepted and self._master_pass(self._auth_group):
+            # C16.FR.03: a Master Pass may stop transactions, never start one
+            self._auth_group = None
+            result = AuthorizationResult(
+                False,
+                result.id_token,
+                result.certificate_status,
+                "a Master Pass (AuthCtrlr.MasterPassGroupId) cannot start a transaction",
+            )
         self._result(result, kind)
 
     def _result(self, result: AuthorizationResult, kind: str = "eMAID") -> None:

@@ -134,6 +134,8 @@ SPECS: tuple[VariableSpec, ...] = (
     _b("AuthCtrlr", "LocalAuthorizeOffline", True),
     _b("AuthCtrlr", "LocalPreAuthorize", False, "ReadOnly"),  # not implemented
     _b("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False),
+    # C16: IdTokens of this group may stop any transaction, never start one ("": none)
+    _s("AuthCtrlr", "MasterPassGroupId", "", max_len=36),
     _b("AuthCacheCtrlr", "Enabled", True),
     _i("AuthCacheCtrlr", "LifeTime", 86400),
     _b("LocalAuthListCtrlr", "Enabled", True),
