@@ -182,6 +182,42 @@ class AuthStore:
         with self._lock:
             self._db.execute("DELETE FROM auth_cache")
 
+    # --- customer information (N09, N10): idTokens compare case-insensitively ---------------
+
+    def customer_list_entry(self, token: str, kind: str) -> tuple[str, str | None] | None:
+        """The local list's (status, group) of a token in any letter case."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, group_id FROM local_list "
+                "WHERE lower(id_token) = lower(?) AND type = ?",
+                (token, kind),
+            ).fetchone()
+        return None if row is None else (str(row[0]), _text(row[1]))
+
+    def customer_cache_entry(
+        self, token: str, kind: str
+    ) -> tuple[str, str | None, dt.datetime] | None:
+        """The cache's (status, group, expiry) of a token in any letter case, expired or
+        not (it is held until removed)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, group_id, expires FROM auth_cache "
+                "WHERE lower(id_token) = lower(?) AND type = ?",
+                (token, kind),
+            ).fetchone()
+        if row is None:
+            return None
+        return str(row[0]), _text(row[1]), dt.datetime.fromtimestamp(float(row[2]), dt.UTC)
+
+    def forget(self, token: str, kind: str) -> int:
+        """Remove a token's cache entries (any letter case); how many were removed."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM auth_cache WHERE lower(id_token) = lower(?) AND type = ?",
+                (token, kind),
+            )
+        return int(cursor.rowcount)
+
 
 @dataclass(frozen=True, slots=True)
 class OfflinePolicy:

@@ -5,7 +5,8 @@ message, SignCertificate) go into ``Reply.after`` and never run inside the handl
 Supported: GetVariables, SetVariables, GetBaseReport (→ NotifyReport), RequestStartTransaction,
 RequestStopTransaction, TriggerMessage, InstallCertificate, DeleteCertificate,
 GetInstalledCertificateIds, CertificateSigned, SendLocalList, GetLocalListVersion,
-ClearCache, GetTransactionStatus.  Anything else is answered by the client with CallError
+ClearCache, GetTransactionStatus, CustomerInformation (→ NotifyCustomerInformation,
+:mod:`~secc.ocpp_bridge.customer_info`).  Anything else is answered by the client with CallError
 NotSupported (an OCPP 2.0.1 action) or NotImplemented (none).
 
 ``bridge`` is the station's primary bridge; per-EVSE commands are routed to
@@ -27,6 +28,7 @@ from certs.store import KIND_OF_OCPP_TYPE, InstallRefused, StoreError
 from secc.core.events import StopRequested
 from secc.ocpp_bridge import mapping
 from secc.ocpp_bridge.client import Handler, Reply
+from secc.ocpp_bridge.customer_info import customer_information
 from secc.ocpp_bridge.device_model import apply_device_model
 from secc.ocpp_bridge.security_events import INVALID_STATION_CERTIFICATE
 
@@ -415,6 +417,8 @@ def make_handlers(bridge: Bridge) -> dict[str, Handler]:
         "ClearCache": clear_cache,
         "GetTransactionStatus": get_transaction_status,
         "DataTransfer": data_transfer,
+        # N09 / N10 (secc.ocpp_bridge.customer_info)
+        "CustomerInformation": lambda p: customer_information(bridge, p),
     }
 
 

@@ -317,6 +317,11 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         self.csms.reports.append(kw)
         return call_result.NotifyReport()
 
+    @on("NotifyCustomerInformation")
+    def on_customer_information(self, **kw: Any) -> Any:  # N09 / N10
+        self.csms.customer_info.append(kw)
+        return call_result.NotifyCustomerInformation()
+
     @on("ReportChargingProfiles")
     def on_report_profiles(self, **kw: Any) -> Any:  # K09
         self.csms.profile_reports.append(kw)
@@ -361,6 +366,7 @@ class TestCsms:
         self.heartbeats = 0
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.tx_raw: list[tuple[str, dict[str, Any]]] = []
+        self.customer_info: list[dict[str, Any]] = []  # NotifyCustomerInformation payloads
         self.authorizations: list[dict[str, Any]] = []
         self.ev_cert_requests: list[tuple[str, str, str]] = []
         self.csrs: list[tuple[str | None, str]] = []

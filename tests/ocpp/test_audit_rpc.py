@@ -28,12 +28,11 @@ from tests.ocpp.conftest import OpsLink
 from tests.ocpp.csms import CsmsStation, wait_for
 
 # every CSMS-initiated action of OCPP 2.0.1 the station does not handle (README table:
-# reservations, monitoring, customer information, tariffs, local controller)
+# reservations, monitoring, tariffs, local controller)
 NOT_SUPPORTED = {
     "CancelReservation": {"reservationId": 1},
     "ClearVariableMonitoring": {"id": [1]},
     "CostUpdated": {"totalCost": 1.5, "transactionId": "tx-1"},
-    "CustomerInformation": {"requestId": 1, "report": True, "clear": False},
     "GetMonitoringReport": {"requestId": 1},
     "PublishFirmware": {"location": "http://x/fw", "checksum": "0" * 32, "requestId": 1},
     "ReserveNow": {
