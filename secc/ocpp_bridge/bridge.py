@@ -128,6 +128,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TX_KEY = "tx"
+MASTER_CANNOT_START = "a Master Pass (AuthCtrlr.MasterPassGroupId) cannot start a transaction"
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,10 +440,32 @@ class Bridge:
         if self._authorized and self._tx is not None and self._tx_id_token is not None:
             self.client.spawn(self._local_stop(id_token, kind), "local stop (E07)")
             return
+        if self.dm.value("AuthCtrlr", "MasterPassGroupId") and any(
+            b._tx is not None for b in self.primary.evses.values()
+        ):  # C16.FR.02: a Master Pass stops the station's transactions wherever presented
+            self.client.spawn(self._master_or_token(id_token, kind), "Master Pass check (C16)")
+            return
+        self._take_token(id_token, kind)
+
+    def _take_token(self, id_token: str, kind: str) -> None:
+        """The token of this EVSE's next (or waiting) authorization."""
         self._token = _Token(id_token, kind)
         if self._waiting_eim is not None:
             request, self._waiting_eim = self._waiting_eim, None
             self.client.spawn(self._authorize(request), "authorization")
+
+    async def _master_or_token(self, id_token: str, kind: str) -> None:
+        """A token presented while a transaction runs somewhere in the station but not
+        authorized on this EVSE: a Master Pass stops them all (C16.FR.02); any other
+        token is this EVSE's next token."""
+        status, group = await self._token_status(id_token, kind)
+        if status == "Accepted" and self._master_pass(group):
+            self._master_stop(id_token, kind)
+            if self._waiting_eim is not None:  # C16.FR.03: nor does it start this session
+                self._waiting_eim = None
+                self._result(AuthorizationResult(False, id_token, None, MASTER_CANNOT_START), kind)
+            return
+        self._take_token(id_token, kind)
 
     def emit(self, event: Event) -> None:
         self._emit(event)
@@ -626,7 +649,7 @@ class Bridge:
                 False,
                 result.id_token,
                 result.certificate_status,
-                "a Master Pass (AuthCtrlr.MasterPassGroupId) cannot start a transaction",
+                MASTER_CANNOT_START,
             )
         self._result(result, kind)
 

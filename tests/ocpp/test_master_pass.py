@@ -41,10 +41,11 @@ def run(coro: Awaitable[None]) -> None:
 
 
 def start_session(bridge: Bridge, card: str) -> None:
-    """A session (the core's SessionStarted and its EIM request) with ``card`` presented."""
+    """``card`` presented, then a session (the core's SessionStarted and its EIM
+    request)."""
     evse = bytes([bridge.config.evse_id])
-    bridge.perform(SessionStarted(evse * 8, evse * 6, "urn:iso:15118:2:2013:MsgDef"))
     bridge.present_token(card)
+    bridge.perform(SessionStarted(evse * 8, evse * 6, "urn:iso:15118:2:2013:MsgDef"))
     bridge.perform(RequestAuthorization("ExternalPayment", ""))
 
 
@@ -133,6 +134,47 @@ def test_master_pass_stops_every_transaction_of_the_station(tmp_path: Path) -> N
             assert end["triggerReason"] == "StopAuthorized"
             assert end["transactionInfo"]["stoppedReason"] == "MasterPass"
             assert end["idToken"] == {"idToken": POLICE, "type": "ISO14443"}
+
+    run(main())
+
+
+def test_master_pass_presented_at_an_idle_evse_stops_the_others(tmp_path: Path) -> None:
+    """C16.FR.02 wherever the card is read: EVSE 1 charges, EVSE 2 is idle; an ordinary
+    card at EVSE 2 stops nothing and is EVSE 2's next token, the Master Pass at EVSE 2
+    stops EVSE 1's transaction (MasterPass)."""
+
+    async def main() -> None:
+        csms = TestCsms(behaviour=Behaviour(token_groups=GROUPS))
+        await csms.start()
+        station = build(tmp_path, csms.url, config=FAST, variables={MASTER: "MASTER-GROUP"})
+        events2: list[Event] = []
+        other = second(station, events2)
+        task2 = asyncio.ensure_future(other.run())
+        try:
+            async with running(station):
+                await authorized(station, csms, CARD)
+                other.present_token(CARD2)  # an ordinary card at the idle EVSE
+                await quiet(station)
+                assert not [e for e in station.events if isinstance(e, StopRequested)]
+                other.present_token(POLICE)
+                assert "Master Pass" in (await station.next_event(StopRequested)).reason
+                station.bridge.perform(SessionEnded(EndReason.STATION_STOP))
+                await wait_for(lambda: any(e["eventType"] == "Ended" for _, e in csms.tx_raw))
+                # EVSE 2's next session is CARD2's: the Master Pass was not taken as a token
+                evse = b"\x02"
+                other.perform(SessionStarted(evse * 8, evse * 6, "urn:iso:15118:2:2013:MsgDef"))
+                other.perform(RequestAuthorization("ExternalPayment", ""))
+                result = await next_event(events2, AuthorizationResult)
+                assert result.accepted and result.id_token == CARD2
+        finally:
+            task2.cancel()
+            await asyncio.gather(task2, return_exceptions=True)
+            await csms.stop()
+        end = next(e for _, e in csms.tx_raw if e["eventType"] == "Ended")
+        assert end["transactionInfo"]["stoppedReason"] == "MasterPass"
+        assert end["triggerReason"] == "StopAuthorized"
+        assert end["idToken"] == {"idToken": POLICE, "type": "ISO14443"}
+        assert not [e for e in events2 if isinstance(e, StopRequested)]
 
     run(main())
 
