@@ -50,7 +50,7 @@ from secc.aio.backends import (
 )
 from secc.aio.plc_watch import LinkWatch, link_record, same_link
 from secc.aio.sdp_server import SdpServer
-from secc.aio.tls import SeccChain, TlsSelector, station_tls
+from secc.aio.tls import LoadedChains, SeccChain, TlsSelector, station_tls
 from secc.aio.v2g_server import V2GConnection, V2GServer
 from secc.config import EvseSection, StationConfig, session_config
 from secc.core.config import PausedSession, PncTrust, SessionConfig
@@ -988,10 +988,14 @@ class Station:
                 return e
         raise KeyError(evse_id)
 
-    async def start(self, *, defer_ocpp: bool = False) -> None:
+    async def start(
+        self, *, defer_ocpp: bool = False, tls_loaded: LoadedChains | None = None
+    ) -> None:
         """Start every EVSE.  ``defer_ocpp``: with an ``[ocpp]`` section, the EVSEs start
         with a :class:`PendingBackend` and the bridges are built by :meth:`start_ocpp`
-        (``secc run`` calls it right after SDP-ready)."""
+        (``secc run`` calls it right after SDP-ready).  ``tls_loaded``: the SECC chains
+        as the start-up checks loaded them (:func:`secc.preflight.check_station`), served
+        instead of loaded again."""
         from hal import registry
 
         factory = self.backend_factory
@@ -1008,6 +1012,7 @@ class Station:
             keylog_file=st.tls_keylog,
             iso20_chains=creds.iso20_chains,
             vehicle_roots=functools.partial(load_vehicle_roots, self.config),
+            loaded=tls_loaded,
         )
         try:
             for section in self.config.evse:

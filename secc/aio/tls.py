@@ -61,7 +61,7 @@ import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,7 @@ __all__ = [
     "ECDH_CURVE",
     "TLS13",
     "TLS13_SUITES",
+    "LoadedChains",
     "SeccChain",
     "Selection",
     "TlsSelector",
@@ -162,16 +163,37 @@ def authority_ids(cert: AnyCert) -> set[TrustedAuthority]:
     }
 
 
-def secc_context(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SSLContext:
-    """A server context with the ISO 15118-2 TLS profile serving ``chain``."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+# loaded chains: (str(certfile), str(keyfile)) -> a fresh PROTOCOL_TLS_SERVER context with
+# that chain and key loaded and nothing else set (secc.preflight's check of the SECC
+# chains makes them: `secc run` has each chain's key decoded once, issue 17)
+LoadedChains = dict[tuple[str, str], ssl.SSLContext]
+
+
+def _context(chain: SeccChain, loaded: LoadedChains | None) -> tuple[ssl.SSLContext, bool]:
+    """A server context for ``chain``: the one ``loaded`` holds for its files (taken out:
+    a context serves one profile), or a new one; and whether the chain is in it."""
+    if loaded:
+        ctx = loaded.pop((str(chain.certfile), str(chain.keyfile)), None)
+        if ctx is not None:
+            return ctx, True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), False
+
+
+def secc_context(
+    chain: SeccChain, *, keylog_file: Path | None = None, loaded: LoadedChains | None = None
+) -> ssl.SSLContext:
+    """A server context with the ISO 15118-2 TLS profile serving ``chain`` (``loaded``:
+    contexts with their chain already loaded, see :data:`LoadedChains`; the profile's
+    settings are the same whether the chain was loaded before or after them)."""
+    ctx, has_chain = _context(chain, loaded)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(CIPHERS)
     ctx.set_ecdh_curve(ECDH_CURVE)
     ctx.verify_mode = ssl.CERT_NONE  # no client authentication in ISO 15118-2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
-    ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
+    if not has_chain:
+        ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
@@ -182,11 +204,13 @@ def secc_context13(
     *,
     keylog_file: Path | None = None,
     vehicle_roots: Sequence[AnyCert] = (),
+    loaded: LoadedChains | None = None,
 ) -> ssl.SSLContext:
     """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``; with
     ``vehicle_roots`` it requests the EV's certificate (optional) and verifies it
-    against them (strict X.509 checks, no partial chains)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    against them (strict X.509 checks, no partial chains); ``loaded`` as for
+    :func:`secc_context`."""
+    ctx, has_chain = _context(chain, loaded)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     if vehicle_roots:
@@ -201,7 +225,8 @@ def secc_context13(
         | ssl.OP_NO_TICKET
         | ssl.OP_CIPHER_SERVER_PREFERENCE
     )
-    ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
+    if not has_chain:
+        ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
@@ -313,19 +338,23 @@ class TlsSelector:
     # the -20 OEM and V2G roots a vehicle certificate is verified against, asked for
     # every TLS 1.3 connection (None or empty: no client certificate is requested)
     vehicle_roots: VehicleRoots | None = None
+    # the chains as secc.preflight loaded them (LoadedChains): the start contexts take
+    # them instead of loading each chain again
+    loaded: InitVar[LoadedChains | None] = None
     _contexts: list[ssl.SSLContext] = field(init=False)
     _ids: list[set[TrustedAuthority]] = field(init=False)
     _contexts13: list[ssl.SSLContext] = field(init=False)
     _ids13: list[set[TrustedAuthority]] = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, loaded: LoadedChains | None) -> None:
         if not self.chains and not self.iso20_chains:
             raise ValueError("TLS needs at least one SECC chain")
-        self._contexts = [secc_context(c, keylog_file=self.keylog_file) for c in self.chains]
+        keylog = self.keylog_file
+        self._contexts = [secc_context(c, keylog_file=keylog, loaded=loaded) for c in self.chains]
         self._ids = _ids_of(self.chains)
         roots = self._vehicle_roots_now()
         self._contexts13 = [
-            secc_context13(c, keylog_file=self.keylog_file, vehicle_roots=roots)
+            secc_context13(c, keylog_file=keylog, vehicle_roots=roots, loaded=loaded)
             for c in self.iso20_chains
         ]
         self._ids13 = _ids_of(self.iso20_chains)
@@ -458,10 +487,12 @@ def station_tls(
     keylog_file: Path | None = None,
     iso20_chains: Sequence[SeccChain] = (),
     vehicle_roots: VehicleRoots | None = None,
+    loaded: LoadedChains | None = None,
 ) -> TlsSelector | None:
     """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
     ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
-    neither TLS nor Plug & Charge, and answers SDP with "no TLS"."""
+    neither TLS nor Plug & Charge, and answers SDP with "no TLS".  ``loaded``: the chains
+    as the start-up checks loaded them (:data:`LoadedChains`)."""
     if not chains and not iso20_chains:
         log.warning(
             "no SECC certificate installed: offering no TLS and no Plug & Charge "
@@ -469,7 +500,11 @@ def station_tls(
         )
         return None
     selector = TlsSelector(
-        chains, keylog_file=keylog_file, iso20_chains=iso20_chains, vehicle_roots=vehicle_roots
+        chains,
+        keylog_file=keylog_file,
+        iso20_chains=iso20_chains,
+        vehicle_roots=vehicle_roots,
+        loaded=loaded,
     )
     if chains:
         log.info(
@@ -479,7 +514,7 @@ def station_tls(
             len(chains),
             ", ".join(c.label() for c in chains),
         )
-    if iso20_chains:
+    if iso20_chains and log.isEnabledFor(logging.INFO):  # (it reads the store's roots)
         log.info(
             "TLS 1.3 for ISO 15118-20 with %d SECC chain(s): %s",
             len(iso20_chains),
