@@ -28,6 +28,16 @@ def init_2_post(self, _record_p0_, _record_p1_):
     self.__post_init__()
 
 
+def init_2_f0(self, _record_p0_, _record_p1_):
+    _set(self, '_record_p0_', _f0() if _record_p0_ is _FACTORY else _record_p0_)
+    _set(self, '_record_p1_', _record_p1_)
+
+
+def init_2_f1(self, _record_p0_, _record_p1_):
+    _set(self, '_record_p0_', _record_p0_)
+    _set(self, '_record_p1_', _f1() if _record_p1_ is _FACTORY else _record_p1_)
+
+
 def init_3(self, _record_p0_, _record_p1_, _record_p2_):
     _set(self, '_record_p0_', _record_p0_)
     _set(self, '_record_p1_', _record_p1_)
@@ -39,6 +49,12 @@ def init_3_post(self, _record_p0_, _record_p1_, _record_p2_):
     _set(self, '_record_p1_', _record_p1_)
     _set(self, '_record_p2_', _record_p2_)
     self.__post_init__()
+
+
+def init_3_f1(self, _record_p0_, _record_p1_, _record_p2_):
+    _set(self, '_record_p0_', _record_p0_)
+    _set(self, '_record_p1_', _f1() if _record_p1_ is _FACTORY else _record_p1_)
+    _set(self, '_record_p2_', _record_p2_)
 
 
 def init_4(self, _record_p0_, _record_p1_, _record_p2_, _record_p3_):

@@ -12,13 +12,16 @@ makes the same class (``__slots__``, the methods, ``__match_args__``, the datacl
   shape (number of fields; for ``__init__`` also which ones have a default factory and
   whether ``__post_init__`` is called) and renamed for the class (parameters, attribute
   names): the same operations as the dataclass's own, so the same signature, errors
-  and speed; ``__eq__`` and ``__hash__`` are made when first called;
+  and speed; ``__eq__`` and ``__hash__`` are made when first called; the ``__init__``
+  templates of the shapes the project's classes have are not compiled at all but
+  loaded with the bytecode of the generated :mod:`hal._record_shapes`;
 - ``__repr__``, ``__setattr__``, ``__delattr__`` as closures over the field names.
 
 Supported: fields with a type annotation, a default value or ``dataclasses.field(...)``
 (``default``, ``default_factory``, ``repr``, ``hash``, ``compare``, ``metadata``),
 ``__post_init__``, base classes that are records themselves, and
-``@record(frozen=False)`` for what ``@dataclass(slots=True)`` makes.  Anything else
+``@record(frozen=False)`` for what ``@dataclass(slots=True)`` makes and
+``@record(frozen=False, slots=False)`` for what ``@dataclass`` makes.  Anything else
 (``ClassVar``, ``InitVar``, ``KW_ONLY``, ``init=False``, a field named ``self``) is
 refused when the class is defined, rather than built differently from a dataclass.
 ``tests/test_records.py`` checks every record class of the project against the
@@ -30,6 +33,7 @@ import from ``hal``: both use it.
 
 from __future__ import annotations
 
+import abc
 import builtins
 import dataclasses
 import reprlib
@@ -294,16 +298,16 @@ def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
     return fields
 
 
-def _params(frozen: bool) -> Any:
-    """``__dataclass_params__`` of a slotted dataclass (its fields vary by Python)."""
+def _params(frozen: bool, slots: bool) -> Any:
+    """``__dataclass_params__`` of such a dataclass (its fields vary by Python)."""
     make: Any = dataclasses._DataclassParams  # type: ignore[attr-defined]
     try:
         return make(True, True, True, False, False, frozen)  # 3.11
     except TypeError:
-        return make(True, True, True, False, False, frozen, True, False, True, False)
+        return make(True, True, True, False, False, frozen, True, False, slots, False)
 
 
-_PARAMS = {True: _params(True), False: _params(False)}
+_PARAMS = {(f, s): _params(f, s) for f in (True, False) for s in (True, False)}
 
 
 def _signature_doc(cls: type, fields: list[dataclasses.Field[Any]]) -> str:
@@ -324,26 +328,31 @@ def record(cls: type[_T], /) -> type[_T]: ...
 
 
 @overload
-def record(*, frozen: bool = True) -> Callable[[type[_T]], type[_T]]: ...
+def record(*, frozen: bool = True, slots: bool = True) -> Callable[[type[_T]], type[_T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
-def record(cls: type[_T] | None = None, /, *, frozen: bool = True) -> Any:
+def record(cls: type[_T] | None = None, /, *, frozen: bool = True, slots: bool = True) -> Any:
     """Make ``cls`` what ``@dataclass(frozen=True, slots=True)`` makes of it;
-    ``@record(frozen=False)``: what ``@dataclass(slots=True)`` makes of it (see the
-    module docstring for what is supported)."""
+    ``@record(frozen=False)``: what ``@dataclass(slots=True)`` makes of it;
+    ``@record(frozen=False, slots=False)``: what ``@dataclass`` makes of it (the class
+    itself, changed in place; see the module docstring for what is supported)."""
+    if not slots and frozen:
+        raise TypeError("@record(slots=False) is only built with frozen=False")
     if cls is None:
-        return lambda cls: _build(cls, frozen)
-    return _build(cls, frozen)
+        return lambda cls: _build(cls, frozen, slots)
+    return _build(cls, frozen, slots)
 
 
-def _build(cls: type[_T], frozen: bool) -> type[_T]:
+def _build(cls: type[_T], frozen: bool, slots: bool = True) -> type[_T]:
     fields_by_name = _fields(cls)
     fields = list(fields_by_name.values())
     qualname = cls.__qualname__
     given = cls.__dict__
     if not frozen and any("__setattr__" in vars(c) for c in cls.__mro__[:-1]):
         raise TypeError(f"{qualname}: @record(frozen=False) sets fields with object.__setattr__")
+    if not slots:
+        return _build_in_place(cls, fields_by_name)
     namespace = dict(given)
     for name in fields_by_name:
         namespace.pop(name, None)
@@ -354,7 +363,7 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     }
     namespace["__slots__"] = tuple(n for n in fields_by_name if n not in inherited_slots)
     namespace["__dataclass_fields__"] = fields_by_name
-    namespace["__dataclass_params__"] = _PARAMS[frozen]
+    namespace["__dataclass_params__"] = _PARAMS[frozen, True]
     namespace.setdefault("__match_args__", tuple(fields_by_name))
     if namespace.get("__doc__") is None:
         namespace["__doc__"] = _signature_doc(cls, fields)
@@ -384,6 +393,44 @@ def _build(cls: type[_T], frozen: bool) -> type[_T]:
     new.__qualname__ = qualname
     owner.append(new)
     return new
+
+
+def _build_in_place(cls: type[_T], fields_by_name: dict[str, dataclasses.Field[Any]]) -> type[_T]:
+    """What ``@dataclass`` (not frozen, no slots) does to ``cls``: the same class, its
+    fields' defaults left as class attributes (a default factory's ``field()`` removed)."""
+    fields = list(fields_by_name.values())
+    qualname = cls.__qualname__
+    given = dict(cls.__dict__)
+    for f in fields:
+        if f.default is not _MISSING:
+            setattr(cls, f.name, f.default)
+        elif f.name in given:
+            delattr(cls, f.name)
+    changes: dict[str, Any] = {
+        "__dataclass_fields__": fields_by_name,
+        "__dataclass_params__": _PARAMS[False, False],
+    }
+    if "__match_args__" not in given:
+        changes["__match_args__"] = tuple(fields_by_name)
+    if given.get("__doc__") is None:
+        changes["__doc__"] = _signature_doc(cls, fields)
+    if "__init__" not in given:
+        post_init = any("__post_init__" in vars(c) for c in cls.__mro__)
+        changes["__init__"] = _init(qualname, fields, post_init)
+    owner: list[type] = [cls]
+    explicit_hash = "__hash__" in given and not (given["__hash__"] is None and "__eq__" in given)
+    for name, method in _methods(qualname, fields, owner).items():
+        if name in ("__setattr__", "__delattr__"):
+            continue
+        if name == "__hash__":
+            if not explicit_hash:  # (eq without frozen: unhashable, as a dataclass)
+                changes[name] = None
+        elif name not in given:
+            changes[name] = method
+    for name, value in changes.items():
+        setattr(cls, name, value)
+    abc.update_abstractmethods(cls)  # (as dataclasses do)
+    return cls
 
 
 def main(argv: list[str]) -> int:
