@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -155,6 +154,8 @@ def authority_ids(cert: AnyCert) -> set[TrustedAuthority]:
     """The trusted_ca_keys identifiers that name ``cert`` (RFC 6066 §6): the SHA-1 of the
     subjectPublicKey BIT STRING's content (for EC keys the encoded point, for Ed448 the
     raw key), of the certificate's DER, and the subject Name's DER."""
+    import hashlib  # (here: not on `secc run`'s start path)
+
     c = light(cert)
     return {
         TrustedAuthority(IdentifierType.KEY_SHA1_HASH, hashlib.sha1(c.public_key_bits).digest()),  # noqa: S324
@@ -315,12 +316,18 @@ class Selection:
         return None
 
 
-def _ids_of(chains: Sequence[SeccChain]) -> list[set[TrustedAuthority]]:
+def _authorities_of(chains: Sequence[SeccChain]) -> list[list[AnyCert]]:
+    """Per chain, the certificates an EV's trusted_ca_keys may name: its V2G root and the
+    sub-CAs in its file (read now: the chain as served from the start)."""
+    return [[c.root, *_chain_cas(c.certfile)] for c in chains]
+
+
+def _ids_of(authorities: list[list[AnyCert]]) -> list[set[TrustedAuthority]]:
     out = []
-    for c in chains:
-        ids = authority_ids(c.root)
-        for ca in _chain_cas(c.certfile):
-            ids |= authority_ids(ca)
+    for certs in authorities:
+        ids: set[TrustedAuthority] = set()
+        for cert in certs:
+            ids |= authority_ids(cert)
         out.append(ids)
     return out
 
@@ -342,22 +349,41 @@ class TlsSelector:
     # them instead of loading each chain again
     loaded: InitVar[LoadedChains | None] = None
     _contexts: list[ssl.SSLContext] = field(init=False)
-    _ids: list[set[TrustedAuthority]] = field(init=False)
     _contexts13: list[ssl.SSLContext] = field(init=False)
-    _ids13: list[set[TrustedAuthority]] = field(init=False)
+    # the certificates trusted_ca_keys may name, per chain, read at start; their
+    # identifiers (SHA-1 hashes) are computed for the first ClientHello naming any
+    # (hashlib and the hashing are not on `secc run`'s start path, issue 17)
+    _authorities: list[list[AnyCert]] = field(init=False)
+    _authorities13: list[list[AnyCert]] = field(init=False)
+    _ids_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
+    _ids13_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
 
     def __post_init__(self, loaded: LoadedChains | None) -> None:
         if not self.chains and not self.iso20_chains:
             raise ValueError("TLS needs at least one SECC chain")
         keylog = self.keylog_file
         self._contexts = [secc_context(c, keylog_file=keylog, loaded=loaded) for c in self.chains]
-        self._ids = _ids_of(self.chains)
+        self._authorities = _authorities_of(self.chains)
         roots = self._vehicle_roots_now()
         self._contexts13 = [
             secc_context13(c, keylog_file=keylog, vehicle_roots=roots, loaded=loaded)
             for c in self.iso20_chains
         ]
-        self._ids13 = _ids_of(self.iso20_chains)
+        self._authorities13 = _authorities_of(self.iso20_chains)
+
+    @property
+    def _ids(self) -> list[set[TrustedAuthority]]:
+        """The trusted_ca_keys identifiers of each ISO 15118-2 chain."""
+        if self._ids_made is None:
+            self._ids_made = _ids_of(self._authorities)
+        return self._ids_made
+
+    @property
+    def _ids13(self) -> list[set[TrustedAuthority]]:
+        """The trusted_ca_keys identifiers of each ISO 15118-20 chain."""
+        if self._ids13_made is None:
+            self._ids13_made = _ids_of(self._authorities13)
+        return self._ids13_made
 
     def for_evse(self, *, offer_tls13: bool) -> TlsSelector:
         """The same chains for an EVSE that does (not) offer ISO 15118-20."""
