@@ -68,7 +68,6 @@ from certs.der import Cert, read_certificates
 from certs.files import CertsError
 from hal.records import record
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
-from secc.aio.keylog import enable_keylog
 
 if TYPE_CHECKING:  # cryptography loads with the first vehicle chain (mutual TLS 1.3)
     from cryptography import x509
@@ -196,6 +195,8 @@ def secc_context(
     if not has_chain:
         ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
+        from secc.aio.keylog import enable_keylog  # (here: a lab setting, off by default)
+
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
@@ -229,6 +230,8 @@ def secc_context13(
     if not has_chain:
         ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
+        from secc.aio.keylog import enable_keylog  # (here: a lab setting, off by default)
+
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
@@ -348,6 +351,8 @@ class TlsSelector:
     # the chains as secc.preflight loaded them (LoadedChains): the start contexts take
     # them instead of loading each chain again
     loaded: InitVar[LoadedChains | None] = None
+    # the vehicle roots as the caller read them at start (None: asked from vehicle_roots)
+    vehicle_roots_now: InitVar[Sequence[AnyCert] | None] = None
     _contexts: list[ssl.SSLContext] = field(init=False)
     _contexts13: list[ssl.SSLContext] = field(init=False)
     # the certificates trusted_ca_keys may name, per chain, read at start; their
@@ -358,13 +363,18 @@ class TlsSelector:
     _ids_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
     _ids13_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
 
-    def __post_init__(self, loaded: LoadedChains | None) -> None:
+    def __post_init__(
+        self, loaded: LoadedChains | None, vehicle_roots_now: Sequence[AnyCert] | None
+    ) -> None:
         if not self.chains and not self.iso20_chains:
             raise ValueError("TLS needs at least one SECC chain")
         keylog = self.keylog_file
         self._contexts = [secc_context(c, keylog_file=keylog, loaded=loaded) for c in self.chains]
         self._authorities = _authorities_of(self.chains)
-        roots = self._vehicle_roots_now()
+        if vehicle_roots_now is None or self.vehicle_roots is None:
+            roots = self._vehicle_roots_now()
+        else:
+            roots = tuple(vehicle_roots_now)
         self._contexts13 = [
             secc_context13(c, keylog_file=keylog, vehicle_roots=roots, loaded=loaded)
             for c in self.iso20_chains
@@ -514,11 +524,13 @@ def station_tls(
     iso20_chains: Sequence[SeccChain] = (),
     vehicle_roots: VehicleRoots | None = None,
     loaded: LoadedChains | None = None,
+    vehicle_roots_now: Sequence[AnyCert] | None = None,
 ) -> TlsSelector | None:
     """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
     ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
     neither TLS nor Plug & Charge, and answers SDP with "no TLS".  ``loaded``: the chains
-    as the start-up checks loaded them (:data:`LoadedChains`)."""
+    as the start-up checks loaded them (:data:`LoadedChains`); ``vehicle_roots_now``: what
+    ``vehicle_roots()`` gives now, when the caller has just read it."""
     if not chains and not iso20_chains:
         log.warning(
             "no SECC certificate installed: offering no TLS and no Plug & Charge "
@@ -531,6 +543,7 @@ def station_tls(
         iso20_chains=iso20_chains,
         vehicle_roots=vehicle_roots,
         loaded=loaded,
+        vehicle_roots_now=vehicle_roots_now,
     )
     if chains:
         log.info(

@@ -194,3 +194,33 @@ def test_secc_run_loads_each_chain_once_before_ready(pki_dir: Path, tmp_path: Pa
         check=False,
     )
     assert out.stdout.strip() == "ready ['v2g', 'v2g20'] 1 1", out.stderr
+
+
+def test_the_start_reads_the_vehicle_roots_once(pki_dir: Path) -> None:
+    """The credentials carry the -20 OEM and V2G roots as ``load_vehicle_roots`` reads
+    them; the TLS 1.3 start context verifies against those without asking the store
+    again (later handshakes ask it, as before)."""
+    from secc.aio.tls import station_tls
+
+    _, config = _loaded(pki_dir)
+    creds = load_credentials(config, dt.datetime.now(dt.UTC))
+    assert creds.vehicle_roots and creds.vehicle_roots == load_vehicle_roots(config)
+    asked: list[int] = []
+
+    def roots() -> tuple[Any, ...]:
+        asked.append(1)
+        return load_vehicle_roots(config)
+
+    selector = station_tls(
+        creds.chains,
+        iso20_chains=creds.iso20_chains,
+        vehicle_roots=roots,
+        vehicle_roots_now=creds.vehicle_roots,
+    )
+    assert selector is not None and asked == []
+    fresh = secc_context13(creds.iso20_chains[0], vehicle_roots=creds.vehicle_roots)
+    assert _settings(selector._contexts13[0]) == _settings(fresh)
+    selector.default  # noqa: B018 - a -2 connection: no roots asked
+    assert asked == []
+    assert selector._fresh13(0, "TLS 1.3 offered").tls13  # a -20 connection: asked now
+    assert asked == [1]
