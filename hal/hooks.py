@@ -29,7 +29,6 @@ simulated hooks, see docs/hal.md); the connector locks are the boards' own
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from hal.records import record
 from hal.types import HalError, LockState
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class ExitForRestart:
         os._exit(EXIT_FOR_RESTART)
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class SimulatedReset:
     """Records the resets asked for (tests, simulator); the process keeps running.
 
@@ -93,7 +93,7 @@ class ConnectorLockHook(Protocol):
     async def unlock(self, evse_id: int, connector_id: int) -> bool: ...
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class HalConnectorLock:
     """Connector locks through the HAL: ``locks`` maps (evseId, connectorId) to the
     board's :class:`hal.api.Lock`."""
@@ -123,7 +123,7 @@ class VendorDataTransfer(Protocol):
     ) -> tuple[str, object]: ...
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class EchoDataTransfer:
     """Simulated vendor extension: vendor ``vendor_id``, message ``Echo`` answers the
     data back; other messages of that vendor are UnknownMessageId."""
@@ -156,7 +156,7 @@ class FirmwareInstallHook(Protocol):
     async def install(self, image: Path) -> str: ...
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class SimulatedFirmwareInstall:
     """Records the images it is given (their bytes; with ``keep_images`` off only their
     SHA-256, as under ``secc run``, where images may be large); ``outcome`` is what it
@@ -167,6 +167,8 @@ class SimulatedFirmwareInstall:
     keep_images: bool = True
 
     async def install(self, image: Path) -> str:
+        import hashlib  # (here: not on `secc run`'s start path)
+
         data = await asyncio.to_thread(image.read_bytes)
         self.installed.append(data if self.keep_images else hashlib.sha256(data).digest())
         return self.outcome
@@ -219,7 +221,7 @@ class SimulatedTamper:
                 continue
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class BoardHooks:
     """The station-level hooks a board's backend offers (:attr:`hal.api.Board.hooks`);
     None where it has none (the production default of :class:`StationHooks` applies)."""

@@ -12,14 +12,13 @@ No I/O here except :func:`load_file` (the one reader of the file).
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import field, replace
 from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any, Literal
 
 from hal.records import record
-from secc.configload import load
+from secc.configload import load, read_plain_toml
 from secc.core.config import (
     DIN_NAMESPACE,
     ISO2_NAMESPACE,
@@ -393,9 +392,18 @@ def load_file(path: Path) -> StationConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    # the plain TOML of a station file without tomllib (issue 17); anything else with it
+    data = read_plain_toml(text)
+    if data is None:
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse(data, str(path))
 
 

@@ -137,3 +137,153 @@ def _convert(tp: Any, value: Any, source: str, key: str) -> Any:
             raise ConfigError(f"{source}: {key} must be a string, not {value!r}")
         return value
     raise ConfigError(f"{source}: {key}: unsupported type {tp!r}")
+
+
+# --- the plain TOML station files are written in, without tomllib ---------------------------
+
+_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_DIGITS = frozenset("0123456789")
+_VALUE_END = frozenset(" ,]#")
+
+
+class _Unsure(Exception):  # noqa: N818 - not an error: the caller falls back to tomllib
+    """Something the plain reader does not read: ``tomllib`` reads the file."""
+
+
+def read_plain_toml(text: str) -> dict[str, Any] | None:
+    """``tomllib.loads(text)`` for the plain TOML station files are written in, without
+    importing ``tomllib`` (issue 17: its import, with the regular expressions it compiles,
+    is ~10M instructions of ``secc run``'s start); None for anything else, which the
+    caller gives to ``tomllib`` (its result or its error, as before).
+
+    Read here, one line at a time: comments; ``[a.b]`` and ``[[a.b]]`` headers of bare
+    keys, each table defined once (no super-table after its sub-table); ``key = value``
+    with a bare key defined once per table; values: basic strings without escapes,
+    decimal integers, decimal fractions (``-1.5``), ``true``, ``false``, and one-line
+    arrays of those.  A line with anything else (a tab, a non-printable or ``\\r``,
+    literal or multi-line strings, escapes, exponents, ``_`` in numbers, dates, inline
+    tables, dotted or quoted keys, spaces in headers, arrays over several lines) gives
+    None.  ``tests/test_plain_toml.py`` checks the result equals tomllib's (values and
+    types) on the project's files and on mutations of them."""
+    try:
+        return _read_plain(text)
+    except _Unsure:
+        return None
+
+
+def _read_plain(text: str) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    table = root
+    arrays: set[int] = set()  # the ids of lists made by [[...]] headers
+    for raw in text.split("\n"):
+        if not raw.isprintable():  # (tabs, \r, control and other non-printing characters)
+            raise _Unsure
+        line = raw.lstrip(" ")
+        if not line or line[0] == "#":
+            continue
+        if line[0] == "[":
+            many = line.startswith("[[")
+            close = line.find("]]" if many else "]")
+            if close < 0:
+                raise _Unsure
+            _rest(line, close + (2 if many else 1))
+            path = line[2 if many else 1 : close].split(".")
+            table = _header(root, path, many, arrays)
+            continue
+        key, equals, value = line.partition("=")
+        key = key.rstrip(" ")
+        if not equals or not _bare(key) or key in table:
+            raise _Unsure
+        value = value.lstrip(" ")
+        table[key], end = _value(value, 0)
+        _rest(value, end)
+    return root
+
+
+def _bare(key: str) -> bool:
+    return bool(key) and all(c in _BARE_KEY for c in key)
+
+
+def _rest(line: str, start: int) -> None:
+    """Only spaces and a comment after ``start``."""
+    rest = line[start:].lstrip(" ")
+    if rest and rest[0] != "#":
+        raise _Unsure
+
+
+def _header(root: dict[str, Any], path: list[str], many: bool, arrays: set[int]) -> dict[str, Any]:
+    """The table a ``[path]`` (``many``: ``[[path]]``) header opens."""
+    node = root
+    for key in path[:-1]:
+        if not _bare(key):
+            raise _Unsure
+        child = node.setdefault(key, {})
+        if isinstance(child, list) and id(child) in arrays:
+            child = child[-1]
+        if not isinstance(child, dict):
+            raise _Unsure
+        node = child
+    last = path[-1]
+    if not _bare(last):
+        raise _Unsure
+    made: dict[str, Any] = {}
+    if many:
+        items = node.setdefault(last, [])
+        if not isinstance(items, list) or (items and id(items) not in arrays):
+            raise _Unsure
+        arrays.add(id(items))
+        items.append(made)
+    elif last in node:
+        raise _Unsure
+    else:
+        node[last] = made
+    return made
+
+
+def _value(s: str, i: int) -> tuple[Any, int]:
+    """The value starting at ``s[i]`` and the index after it."""
+    if i >= len(s):
+        raise _Unsure
+    c = s[i]
+    if c == '"':
+        close = s.find('"', i + 1)
+        if close < 0 or "\\" in s[i + 1 : close]:
+            raise _Unsure
+        return s[i + 1 : close], close + 1
+    if c == "[":
+        items: list[Any] = []
+        i += 1
+        while True:
+            while i < len(s) and s[i] == " ":
+                i += 1
+            if i < len(s) and s[i] == "]":
+                return items, i + 1
+            if i >= len(s) or s[i] == "[":
+                raise _Unsure
+            item, i = _value(s, i)
+            items.append(item)
+            while i < len(s) and s[i] == " ":
+                i += 1
+            if i < len(s) and s[i] == ",":
+                i += 1
+            elif i < len(s) and s[i] == "]":
+                return items, i + 1
+            else:
+                raise _Unsure
+    end = i
+    while end < len(s) and s[end] not in _VALUE_END:
+        end += 1
+    word = s[i:end]
+    if word == "true":
+        return True, end
+    if word == "false":
+        return False, end
+    digits = word[1:] if word[:1] == "-" else word
+    whole, point, fraction = digits.partition(".")
+    if not whole or not all(d in _DIGITS for d in whole) or (whole[0] == "0" and whole != "0"):
+        raise _Unsure
+    if not point:
+        return int(word), end
+    if not fraction or not all(d in _DIGITS for d in fraction):
+        raise _Unsure
+    return float(word), end

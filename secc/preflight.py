@@ -33,9 +33,13 @@ import ssl
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hal.records import record
 from secc.config import EvseSection, StationConfig
+
+if TYPE_CHECKING:
+    from secc.aio.tls import LoadedChains
 
 SERVICE_USER = "secc"  # User= of systemd/secc.service
 SERVICE_GROUPS = ("dialout",)  # SupplementaryGroups= of systemd/secc.service
@@ -189,11 +193,17 @@ def _readable_file(path: Path, user: User | None, what: str = "") -> str | None:
 
 
 def check_station(
-    config: StationConfig, *, user: User | None = None, ports: bool = True
+    config: StationConfig,
+    *,
+    user: User | None = None,
+    ports: bool = True,
+    loaded: LoadedChains | None = None,
 ) -> list[Problem]:
     """Every problem that would stop ``secc run`` with ``config`` on this machine (file
-    access as ``user``; ``ports``: also try the fixed ports)."""
-    problems = [*check_files(config, user)]
+    access as ``user``; ``ports``: also try the fixed ports).  ``loaded`` receives each
+    SECC chain's TLS context as its check loaded it (:data:`secc.aio.tls.LoadedChains`:
+    ``secc run`` serves them instead of loading every chain and key again)."""
+    problems = [*check_files(config, user, loaded)]
     chains = served_chains(config)
     for i in range(len(config.evse)):
         problems += check_evse(config, i, user=user, ports=ports, chains=chains)
@@ -614,8 +624,11 @@ def _device(path: Path, user: User | None, what: str) -> str | None:
 # --- files: store, keys, passwords, directories ------------------------------------------------
 
 
-def check_files(config: StationConfig, user: User | None = None) -> list[Problem]:
-    """The certificate store, its keys, the password files and the directories."""
+def check_files(
+    config: StationConfig, user: User | None = None, loaded: LoadedChains | None = None
+) -> list[Problem]:
+    """The certificate store, its keys, the password files and the directories
+    (``loaded``: as for :func:`check_station`)."""
     problems: list[Problem] = []
     st = config.station
     for key, directory in (("station.trace_dir", st.trace_dir),):
@@ -638,7 +651,7 @@ def check_files(config: StationConfig, user: User | None = None) -> list[Problem
                 problems.append(
                     Problem("ocpp.basic_auth_password_file", str(o.basic_auth_password_file), cause)
                 )
-    problems += _store(config, user)
+    problems += _store(config, user, loaded)
     return problems
 
 
@@ -654,7 +667,9 @@ def _secret_file(path: Path, user: User | None) -> str | None:
     return None
 
 
-def _store(config: StationConfig, user: User | None) -> list[Problem]:
+def _store(
+    config: StationConfig, user: User | None, loaded: LoadedChains | None = None
+) -> list[Problem]:
     from certs.files import StoreError, StoreFiles, is_secc_use
 
     section = config.certs
@@ -693,7 +708,10 @@ def _store(config: StationConfig, user: User | None) -> list[Problem]:
         except StoreError as exc:
             problems.append(Problem("certs.store", str(root), f"leaf {use}: {exc}"))
             continue
-        cause = _leaf(certfile, keyfile, password, user, secret=section.key_password_file)
+        keep = loaded if is_secc_use(use) else None  # (not the CSMS client certificate)
+        cause = _leaf(
+            certfile, keyfile, password, user, secret=section.key_password_file, keep=keep
+        )
         if cause is not None:
             problems.append(
                 Problem(
@@ -709,9 +727,16 @@ def _store(config: StationConfig, user: User | None) -> list[Problem]:
 
 
 def _leaf(
-    certfile: Path, keyfile: Path, password: bytes | None, user: User | None, *, secret: Path | None
+    certfile: Path,
+    keyfile: Path,
+    password: bytes | None,
+    user: User | None,
+    *,
+    secret: Path | None,
+    keep: LoadedChains | None = None,
 ) -> str | None:
-    """Why the station cannot serve TLS with this chain and key; None: it can."""
+    """Why the station cannot serve TLS with this chain and key; None: it can (and
+    ``keep`` gets the context with them loaded, under ``(str(certfile), str(keyfile))``)."""
     for path, what in ((certfile, "certificate"), (keyfile, "private key")):
         cause = _readable_file(path, user, what)
         if cause is not None:
@@ -760,6 +785,8 @@ def _leaf(
         if b"PRIVATE KEY-----" in data or not data:
             return f"private key {keyfile}: not a private key in PEM or DER form"
         return f"TLS cannot load {certfile} with {keyfile}: {exc.reason or exc}"
+    if keep is not None:
+        keep[str(certfile), str(keyfile)] = context
     return None
 
 

@@ -50,7 +50,7 @@ from secc.aio.backends import (
 )
 from secc.aio.plc_watch import LinkWatch, link_record, same_link
 from secc.aio.sdp_server import SdpServer
-from secc.aio.tls import SeccChain, TlsSelector, station_tls
+from secc.aio.tls import LoadedChains, SeccChain, TlsSelector, station_tls
 from secc.aio.v2g_server import V2GConnection, V2GServer
 from secc.config import EvseSection, StationConfig, session_config
 from secc.core.config import PausedSession, PncTrust, SessionConfig
@@ -132,6 +132,9 @@ class Credentials:
     chains: tuple[SeccChain, ...]
     trust: PncTrust
     iso20_chains: tuple[SeccChain, ...] = ()  # ISO 15118-20 SECC chains (TLS 1.3)
+    # the -20 OEM and V2G roots (load_vehicle_roots) as read with the rest: the TLS 1.3
+    # start contexts verify vehicle certificates against them
+    vehicle_roots: tuple[Cert, ...] = ()
 
 
 def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials:
@@ -169,9 +172,11 @@ def load_credentials(config: StationConfig, utc_now: dt.datetime) -> Credentials
                     locate=functools.partial(store.leaf_paths, use),
                 )
             )
+        iso20_roots = _iso20_roots(store, v2g_roots)
     except CertsError as exc:
         raise ConfigError(f"certs.store: {section.store}: {exc}") from exc
-    return Credentials(tuple(chains), _trust_of(store, mo_roots, v2g_roots), tuple(iso20_chains))
+    trust = _trust_of(store, mo_roots, v2g_roots, iso20_roots)
+    return Credentials(tuple(chains), trust, tuple(iso20_chains), iso20_roots)
 
 
 class StoreTrust(PncTrust):
@@ -254,13 +259,19 @@ def trust_ders(trust: PncTrust) -> tuple[list[bytes], list[bytes]]:
     )
 
 
-def _trust_of(store: StoreFiles, mo_roots: list[Cert], v2g_roots: list[Cert]) -> PncTrust:
+def _trust_of(
+    store: StoreFiles,
+    mo_roots: list[Cert],
+    v2g_roots: list[Cert],
+    iso20_roots: tuple[Cert, ...] | None = None,
+) -> PncTrust:
     """The Plug & Charge trust anchors: contracts chain to an MO or V2G root (-2 and -20
     alike; the core checks the key types per protocol); a -20 OEM provisioning chain to a
-    -20 OEM or V2G root."""
+    -20 OEM or V2G root (``iso20_roots``: :func:`_iso20_roots`, when read already)."""
+    if iso20_roots is None:
+        iso20_roots = _iso20_roots(store, v2g_roots)
     return StoreTrust(
-        tuple(c.der for c in (*mo_roots, *v2g_roots)),
-        tuple(c.der for c in _iso20_roots(store, v2g_roots)),
+        tuple(c.der for c in (*mo_roots, *v2g_roots)), tuple(c.der for c in iso20_roots)
     )
 
 
@@ -988,10 +999,14 @@ class Station:
                 return e
         raise KeyError(evse_id)
 
-    async def start(self, *, defer_ocpp: bool = False) -> None:
+    async def start(
+        self, *, defer_ocpp: bool = False, tls_loaded: LoadedChains | None = None
+    ) -> None:
         """Start every EVSE.  ``defer_ocpp``: with an ``[ocpp]`` section, the EVSEs start
         with a :class:`PendingBackend` and the bridges are built by :meth:`start_ocpp`
-        (``secc run`` calls it right after SDP-ready)."""
+        (``secc run`` calls it right after SDP-ready).  ``tls_loaded``: the SECC chains
+        as the start-up checks loaded them (:func:`secc.preflight.check_station`), served
+        instead of loaded again."""
         from hal import registry
 
         factory = self.backend_factory
@@ -1008,6 +1023,8 @@ class Station:
             keylog_file=st.tls_keylog,
             iso20_chains=creds.iso20_chains,
             vehicle_roots=functools.partial(load_vehicle_roots, self.config),
+            vehicle_roots_now=creds.vehicle_roots,
+            loaded=tls_loaded,
         )
         try:
             for section in self.config.evse:

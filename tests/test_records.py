@@ -49,6 +49,7 @@ MODULES = (
     "secc.aio.tls",
     "hal.backends.simulated",
     "secc.limits",
+    "hal.hooks",
 )
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,8 +69,8 @@ def test_every_module_with_records_is_checked() -> None:
     assert users == set(MODULES)
 
 
-def _stdlib_record(cls: type | None = None, /, *, frozen: bool = True) -> Any:
-    make = dataclasses.dataclass(frozen=frozen, slots=True)
+def _stdlib_record(cls: type | None = None, /, *, frozen: bool = True, slots: bool = True) -> Any:
+    make = dataclasses.dataclass(frozen=frozen, slots=slots)
     return make if cls is None else make(cls)
 
 
@@ -186,7 +187,10 @@ def test_record_matches_the_dataclass(ours: type, theirs: type) -> None:
                 mine, stdlib = mine.__qualname__, stdlib.__qualname__
             assert mine == stdlib, (a.name, attr)
     assert ours.__dataclass_params__.frozen == theirs.__dataclass_params__.frozen  # type: ignore[attr-defined]
-    assert ours.__slots__ == theirs.__slots__  # type: ignore[attr-defined]
+    assert getattr(ours, "__slots__", None) == getattr(theirs, "__slots__", None)
+    assert ours.__dataclass_params__.eq == theirs.__dataclass_params__.eq  # type: ignore[attr-defined]
+    for f in dataclasses.fields(ours):  # (class attributes: the defaults of an unslotted one)
+        assert _class_attr(ours, f.name) == _class_attr(theirs, f.name), f.name
     assert ours.__match_args__ == theirs.__match_args__  # type: ignore[attr-defined]
     assert ours.__doc__ == theirs.__doc__
     hex_id = re.compile(r" at 0x[0-9a-f]+")  # (a default function: the twin has its own)
@@ -195,7 +199,7 @@ def test_record_matches_the_dataclass(ours: type, theirs: type) -> None:
     )
     assert ours.__init__.__qualname__ == theirs.__init__.__qualname__  # type: ignore[misc]
     assert ours.__bases__ == theirs.__bases__ == (object,)
-    assert not hasattr(_instance(ours), "__dict__")
+    assert hasattr(_instance(ours), "__dict__") == hasattr(_instance(theirs), "__dict__")
     for method in ("__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__"):
         mine, stdlib = getattr(ours, method), getattr(theirs, method)
         assert getattr(mine, "__qualname__", None) == getattr(stdlib, "__qualname__", None)
@@ -242,6 +246,11 @@ def test_record_matches_the_dataclass(ours: type, theirs: type) -> None:
     if _picklable(values):
         # (the twin module is no importable module: ours round-trips to an equal one)
         assert pickle.loads(pickle.dumps(a)) == a
+
+
+def _class_attr(cls: type, name: str) -> Any:
+    value = cls.__dict__.get(name, "<absent>")
+    return type(value).__name__ if isinstance(value, types.MemberDescriptorType) else value
 
 
 def _picklable(values: dict[str, Any]) -> bool:
@@ -378,3 +387,41 @@ def test_a_mutable_record_matches_the_dataclass() -> None:
     assert box == Box(2) and box != Box(3) and box.b == [] and box.b is not Box(1).b
     assert not hasattr(box, "__dict__") and Box.__slots__ == DBox.__slots__  # type: ignore[attr-defined]
     assert dataclasses.replace(box, a=5) == Box(5)
+
+
+def test_an_unslotted_record_is_the_class_itself_as_a_dataclass() -> None:
+    """``@record(frozen=False, slots=False)`` changes the class in place, as ``@dataclass``
+    does: the same class object (zero-argument ``super()`` works), instance ``__dict__``,
+    defaults as class attributes, unhashable, ``==`` by fields; refused when frozen."""
+
+    class Base:
+        def hello(self) -> str:
+            return "base"
+
+    def make(decorate: Any) -> Any:
+        class Hook(Base):
+            items: list[int] = dataclasses.field(default_factory=list)
+            flag: bool = False
+
+            def hello(self) -> str:
+                return "hook+" + super().hello()
+
+        original = Hook
+        made = decorate(Hook)
+        assert made is original
+        return made
+
+    ours = make(record(frozen=False, slots=False))
+    theirs = make(dataclasses.dataclass)
+    a, b = ours(), theirs()
+    assert a.hello() == b.hello() == "hook+base"
+    assert vars(a) == vars(b) == {"items": [], "flag": False}
+    a.extra = b.extra = 1  # (an unslotted instance takes any attribute)
+    assert ours.flag is theirs.flag is False
+    assert "items" not in vars(ours) and "items" not in vars(theirs)
+    assert ours.__hash__ is None and theirs.__hash__ is None
+    assert ours([1], True) == ours([1], True) and ours([1]) != ours([2])
+    assert repr(ours([1])).split("(", 1)[1] == repr(theirs([1])).split("(", 1)[1]
+    assert str(inspect.signature(ours)) == str(inspect.signature(theirs))
+    with pytest.raises(TypeError, match="frozen=False"):
+        record(frozen=True, slots=False)

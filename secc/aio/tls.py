@@ -57,11 +57,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +68,6 @@ from certs.der import Cert, read_certificates
 from certs.files import CertsError
 from hal.records import record
 from secc.aio.clienthello import ClientHello, IdentifierType, TrustedAuthority
-from secc.aio.keylog import enable_keylog
 
 if TYPE_CHECKING:  # cryptography loads with the first vehicle chain (mutual TLS 1.3)
     from cryptography import x509
@@ -84,6 +82,7 @@ __all__ = [
     "ECDH_CURVE",
     "TLS13",
     "TLS13_SUITES",
+    "LoadedChains",
     "SeccChain",
     "Selection",
     "TlsSelector",
@@ -154,6 +153,8 @@ def authority_ids(cert: AnyCert) -> set[TrustedAuthority]:
     """The trusted_ca_keys identifiers that name ``cert`` (RFC 6066 §6): the SHA-1 of the
     subjectPublicKey BIT STRING's content (for EC keys the encoded point, for Ed448 the
     raw key), of the certificate's DER, and the subject Name's DER."""
+    import hashlib  # (here: not on `secc run`'s start path)
+
     c = light(cert)
     return {
         TrustedAuthority(IdentifierType.KEY_SHA1_HASH, hashlib.sha1(c.public_key_bits).digest()),  # noqa: S324
@@ -162,17 +163,40 @@ def authority_ids(cert: AnyCert) -> set[TrustedAuthority]:
     }
 
 
-def secc_context(chain: SeccChain, *, keylog_file: Path | None = None) -> ssl.SSLContext:
-    """A server context with the ISO 15118-2 TLS profile serving ``chain``."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+# loaded chains: (str(certfile), str(keyfile)) -> a fresh PROTOCOL_TLS_SERVER context with
+# that chain and key loaded and nothing else set (secc.preflight's check of the SECC
+# chains makes them: `secc run` has each chain's key decoded once, issue 17)
+LoadedChains = dict[tuple[str, str], ssl.SSLContext]
+
+
+def _context(chain: SeccChain, loaded: LoadedChains | None) -> tuple[ssl.SSLContext, bool]:
+    """A server context for ``chain``: the one ``loaded`` holds for its files (taken out:
+    a context serves one profile), or a new one; and whether the chain is in it."""
+    if loaded:
+        ctx = loaded.pop((str(chain.certfile), str(chain.keyfile)), None)
+        if ctx is not None:
+            return ctx, True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), False
+
+
+def secc_context(
+    chain: SeccChain, *, keylog_file: Path | None = None, loaded: LoadedChains | None = None
+) -> ssl.SSLContext:
+    """A server context with the ISO 15118-2 TLS profile serving ``chain`` (``loaded``:
+    contexts with their chain already loaded, see :data:`LoadedChains`; the profile's
+    settings are the same whether the chain was loaded before or after them)."""
+    ctx, has_chain = _context(chain, loaded)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(CIPHERS)
     ctx.set_ecdh_curve(ECDH_CURVE)
     ctx.verify_mode = ssl.CERT_NONE  # no client authentication in ISO 15118-2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_TICKET
-    ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
+    if not has_chain:
+        ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
+        from secc.aio.keylog import enable_keylog  # (here: a lab setting, off by default)
+
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
@@ -182,11 +206,13 @@ def secc_context13(
     *,
     keylog_file: Path | None = None,
     vehicle_roots: Sequence[AnyCert] = (),
+    loaded: LoadedChains | None = None,
 ) -> ssl.SSLContext:
     """A server context for ISO 15118-20: TLS 1.3 only, serving the -20 ``chain``; with
     ``vehicle_roots`` it requests the EV's certificate (optional) and verifies it
-    against them (strict X.509 checks, no partial chains)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    against them (strict X.509 checks, no partial chains); ``loaded`` as for
+    :func:`secc_context`."""
+    ctx, has_chain = _context(chain, loaded)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     if vehicle_roots:
@@ -201,8 +227,11 @@ def secc_context13(
         | ssl.OP_NO_TICKET
         | ssl.OP_CIPHER_SERVER_PREFERENCE
     )
-    ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
+    if not has_chain:
+        ctx.load_cert_chain(str(chain.certfile), str(chain.keyfile), password=chain.password)
     if keylog_file is not None:
+        from secc.aio.keylog import enable_keylog  # (here: a lab setting, off by default)
+
         enable_keylog(ctx, keylog_file)  # 0600, appended per handshake
     return ctx
 
@@ -290,12 +319,18 @@ class Selection:
         return None
 
 
-def _ids_of(chains: Sequence[SeccChain]) -> list[set[TrustedAuthority]]:
+def _authorities_of(chains: Sequence[SeccChain]) -> list[list[AnyCert]]:
+    """Per chain, the certificates an EV's trusted_ca_keys may name: its V2G root and the
+    sub-CAs in its file (read now: the chain as served from the start)."""
+    return [[c.root, *_chain_cas(c.certfile)] for c in chains]
+
+
+def _ids_of(authorities: list[list[AnyCert]]) -> list[set[TrustedAuthority]]:
     out = []
-    for c in chains:
-        ids = authority_ids(c.root)
-        for ca in _chain_cas(c.certfile):
-            ids |= authority_ids(ca)
+    for certs in authorities:
+        ids: set[TrustedAuthority] = set()
+        for cert in certs:
+            ids |= authority_ids(cert)
         out.append(ids)
     return out
 
@@ -313,22 +348,52 @@ class TlsSelector:
     # the -20 OEM and V2G roots a vehicle certificate is verified against, asked for
     # every TLS 1.3 connection (None or empty: no client certificate is requested)
     vehicle_roots: VehicleRoots | None = None
+    # the chains as secc.preflight loaded them (LoadedChains): the start contexts take
+    # them instead of loading each chain again
+    loaded: InitVar[LoadedChains | None] = None
+    # the vehicle roots as the caller read them at start (None: asked from vehicle_roots)
+    vehicle_roots_now: InitVar[Sequence[AnyCert] | None] = None
     _contexts: list[ssl.SSLContext] = field(init=False)
-    _ids: list[set[TrustedAuthority]] = field(init=False)
     _contexts13: list[ssl.SSLContext] = field(init=False)
-    _ids13: list[set[TrustedAuthority]] = field(init=False)
+    # the certificates trusted_ca_keys may name, per chain, read at start; their
+    # identifiers (SHA-1 hashes) are computed for the first ClientHello naming any
+    # (hashlib and the hashing are not on `secc run`'s start path, issue 17)
+    _authorities: list[list[AnyCert]] = field(init=False)
+    _authorities13: list[list[AnyCert]] = field(init=False)
+    _ids_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
+    _ids13_made: list[set[TrustedAuthority]] | None = field(init=False, default=None)
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self, loaded: LoadedChains | None, vehicle_roots_now: Sequence[AnyCert] | None
+    ) -> None:
         if not self.chains and not self.iso20_chains:
             raise ValueError("TLS needs at least one SECC chain")
-        self._contexts = [secc_context(c, keylog_file=self.keylog_file) for c in self.chains]
-        self._ids = _ids_of(self.chains)
-        roots = self._vehicle_roots_now()
+        keylog = self.keylog_file
+        self._contexts = [secc_context(c, keylog_file=keylog, loaded=loaded) for c in self.chains]
+        self._authorities = _authorities_of(self.chains)
+        if vehicle_roots_now is None or self.vehicle_roots is None:
+            roots = self._vehicle_roots_now()
+        else:
+            roots = tuple(vehicle_roots_now)
         self._contexts13 = [
-            secc_context13(c, keylog_file=self.keylog_file, vehicle_roots=roots)
+            secc_context13(c, keylog_file=keylog, vehicle_roots=roots, loaded=loaded)
             for c in self.iso20_chains
         ]
-        self._ids13 = _ids_of(self.iso20_chains)
+        self._authorities13 = _authorities_of(self.iso20_chains)
+
+    @property
+    def _ids(self) -> list[set[TrustedAuthority]]:
+        """The trusted_ca_keys identifiers of each ISO 15118-2 chain."""
+        if self._ids_made is None:
+            self._ids_made = _ids_of(self._authorities)
+        return self._ids_made
+
+    @property
+    def _ids13(self) -> list[set[TrustedAuthority]]:
+        """The trusted_ca_keys identifiers of each ISO 15118-20 chain."""
+        if self._ids13_made is None:
+            self._ids13_made = _ids_of(self._authorities13)
+        return self._ids13_made
 
     def for_evse(self, *, offer_tls13: bool) -> TlsSelector:
         """The same chains for an EVSE that does (not) offer ISO 15118-20."""
@@ -458,10 +523,14 @@ def station_tls(
     keylog_file: Path | None = None,
     iso20_chains: Sequence[SeccChain] = (),
     vehicle_roots: VehicleRoots | None = None,
+    loaded: LoadedChains | None = None,
+    vehicle_roots_now: Sequence[AnyCert] | None = None,
 ) -> TlsSelector | None:
     """The station's TLS offer at start: a :class:`TlsSelector` over its SECC chains, or
     ``None`` (and a warning saying so) when it holds no SECC certificate: then it offers
-    neither TLS nor Plug & Charge, and answers SDP with "no TLS"."""
+    neither TLS nor Plug & Charge, and answers SDP with "no TLS".  ``loaded``: the chains
+    as the start-up checks loaded them (:data:`LoadedChains`); ``vehicle_roots_now``: what
+    ``vehicle_roots()`` gives now, when the caller has just read it."""
     if not chains and not iso20_chains:
         log.warning(
             "no SECC certificate installed: offering no TLS and no Plug & Charge "
@@ -469,7 +538,12 @@ def station_tls(
         )
         return None
     selector = TlsSelector(
-        chains, keylog_file=keylog_file, iso20_chains=iso20_chains, vehicle_roots=vehicle_roots
+        chains,
+        keylog_file=keylog_file,
+        iso20_chains=iso20_chains,
+        vehicle_roots=vehicle_roots,
+        loaded=loaded,
+        vehicle_roots_now=vehicle_roots_now,
     )
     if chains:
         log.info(
@@ -479,7 +553,7 @@ def station_tls(
             len(chains),
             ", ".join(c.label() for c in chains),
         )
-    if iso20_chains:
+    if iso20_chains and log.isEnabledFor(logging.INFO):  # (it reads the store's roots)
         log.info(
             "TLS 1.3 for ISO 15118-20 with %d SECC chain(s): %s",
             len(iso20_chains),

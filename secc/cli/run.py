@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import argparse
 
     from hal.api import Board
+    from secc.aio.tls import LoadedChains
     from secc.runtime import Station
 
 log = logging.getLogger("secc.run")
@@ -182,7 +183,11 @@ def _start_failure(exc: BaseException, station: Station, source: str) -> str:
     return f"{source}: cannot start the station: {cause}"
 
 
-async def serve(config: StationConfig, source: str = "secc.toml") -> int:
+async def serve(
+    config: StationConfig, source: str = "secc.toml", tls_loaded: LoadedChains | None = None
+) -> int:
+    """Run the station until SIGTERM or SIGINT (``tls_loaded``: the SECC chains as the
+    start-up checks loaded them, :func:`secc.preflight.check_station`)."""
     from secc.runtime import Station
 
     stop = asyncio.Event()
@@ -192,7 +197,7 @@ async def serve(config: StationConfig, source: str = "secc.toml") -> int:
     boards = await open_boards(config, source)
     station = Station(config, boards=boards)
     try:
-        await station.start(defer_ocpp=True)
+        await station.start(defer_ocpp=True, tls_loaded=tls_loaded)
     except Exception as exc:
         adopted = {e.evse_id for e in station.evses}
         for evse_id, board in boards.items():
@@ -373,7 +378,9 @@ def _main(argv: list[str], prog: str) -> int:
     if args.check and args.config_only:
         print(f"{source}: OK, {len(config.evse)} EVSE(s) (the file only: this machine unchecked)")
         return 0
-    problems = preflight.check_station(config, user=user)
+    # the checks load each SECC chain into a TLS context: the station serves those
+    loaded: LoadedChains = {}
+    problems = preflight.check_station(config, user=user, loaded=loaded)
     for problem in problems:
         print(f"{prog}: error: {problem.line(source)}", file=sys.stderr)
     if problems:
@@ -384,7 +391,7 @@ def _main(argv: list[str], prog: str) -> int:
         return 0
     setup_logging("debug" if args.debug else args.log_level or config.station.log_level)
     try:
-        return asyncio.run(serve(config, source))
+        return asyncio.run(serve(config, source, loaded))
     except StartError as exc:
         if args.debug and exc.__cause__ is not None:
             traceback.print_exception(exc.__cause__, file=sys.stderr)

@@ -81,6 +81,11 @@ DEFERRED = (
     # before settle: test_at_sdp_ready_no_argparse_ctypes_or_collector)
     "shutil",
     "argparse",
+    # the TLS selector hashes the trusted_ca_keys identifiers of its chains for the first
+    # ClientHello naming any, the firmware hook its images when it installs one
+    "hashlib",
+    # a plain station file is read without tomllib (secc.configload.read_plain_toml)
+    "tomllib",
 )
 
 
