@@ -17,8 +17,8 @@ from secc.commission.csms import CsmsLink, LinkState, ocpp_state_dir
 from secc.commission.model import Answers
 from secc.config import EvseSection, StationConfig, load_file
 from secc.errors import ConfigError
-from secc.maintenance import SignedInstaller
-from secc.ocpp_bridge.device_model import DeviceModel
+from secc.maintenance import CsrSubject, SignedInstaller
+from secc.ocpp_bridge.device_model import ISO, SEC, DeviceModel
 from secc.sdp import SdpResponse
 
 
@@ -104,9 +104,36 @@ class Context:
                 self.store = store
             except (StoreError, OSError) as exc:
                 self.store_error = str(exc)
-        if self.store is not None:
-            self.installer = SignedInstaller(self.store, self.deps.utc_now)
         self.dm = DeviceModel(self.state_dir() / "device_model.json")
+        if self.store is not None:
+            # the A02.FR.06 checks of `secc run` and `secc renew` (subject and hierarchy):
+            # provisioning installs no certificate the running station would refuse
+            self.installer = SignedInstaller(
+                self.store, self.deps.utc_now, subject=self.csr_subject
+            )
+
+    def csr_subject(self) -> CsrSubject:
+        """The names of the provisioning CSRs, which a signed leaf must carry (read at each
+        use: the preset may set the organization): CN the SECC ID (answer, else
+        ISO15118Ctrlr.SeccId, else the first EVSE's ID) or the station's identity; O
+        ISO15118Ctrlr / SecurityCtrlr.OrganizationName when set (what ``secc run`` checks
+        a renewal against), else the answer ``organization``."""
+        assert self.config is not None and self.dm is not None
+        dm, answers, cfg = self.dm, self.answers, self.config
+        if self.csms is not None:  # the identity the link connects with (device model)
+            station_id = self.csms.client.config.station_id
+        else:
+            station_id = cfg.ocpp.station_id if cfg.ocpp else cfg.station.name
+        iso = dm.value(ISO, "OrganizationName") or None
+        security = dm.value(SEC, "OrganizationName") or None
+        return CsrSubject(
+            secc_id=answers.seccid or dm.value(ISO, "SeccId") or cfg.evse[0].evse_id,
+            station_id=station_id,
+            organization=answers.organization or iso or security or "unknown",
+            country=answers.country or dm.value(ISO, "CountryName") or None,
+            iso_organization=iso,
+            security_organization=security,
+        )
 
     def state_dir(self) -> Path:
         """Where ``secc run`` keeps the device model and the local list."""

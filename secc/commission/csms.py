@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,10 @@ class CsmsLink:
             "SetVariables": lambda p: Reply(dm.set_variables(p)),
         }
         if installer is not None:
-            handlers["CertificateSigned"] = installer
+            handlers["CertificateSigned"] = self._signed_handler(installer)
+        # the chains the installer refused, by the renewal they answered (the report
+        # keeps them in a file for the CA: nothing of them is installed)
+        self.refused: dict[str, str] = {}
         self.client = OcppClient(
             config,
             handlers=handlers,
@@ -93,6 +97,19 @@ class CsmsLink:
         )
         self._task: asyncio.Task[None] | None = None
         self.state: LinkState | None = None
+
+    def _signed_handler(self, installer: SignedInstaller) -> Callable[[dict[str, object]], Reply]:
+        def handle(payload: dict[str, object]) -> Reply:
+            seen = len(installer.outcomes)
+            reply = installer(payload)
+            for outcome in installer.outcomes[seen:]:
+                if not outcome.accepted:
+                    self.refused[outcome.certificate_type] = str(
+                        payload.get("certificateChain", "")
+                    )
+            return reply
+
+        return handle
 
     async def connect(self, timeout: float) -> LinkState:
         """Connect and boot; returns as soon as the CSMS answers BootNotification."""

@@ -13,8 +13,8 @@ from secc.commission.model import Check, Outcome, Result, Status
 from secc.commission.pki_checks import pki_checks
 from secc.commission.report import Report, build_report
 from secc.commission.station_checks import station_checks
-from secc.maintenance import CsrSubject, request_certificate
-from secc.ocpp_bridge.device_model import ISO, SEC
+from secc.maintenance import request_certificate
+from secc.ocpp_bridge.device_model import ISO
 
 log = logging.getLogger(__name__)
 ROOT_KINDS = set(KIND_OF_OCPP_TYPE.values())
@@ -41,21 +41,6 @@ def all_checks(ctx: Context) -> list[Check]:
     csms = [c for c in checks if c.name == "csms"]
     rest = [c for c in checks if c.name != "csms"]
     return rest[:1] + csms + rest[1:]
-
-
-def _subject(ctx: Context) -> CsrSubject:
-    assert ctx.config is not None and ctx.dm is not None
-    dm, answers, cfg = ctx.dm, ctx.answers, ctx.config
-    station_id = cfg.ocpp.station_id if cfg.ocpp else cfg.station.name
-    return CsrSubject(
-        secc_id=answers.seccid or dm.value(ISO, "SeccId") or cfg.evse[0].evse_id,
-        station_id=station_id,
-        organization=answers.organization
-        or dm.value(ISO, "OrganizationName")
-        or dm.value(SEC, "OrganizationName")
-        or "unknown",
-        country=answers.country or dm.value(ISO, "CountryName") or None,
-    )
 
 
 async def provision(ctx: Context, progress: Progress | None = None) -> list[Outcome]:
@@ -136,24 +121,47 @@ async def provision(ctx: Context, progress: Progress | None = None) -> list[Outc
             )
             continue
         assert ctx.csms is not None
-        subject = _subject(ctx)
+        subject = ctx.csr_subject()
+        ctx.csms.refused.pop(certificate_type, None)
         outcome = await request_certificate(
             ctx.csms.client,
             ctx.store,  # type: ignore[arg-type]
             ctx.installer,
             certificate_type,
             common_name=subject.common_name(certificate_type),
-            organization=subject.organization,
+            organization=subject.organization_of(certificate_type),
             country=subject.country,
             timeout=answers.sign_timeout,
         )
-        result = (
-            Result.ok(outcome.reason)
-            if outcome.accepted
-            else Result.fail(outcome.reason, "see the CSMS's logs; the previous chain is kept")
-        )
+        refused = ctx.csms.refused.get(certificate_type)
+        if outcome.accepted:
+            result = Result.ok(outcome.reason)
+        elif refused is not None:
+            result = _refused(ctx, certificate_type, outcome.reason, refused)
+        else:
+            result = Result.fail(outcome.reason, "see the CSMS's logs; the previous chain is kept")
         note(f"provision.sign[{certificate_type}]", title, result, started)
     return out
+
+
+def _refused(ctx: Context, certificate_type: str, reason: str, chain_pem: str) -> Result:
+    """A CertificateSigned the station refused (the checks of OCPP A02.FR.06 / A03.FR.06
+    that ``secc run`` makes): nothing was installed; the chain is kept in a file for
+    whoever runs the CA."""
+    path = ctx.state_dir() / f"refused-{certificate_type}.pem"
+    try:
+        path.write_text(chain_pem, encoding="ascii", errors="replace")
+        where = f"the refused chain is in {path}"
+    except OSError as exc:
+        where = f"the refused chain could not be kept in {path}: {exc}"
+    return Result.fail(
+        f"CertificateSigned({certificate_type}) refused by the checks `secc run` makes "
+        f"(OCPP A02.FR.06): {reason}; nothing was installed, {where}",
+        "have the CA issue the certificate the CSR asked for (its subject; a "
+        "ChargingStationCertificate under the installed CSMS root, a V2G certificate under "
+        "the V2G root), then run --sign again",
+        file=str(path),
+    )
 
 
 async def commission(

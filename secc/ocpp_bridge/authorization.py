@@ -4,7 +4,10 @@ the offline decision for Plug & Charge and EIM.
 The list and the cache live in SQLite next to the outbox.  The local list is what the CSMS
 sends with SendLocalList (D01); it may hold eMAIDs, for sites whose facility manager
 registers contracts.  The cache holds the CSMS's verdicts from online authorizations
-(C10), each for AuthCacheCtrlr.LifeTime seconds.
+(C10), each for AuthCacheCtrlr.LifeTime seconds, except for idTokens of type Central:
+a CSMS-generated identifier (a remote start, also one authorized again with
+AuthCtrlr.AuthorizeRemoteStart) is never stored in the cache (OCPP 2.0.1 C05.FR.01,
+:data:`NOT_CACHED`); an entry of that type from an earlier version is not used.
 
 :func:`offline_decision` is the policy when the CSMS cannot be asked (OCPP C07 with
 ISO15118Ctrlr.ContractValidationOffline, C12/C13 for the list and cache):
@@ -58,6 +61,9 @@ CERT_STATUS = {
     validate.FAILED_CERTIFICATE_REVOKED: "CertificateRevoked",
     validate.FAILED_SIGNATURE_ERROR: "SignatureError",
 }
+# idToken types never stored in the authorization cache: Central, the CSMS's own
+# identifiers (C05.FR.01).  NoAuthorization: no rule found, cached like the others.
+NOT_CACHED = frozenset({"Central"})
 
 
 class AuthStore:
@@ -154,6 +160,10 @@ class AuthStore:
     def remember(
         self, token: str, kind: str, status: str, expires: dt.datetime, group: str | None = None
     ) -> None:
+        """Cache the CSMS's verdict on a token (C10) until ``expires``; a type of
+        :data:`NOT_CACHED` is not stored."""
+        if kind in NOT_CACHED:
+            return
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO auth_cache (id_token, type, status, expires, group_id) "
@@ -168,7 +178,10 @@ class AuthStore:
     def cached_entry(
         self, token: str, kind: str, utc_now: dt.datetime
     ) -> tuple[str, str | None] | None:
-        """The cache's status and groupIdToken of a token (None: not cached or expired)."""
+        """The cache's status and groupIdToken of a token (None: not cached or expired, or a
+        type of :data:`NOT_CACHED`)."""
+        if kind in NOT_CACHED:
+            return None
         with self._lock:
             row = self._db.execute(
                 "SELECT status, expires, group_id FROM auth_cache WHERE id_token = ? AND type = ?",

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import contextvars
 import datetime as dt
 import functools
@@ -395,15 +394,28 @@ class OcppClient:
         cp, closed = self._cp, self._closed
         if cp is None or closed is None or closed.done():
             raise NotConnected(f"{action}: not connected to the CSMS")
-        if _REQUESTED.get() and not self.online.is_set() and not self._boot_settled.is_set():
-            # the follow-up of a CSMS request that came right behind the CSMS's answer to
-            # BootNotification: that answer is read first (Pending lets it through, B02)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._boot_settled.wait(), self.config.call_timeout)
-        pending_ok = _REQUESTED.get() and self.boot_status == "Pending"
-        if action != "BootNotification" and not self.online.is_set() and not pending_ok:
-            raise NotConnected(f"{action}: BootNotification not accepted yet")
         limit = self.config.call_timeout if timeout is None else timeout
+        if action != "BootNotification" and not self.online.is_set():
+            if not self._boot_settled.is_set():
+                # BootNotification's answer is on its way on this link: a call made
+                # meanwhile (the follow-up of a CSMS request that came right behind it, an
+                # EV's Authorize in the first moments of a connection) waits for it, within
+                # its own time, rather than fail as offline (B01/B02: nothing but
+                # BootNotification before it is accepted; Pending lets a follow-up through)
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                settled = asyncio.ensure_future(self._boot_settled.wait())
+                either: set[asyncio.Future[object]] = {settled, closed}  # type: ignore[arg-type]
+                try:
+                    await asyncio.wait(either, timeout=limit, return_when="FIRST_COMPLETED")
+                finally:
+                    settled.cancel()
+                limit = max(0.0, limit - (loop.time() - started))
+                if closed.done():
+                    raise NotConnected(f"{action}: connection lost while booting")
+            pending_ok = _REQUESTED.get() and self.boot_status == "Pending"
+            if not self.online.is_set() and not pending_ok:
+                raise NotConnected(f"{action}: BootNotification not accepted yet")
         wire = max(limit, self.config.call_timeout)  # how long the CALL stays outstanding
         task = asyncio.ensure_future(
             cp.call_raw(action, payload, message_id or str(uuid.uuid4()), wire)
@@ -591,6 +603,7 @@ class OcppClient:
         self._ws = ws
         cp = _StationCp(self.config.station_id, ws, self)
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._boot_settled.clear()  # the BootNotification this link sends first is due
         self._cp, self._closed = cp, closed
         receiver = asyncio.ensure_future(cp.start())
         worker = asyncio.ensure_future(self._boot_and_heartbeat())

@@ -55,6 +55,7 @@ class Behaviour:
     boot_statuses: list[str] = field(default_factory=list)  # consumed one per boot; then Accepted
     boot_interval: int = 300
     heartbeat_interval: int = 300
+    boot_delay: float = 0.0  # seconds before BootNotification is answered (a slow CSMS)
     authorize_status: str = "Accepted"
     certificate_status: str | None = "Accepted"
     authorize_error: bool = False
@@ -147,7 +148,9 @@ class CsmsStation(ChargePoint):  # type: ignore[misc]
         return self.b.known_tokens.get(key, "Unknown")
 
     @on("BootNotification")
-    def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+    async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any) -> Any:
+        if self.b.boot_delay > 0:
+            await asyncio.sleep(self.b.boot_delay)
         status = self.b.boot_statuses.pop(0) if self.b.boot_statuses else "Accepted"
         self.csms.boots.append(status)
         interval = self.b.heartbeat_interval if status == "Accepted" else self.b.boot_interval

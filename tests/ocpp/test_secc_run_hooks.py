@@ -41,7 +41,7 @@ from ocpp.v201 import call
 from secc.aio.ev_client import run_ev_sdp
 from secc.cli.ev import load_credentials
 from secc.sdp import Security
-from tests.ocpp.csms import TestCsms, wait_for
+from tests.ocpp.csms import Behaviour, TestCsms, wait_for
 from tests.ocpp.test_ops_firmware import IMAGE, image_server, sign, signer, update
 from tests.station.conftest import script
 
@@ -75,6 +75,12 @@ tamper_file = "{tamper}"
 
 def _boot_reasons(csms: TestCsms) -> list[Any]:
     return [p["reason"] for action, p in csms.calls if action == "BootNotification"]
+
+
+def _charging(csms: TestCsms) -> bool:
+    return any(
+        t["transactionInfo"].get("chargingState") == "Charging" for t in csms.transaction_stream()
+    )
 
 
 def _firmware_states(csms: TestCsms, request_id: int) -> list[str]:
@@ -228,7 +234,9 @@ def test_unlock_firmware_data_transfer_and_composite_schedule(
 
 def test_reset_immediate_in_a_session_and_on_idle(tmp_path: Path, pki_dir: Path) -> None:
     async def main() -> None:
-        csms = TestCsms()
+        # a CSMS slow to answer BootNotification: the EV below starts while the station
+        # boots (the window a loaded machine once opened by chance)
+        csms = TestCsms(behaviour=Behaviour(boot_delay=1.0))
         await csms.start()
         try:
             async with secc_run(tmp_path, pki_dir, csms) as log:
@@ -245,13 +253,13 @@ def test_reset_immediate_in_a_session_and_on_idle(tmp_path: Path, pki_dir: Path)
                     )
                 )
                 try:
-                    await wait_for(
-                        lambda: any(
-                            t["transactionInfo"].get("chargingState") == "Charging"
-                            for t in csms.transaction_stream()
-                        ),
-                        60,
-                    )
+                    # the EV starts while the station still waits for the answer to its
+                    # BootNotification (csms.station returns on connection): its Authorize
+                    # waits for that answer (tests/ocpp/test_boot_window.py), it is not
+                    # refused offline
+                    await wait_for(lambda: ev.done() or _charging(csms), 60)
+                    if not _charging(csms):  # the EV gave up: say why, rather than wait on
+                        raise AssertionError(f"the EV ended before charging: {ev.result().ended}")
                     answer = await cp.call(call.Reset(type="Immediate"))
                     assert answer.status == "Accepted"
                     await wait_for(
