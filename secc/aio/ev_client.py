@@ -112,6 +112,9 @@ class EvResult:
     tls_version: str | None = None
     steps: list[Step] = field(default_factory=list)
     ended: str = ""  # why the EV stopped: "done", "vanished", "closed by the station", ...
+    # when the EV stopped without an answer: the request outstanding, when it went and the
+    # last answer before it (times in seconds since the EV connected)
+    outstanding: str = ""
 
     @property
     def codes(self) -> list[tuple[str, str]]:
@@ -266,10 +269,16 @@ async def run_ev(
     out.cipher = cipher[0] if cipher else None
     out.tls_version = cipher[1] if cipher else None
     step: Outgoing | None = ev.start()
+    # a step's delay runs from the answer before it (as the sans-I/O EV counts it), not
+    # from when this task got round to it: an EV whose process was starved for a while
+    # sends what is due at once, as a car's fixed-cycle controller would
+    answered = loop.time()
     try:
         while step is not None:
             if step.delay > 0:
-                await asyncio.sleep(step.delay)
+                wait = answered + step.delay - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             if step.kind == "vanish":
                 link.reset()
                 out.ended = f"vanished before {step.name}"
@@ -286,15 +295,18 @@ async def run_ev(
             except TimeoutError:
                 why = "" if response_timeout else " (V2G_EVCC_Msg_Timeout)"
                 out.ended = f"no answer to {step.name} within {wait:g} s{why}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             except FramingError as exc:
                 out.ended = f"bad V2GTP frame in answer to {step.name}: {exc}"
                 return out
             except (ConnectionError, OSError, ssl.SSLError) as exc:
                 out.ended = f"connection lost after {step.name}: {exc}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             if frame is None:
                 out.ended = f"station closed the connection after {step.name}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             if step.schema is Schema.APPHAND:
                 schema = Schema.APPHAND
@@ -331,12 +343,22 @@ async def run_ev(
             if on_step is not None:
                 on_step(record)
             step = ev.receive(message, schema, now)
+            answered = now
         error = getattr(ev, "error", None)
         out.ended = f"EV gave up: {error}" if error else "done"
         return out
     finally:
         if not out.ended.startswith("vanished"):
             await link.close()
+
+
+def _outstanding(name: str, sent: float, now: float, t0: float, out: EvResult) -> str:
+    """The request the EV waited on when the session ended without its answer."""
+    text = f"{name} sent at t={sent - t0:.3f} s, no answer by t={now - t0:.3f} s"
+    if out.steps:
+        last = out.steps[-1]
+        text += f"; the last answer {last.response} came at t={last.at:.3f} s"
+    return text
 
 
 async def run_ev_sdp(

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import shutil
 import sys
@@ -210,11 +211,16 @@ async def _session(
         return False
     tls = f"{(result.tls_version or 'TLS').replace('v', ' ')} {result.cipher}"
     say(f"  EV: {result.ended}, over {tls if result.tls else 'TCP'}")
+    if result.outstanding:
+        say(f"  EV: outstanding: {result.outstanding}")
     await _wait_for(lambda: evse.active is None, 5.0, "session end")
     ended = evse.ended[-1].end if evse.ended else None
     reason = f"{ended.reason.value} {ended.detail}".strip() if ended else "?"
     plant.ev_state = CpState.A
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")
+    note = _outstanding(evse.ended[-1].trace) if evse.ended else ""
+    if note:
+        say(f"  station: outstanding: {note}")
     energy = f"{plant.energy_wh:.1f} Wh"
     if bpt:
         energy = f"{plant.energy_wh:.1f} Wh to the EV, {plant.energy_export_wh:.1f} Wh back"
@@ -259,6 +265,17 @@ async def _run_ev(
         result=result,
         **options,
     )
+
+
+def _outstanding(trace: Path | None) -> str:
+    """What the station's session waited for when a timer ended it (its trace's end
+    record names the last request and response; secc.aio.driver)."""
+    if trace is None:
+        return ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        end = json.loads(trace.read_text().splitlines()[-1])
+        return str(end.get("outstanding", "")) if end.get("kind") == "end" else ""
+    return ""
 
 
 def _ms(t0: float) -> str:
