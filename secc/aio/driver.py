@@ -22,6 +22,9 @@ it came just before it.  The session's clock (``now`` for the core and the trace
 deadline is again counted in full from the station's own answer, and ``secc replay``
 gives the same; a ``late`` trace record says when and by how much.  An EV that is
 really silent meets the deadline as soon as the station runs again: nothing is waiting.
+Likewise a response that goes out late after the core decided it (a slow HAL action
+before it, a starved loop) sets the session's clock back by the delay: the sequence
+timeout runs from the response as sent.
 
 Actions go where they belong: ``SendResponse`` is encoded and written as one V2GTP frame
 with the payload type of its schema (0x8001 for appHandshake, ISO 15118-2 and DIN,
@@ -74,6 +77,10 @@ SESSION_STOP_LINGER = 5.0  # s, [V2G20-1633]: the -20 SECC's wait before it clos
 # before the deadline (more than the trace's 1 µs rounding, so replay decides the same)
 LATE_MARGIN = 1e-4
 LATE_TURNS = 8  # loop turns a due timer gives input already received to be read first
+# a response that goes out later than this after the core decided it (a slow HAL action
+# before it, a starved loop) sets the session's clock back by the delay: the sequence
+# timeout runs from the response as sent, not from the decision
+SEND_SLACK = 0.005
 
 log = logging.getLogger(__name__)
 
@@ -384,12 +391,34 @@ class SessionDriver:
                 {
                     "kind": "late",
                     "t": round(at - self.started, 6),
+                    "request": True,
                     "deadline": round(deadline - self.started, 6),
                     "late": round(late, 6),
                     "lag": round(self._lag, 6),
                 }
             )
         return at
+
+    def _sent_late(self, name: str, late: float, now: float) -> None:
+        """The response ``name`` went out ``late`` seconds after the core decided it at
+        ``now`` (and armed its timers from then): the session's clock goes back by that
+        much, so the EV gets the whole V2G_SECC_Sequence_Timeout from the response."""
+        self._lag += late
+        self.log.warning(
+            "%s went out %.1f ms after it was decided: the EV's time runs from the answer",
+            name,
+            late * 1e3,
+        )
+        if self._traced():
+            self.trace.write(
+                {
+                    "kind": "late",
+                    "t": round(now - self.started, 6),
+                    "response": name,
+                    "late": round(late, 6),
+                    "lag": round(self._lag, 6),
+                }
+            )
 
     async def _fail_safe(self, reason: str, now: float) -> None:
         """End the session after an internal error: through the core if it still can,
@@ -482,6 +511,8 @@ class SessionDriver:
             self.conn.schema = self.session.schema
         sent = self._loop.time()
         self._last_tx = (action.name, sent)
+        if sent - self._lag - now > SEND_SLACK:
+            self._sent_late(action.name, sent - self._lag - now, now)
         took = sent - self._received_at
         if self._traced():
             self.trace.write(

@@ -133,7 +133,7 @@ def test_a_request_waiting_when_the_starved_station_wakes_is_answered(
     assert end.end.reason is EndReason.EV_STOP, end.end
     assert [s.response for s in ev.steps].count("DC_ChargeLoopRes") == 4
     records = _records(end.trace)
-    (late,) = [r for r in records if r["kind"] == "late"]
+    (late,) = [r for r in records if r["kind"] == "late" and r.get("request")]
     assert late["late"] > 0 and late["t"] < late["deadline"]
     assert not plant.contactor_command
     assert replay([str(end.trace)], prog="secc replay") == 0  # the same decisions
@@ -179,7 +179,7 @@ def test_an_ev_on_the_starved_loop_sends_before_the_station_acts(
     end = e.ended[-1]
     assert end.end.reason is EndReason.EV_STOP, end.end
     assert [s.response for s in ev.steps].count("DC_ChargeLoopRes") == 4
-    assert any(r["kind"] == "late" for r in _records(end.trace))
+    assert any(r["kind"] == "late" and r.get("request") for r in _records(end.trace))
     assert not plant.contactor_command
     assert replay([str(end.trace)], prog="secc replay") == 0
 
@@ -231,7 +231,7 @@ def test_a_silent_ev_still_times_out_at_once_when_the_station_runs_again(
     assert end.end.reason is EndReason.SEQUENCE_TIMEOUT, end.end
     assert at_end == [(False, False)]  # contactors open, DC output off at the end
     records = _records(end.trace)
-    assert not any(r["kind"] == "late" for r in records)  # nothing was waiting
+    assert not any(r.get("request") for r in records)  # nothing was waiting
     (last,) = [r for r in records if r["kind"] == "end"]
     assert "last response DC_ChargeLoopRes" in last["outstanding"], last
     assert "0 octets unread" in last["outstanding"], last
@@ -243,3 +243,53 @@ def test_a_silent_ev_still_times_out_at_once_when_the_station_runs_again(
 
 def _plant_state(plant: Plant) -> tuple[bool, bool]:
     return plant.contactor_command, plant.dc_enabled
+
+
+def test_a_response_sent_late_gives_the_ev_its_whole_sequence_timeout(
+    pki_dir: Path, tmp_path: Path
+) -> None:
+    """The station starves between deciding a DC_ChargeLoopRes (its timers armed) and
+    sending it (here in the SetDcTarget before it, as a slow HAL would): the EV that
+    answers at its usual pace must not meet a deadline that ran out before it even had
+    the response."""
+    board, plant = build_board()
+    stalls: list[float] = []
+
+    async def main() -> tuple[EvResult, Evse]:
+        config = station_config(pki_dir, tmp_path, _section())
+        loop = asyncio.get_running_loop()
+        state = {"loops": 0}
+
+        def observe(evse_id: str, record: dict[str, Any]) -> None:
+            if record.get("kind") == "rx" and record.get("name") == "DC_ChargeLoopReq":
+                state["loops"] += 1
+            elif record.get("action") == "SetDcTarget" and state["loops"] == 2:
+                state["loops"] += 1  # (once)
+                driver = e.active
+                assert driver is not None
+                _block_until(_past_deadline(driver, loop))  # before the response is sent
+                stalls.append(loop.time())
+
+        async with Station(config, boards={EVSE_ID: board}, observer=observe) as st:
+            e = st.evse(EVSE_ID)
+            result = await run_ev(
+                _script(),
+                host="::1",
+                port=e.ports["tls"],
+                tls=True,
+                cafile=pki_dir / "v2g20" / "root.pem",
+            )
+            await wait_until(lambda: bool(e.ended) and e.active is None, timeout=10)
+            return result, e
+
+    ev, e = run(main, timeout=60)
+    assert stalls  # the station did starve before its answer
+    assert ev.ended == "done", (ev.ended, ev.outstanding)
+    end = e.ended[-1]
+    assert end.end.reason is EndReason.EV_STOP, end.end
+    late = [r for r in _records(end.trace) if r["kind"] == "late"]
+    # (under load other answers may go out a few ms late too: each is recorded)
+    assert any(r.get("response") == "DC_ChargeLoopRes" and r["late"] > 0.5 for r in late), late
+    assert not any(r.get("request") for r in late)  # the EV's requests all came in time
+    assert not plant.contactor_command
+    assert replay([str(end.trace)], prog="secc replay") == 0
