@@ -602,6 +602,8 @@ class SessionDriver:
                     continue
                 self._timer_note = self.outstanding()
                 await self.feed(TimerExpired("deadline"))
+                if self.ended is None:
+                    self._timer_note = ""  # (stale: the deadline had moved)
 
     def _now(self) -> float:
         """The session's clock (the loop's, less the station's lateness)."""
