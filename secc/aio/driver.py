@@ -610,15 +610,18 @@ class SessionDriver:
         return self._loop.time() - self._lag
 
     async def _input_first(self, deadline: float) -> bool:
-        """Before the core acts on ``deadline``: let what the EV already sent be read
-        (a few loop turns); True when that moved the deadline or ended the session."""
-        if self.conn.closed or not self.conn.input_waiting():
-            return False
+        """Before the core acts on ``deadline``: let what was due before it run (one
+        turn: the timer may have woken for an earlier deadline, ahead of work that was
+        due before this one, e.g. the EV's send when it shares this loop) and what the
+        EV already sent be read (a few turns); True when that moved the deadline or
+        ended the session."""
         for _ in range(LATE_TURNS):
             await asyncio.sleep(0)
             moved = self.session.deadline
             if self.ended is not None or moved is None or moved > deadline:
                 return True
+            if self.conn.closed or not self.conn.input_waiting():
+                return False
         return False
 
     def outstanding(self) -> str:
