@@ -216,6 +216,7 @@ class SessionDriver:
         # in reading requests that came before its deadline (see the module docstring)
         self._lag = 0.0
         self._fed_at = self.started  # the session time of the last event fed
+        self._forgiven: float | None = None  # the deadline a late request was let before
         self._last_rx: RequestReceived | None = None  # the last request and when it came
         self._last_tx: tuple[str, float] | None = None  # the last response and when sent
         self._timer_note = ""  # what was outstanding when the timer last fired
@@ -375,12 +376,16 @@ class SessionDriver:
         station's lateness; any other event (a status poll, a backend's answer) goes
         before the deadline too, and the timer acts on it next, once what the EV already
         sent has been read (:meth:`_input_first`)."""
+        if request and deadline == self._forgiven:
+            return now  # (once per deadline: requests the EV keeps sending cannot hold
+            # back one that they do not move, as the stop timer's)
         at = deadline - LATE_MARGIN
         if at < self._fed_at < deadline:
             at = self._fed_at  # (the session's clock never runs backwards)
         if not request:
             return at
         late = now - deadline
+        self._forgiven = deadline
         self._lag += now - at
         self.log.warning(
             "a request was read %.1f ms after a deadline the station had not acted on "
