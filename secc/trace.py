@@ -3,14 +3,20 @@
 The first line is a header (``"kind": "session"``: EVSE ID, peer, TLS, start time, the
 session configuration and the trust roots, enough for ``secc replay`` to rebuild the
 session).  Every further line is one input to or output of the core, in order, with
-``t`` (seconds since the session started, monotonic):
+``t`` (seconds since the session started on the session's clock: monotonic, less the
+time the station itself ran late, see ``late``):
 
 - ``rx``: a request from the EV (``name``, ``schema``, ``exi`` hex, ``summary``);
 - ``tx``: a response (same fields);
 - ``fact``: any other event fed to the core (``event`` type name, ``fields``);
 - ``action``: an action other than SendResponse (``action``, ``fields``);
 - ``random``: bytes the core drew (SessionID, GenChallenge), so replay can give the same;
-- ``end``: the end reason.
+- ``late``: the station ran late (starved or blocked, :mod:`secc.aio.driver`): a request
+  read after a deadline it had not acted on yet (``request``, ``deadline``), handled as
+  come just before it, or a response sent ``late`` s after the core decided it
+  (``response``); ``lag`` is how far the session's clock is now behind;
+- ``end``: the end reason; after a timer, ``outstanding`` names the last request and
+  response, when they went, and what the EV had sent that was not read yet.
 
 ``summary`` is a small decoded view for humans (response code, EVSEProcessing,
 voltages, currents, meter reading); the EXI hex is the truth.

@@ -10,6 +10,22 @@ before the next event is handled: requests from the connection, facts from the E
 (status polls, HAL faults), answers of the authorizer / OCPP bridge, and the core's own
 deadline, which a timer task turns into ``TimerExpired``.
 
+The station's own lateness is not the EV's silence.  When the event loop runs late (the
+process starved of CPU, or blocked), the EV's next request and the deadline it had to
+meet (V2G_SECC_Sequence_Timeout: 0.5 s after an ISO 15118-20 charge-loop response) can
+be found ready in the same turn; the station cannot tell then whether the request came
+before the deadline.  So a deadline is acted on only after what the EV already sent has
+been read: the timer first lets waiting input in (:meth:`V2GConnection.input_waiting`),
+and a request read after a deadline the station has not acted on yet is handled as if
+it came just before it.  The session's clock (``now`` for the core and the trace's
+``t``) then runs behind the loop's by the station's accumulated lateness, so every later
+deadline is again counted in full from the station's own answer, and ``secc replay``
+gives the same; a ``late`` trace record says when and by how much.  An EV that is
+really silent meets the deadline as soon as the station runs again: nothing is waiting.
+Likewise a response that goes out late after the core decided it (a slow HAL action
+before it, a starved loop) sets the session's clock back by the delay: the sequence
+timeout runs from the response as sent.
+
 Actions go where they belong: ``SendResponse`` is encoded and written as one V2GTP frame
 with the payload type of its schema (0x8001 for appHandshake, ISO 15118-2 and DIN,
 0x8002-0x8006 for the ISO 15118-20 schemas; the connection then decodes the next request
@@ -57,6 +73,15 @@ from secc.trace import Trace, body_of, jsonable, summarize
 from secc.v2gtp import encode_frame
 
 SESSION_STOP_LINGER = 5.0  # s, [V2G20-1633]: the -20 SECC's wait before it closes
+# a request read after a deadline the station had not acted on yet is handled this long
+# before the deadline (more than the trace's 1 µs rounding, so replay decides the same)
+LATE_MARGIN = 1e-4
+LATE_TURNS = 8  # loop turns a due timer gives input already received to be read first
+# a response that goes out later than this after the core decided it (a slow HAL action
+# before it, a starved loop) sets the session's clock back by the delay: the sequence
+# timeout runs from the response as sent, not from the decision (below it the EV loses
+# at most 4 % of the shortest sequence timeout, 0.5 s); logged as a warning from 0.1 s
+SEND_SLACK = 0.02
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +212,15 @@ class SessionDriver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._linger: asyncio.Task[None] | None = None  # the -20 close after SessionStop
         self._armed: float | None = None  # the deadline the timer task waits for
+        # seconds the session's clock runs behind the loop's: the station's own lateness
+        # in reading requests that came before its deadline (see the module docstring)
+        self._lag = 0.0
+        self._fed_at = self.started  # the session time of the last event fed
+        self._forgiven: float | None = None  # the deadline a late request was let before
+        self._last_rx: RequestReceived | None = None  # the last request and when it came
+        self._last_tx: tuple[str, float] | None = None  # the last response and when sent
+        self._timer_note = ""  # what was outstanding when the timer last fired
+        self.outstanding_at_end = ""  # the same, kept when the session ended on a timer
         self._timer = asyncio.create_task(self._timer_loop(), name=f"timer-{config.evse_id}")
         # the EVSE's HAL and backend are this session's only once its SessionSetupReq
         # claimed the EVSE (Evse.claim); hosts without ``claim`` give them at once
@@ -224,7 +258,7 @@ class SessionDriver:
     async def _refuse(self, conn: V2GConnection, why: str, payload: bytes) -> None:
         """End this connection cleanly, with one log line, before the core sees it."""
         self.log.warning("%s: %s; closing the connection", conn.peer[0], why)
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         self.trace.write(
             {"kind": "refused", "t": round(now - self.started, 6), "exi": payload.hex(), "why": why}
         )
@@ -249,6 +283,7 @@ class SessionDriver:
                 await self._refuse(conn, why, conn.last_payload)
                 return
         self._received_at = self._loop.time()
+        self._last_rx = event
         if self.trace.pcap is not None:
             self.trace.packet("rx", encode_frame(conn.last_payload, conn.last_payload_type))
         if not self._traced():
@@ -273,7 +308,7 @@ class SessionDriver:
     async def undecodable(
         self, conn: V2GConnection, payload: bytes, error: codec.DecodeError
     ) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         self.trace.write(
             {
                 "kind": "undecodable",
@@ -298,7 +333,13 @@ class SessionDriver:
         try:
             if self.ended is not None:
                 return
-            now = self._loop.time()
+            now = self._loop.time() - self._lag
+            armed = self._armed  # (the timer's deadline, never later than the core's)
+            if armed is None or armed <= now:
+                deadline = self.session.deadline
+                if deadline is not None and deadline <= now and type(event) is not TimerExpired:
+                    now = self._before_deadline(deadline, now, request=record is not None)
+            self._fed_at = now
             if record is not _UNTRACED and self._traced():
                 if record is None:
                     record = {
@@ -322,10 +363,68 @@ class SessionDriver:
                 await self._fail_safe(f"internal error: {type(exc).__name__}: {exc}", now)
             deadline = self.session.deadline
             if deadline is not None and (self._armed is None or deadline < self._armed):
+                self._armed = deadline  # (until the timer re-arms: feed's check above)
                 self._wake.set()  # an earlier deadline than the timer waits for (a later
                 # one, as every response re-arms the sequence timer, is found when it wakes)
         finally:
             turn.release()
+
+    def _before_deadline(self, deadline: float, now: float, *, request: bool) -> float:
+        """An event fed after a deadline the station has not acted on yet (its timer
+        would have ended the session first): the station was late.  A request counts as
+        come just before the deadline, and the session's clock is set back by the
+        station's lateness; any other event (a status poll, a backend's answer) goes
+        before the deadline too, and the timer acts on it next, once what the EV already
+        sent has been read (:meth:`_input_first`)."""
+        if request and deadline == self._forgiven:
+            return now  # (once per deadline: requests the EV keeps sending cannot hold
+            # back one that they do not move, as the stop timer's)
+        at = deadline - LATE_MARGIN
+        if at < self._fed_at < deadline:
+            at = self._fed_at  # (the session's clock never runs backwards)
+        if not request:
+            return at
+        late = now - deadline
+        self._forgiven = deadline
+        self._lag += now - at
+        self.log.warning(
+            "a request was read %.1f ms after a deadline the station had not acted on "
+            "(the station ran late): handled as come before it",
+            late * 1e3,
+        )
+        if self._traced():
+            self.trace.write(
+                {
+                    "kind": "late",
+                    "t": round(at - self.started, 6),
+                    "request": True,
+                    "deadline": round(deadline - self.started, 6),
+                    "late": round(late, 6),
+                    "lag": round(self._lag, 6),
+                }
+            )
+        return at
+
+    def _sent_late(self, name: str, late: float, now: float) -> None:
+        """The response ``name`` went out ``late`` seconds after the core decided it at
+        ``now`` (and armed its timers from then): the session's clock goes back by that
+        much, so the EV gets the whole V2G_SECC_Sequence_Timeout from the response."""
+        self._lag += late
+        (self.log.warning if late > 0.1 else self.log.debug)(
+            "%s went out %.1f ms after it was decided: the EV's time runs from the answer",
+            name,
+            late * 1e3,
+        )
+        if self._traced():
+            self.trace.write(
+                {
+                    "kind": "late",
+                    "t": round(now - self.started, 6),
+                    "response": name,
+                    "late": round(late, 6),
+                    "lag": round(self._lag, 6),
+                }
+            )
 
     async def _fail_safe(self, reason: str, now: float) -> None:
         """End the session after an internal error: through the core if it still can,
@@ -417,6 +516,9 @@ class SessionDriver:
                 self.log.warning("sending %s failed: %s", action.name, exc)
             self.conn.schema = self.session.schema
         sent = self._loop.time()
+        self._last_tx = (action.name, sent)
+        if sent - self._lag - now > SEND_SLACK:
+            self._sent_late(action.name, sent - self._lag - now, now)
         took = sent - self._received_at
         if self._traced():
             self.trace.write(
@@ -463,15 +565,24 @@ class SessionDriver:
 
     def _finish(self, ended: SessionEnded) -> None:
         self.ended = ended
-        self.trace.write(
-            {
-                "kind": "end",
-                "t": round(asyncio.get_running_loop().time() - self.started, 6),
-                "reason": ended.reason.value,
-                "detail": ended.detail,
-            }
-        )
-        self.log.info("session ended: %s %s", ended.reason.value, ended.detail)
+        record = {
+            "kind": "end",
+            "t": round(self._now() - self.started, 6),
+            "reason": ended.reason.value,
+            "detail": ended.detail,
+        }
+        if ended.reason in (EndReason.SEQUENCE_TIMEOUT, EndReason.TIMEOUT):
+            # name what was outstanding, so that a timeout says which message it was
+            record["outstanding"] = self.outstanding_at_end = self._timer_note or self.outstanding()
+            self.log.warning(
+                "session ended: %s %s (%s)",
+                ended.reason.value,
+                ended.detail,
+                record["outstanding"],
+            )
+        else:
+            self.log.info("session ended: %s %s", ended.reason.value, ended.detail)
+        self.trace.write(record)
         self.trace.close()
         self.done.set()
         self._wake.set()
@@ -484,14 +595,61 @@ class SessionDriver:
         while self.ended is None:
             self._wake.clear()
             deadline = self._armed = self.session.deadline
-            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            lag = self._lag  # (deadlines are in the session's clock)
+            timeout = None if deadline is None else max(0.0, deadline + lag - loop.time())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
                 continue
             deadline = self.session.deadline  # it may have moved later meanwhile
-            if self.ended is None and deadline is not None and deadline <= loop.time():
+            if self.ended is None and deadline is not None and deadline <= self._now():
+                if await self._input_first(deadline):
+                    continue
+                self._timer_note = self.outstanding()
                 await self.feed(TimerExpired("deadline"))
+                if self.ended is None:
+                    self._timer_note = ""  # (stale: the deadline had moved)
+
+    def _now(self) -> float:
+        """The session's clock (the loop's, less the station's lateness)."""
+        return self._loop.time() - self._lag
+
+    async def _input_first(self, deadline: float) -> bool:
+        """Before the core acts on ``deadline``: let what was due before it run (one
+        turn: the timer may have woken for an earlier deadline, ahead of work that was
+        due before this one, e.g. the EV's send when it shares this loop) and what the
+        EV already sent be read (a few turns); True when that moved the deadline or
+        ended the session."""
+        for _ in range(LATE_TURNS):
+            await asyncio.sleep(0)
+            moved = self.session.deadline
+            if self.ended is not None or moved is None or moved > deadline:
+                return True
+            if self.conn.closed or not self.conn.input_waiting():
+                return False
+        return False
+
+    def outstanding(self) -> str:
+        """What the session waited for when it ended on a timer: its last request and
+        response, when they went, and what the EV had sent that was not read yet."""
+        started = self.started + self._lag  # (times in the session's clock, as the trace)
+        loop_now = self._loop.time()
+        parts = []
+        if self._last_tx is not None:
+            name, sent = self._last_tx
+            parts.append(f"last response {name} sent at t={sent - started:.3f} s")
+        if self._last_rx is not None:
+            rx = self._last_rx
+            name = rx.element or type(body_of(rx.message)).__name__
+            parts.append(f"last request {name} at t={self._received_at - started:.3f} s")
+        deadline = self.session.deadline
+        if deadline is not None:
+            parts.append(f"deadline t={deadline - self.started:.3f} s")
+        waiting = 0 if self.conn.closed else self.conn.input_waiting()
+        parts.append(f"now t={loop_now - started:.3f} s, {waiting} octets unread")
+        if self._lag:
+            parts.append(f"the station ran {self._lag * 1e3:.1f} ms late before")
+        return "; ".join(parts)
 
     async def aclose(self, reason: str = "station shutdown") -> None:
         """End the session (if it still runs) and stop the timer."""

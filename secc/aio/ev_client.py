@@ -29,6 +29,8 @@ import contextlib
 import socket
 import ssl
 import struct
+import sys
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,7 @@ SDP_TIMEOUT = 0.25  # ISO 15118-2 TT_SDP_Request [V2G2-???]: retry after 250 ms
 SDP_RETRIES = 50
 CONNECT_TIMEOUT = 20.0  # V2G_EVCC_CommunicationSetup_Timeout (ISO 15118-2 Table 111)
 STALL_WAIT = 70.0  # a stalled EV waits out the station's V2G_SECC_Sequence_Timeout (60 s)
+LATE_TURNS = 8  # loop turns a run-out timer gives an answer already received to be read
 
 CaFiles = Path | Sequence[Path] | None
 
@@ -112,6 +115,9 @@ class EvResult:
     tls_version: str | None = None
     steps: list[Step] = field(default_factory=list)
     ended: str = ""  # why the EV stopped: "done", "vanished", "closed by the station", ...
+    # when the EV stopped without an answer: the request outstanding, when it went and the
+    # last answer before it (times in seconds since the EV connected)
+    outstanding: str = ""
 
     @property
     def codes(self) -> list[tuple[str, str]]:
@@ -192,6 +198,7 @@ class _Link:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.framer = Framer(allowed_types=(int(t) for t in set(PAYLOAD_TYPES.values())))
+        self._frames: deque[Frame] = deque()  # received, not handed out yet
 
     async def exchange(self, payload: bytes, timeout: float, payload_type: int) -> Frame | None:
         self.writer.write(encode_frame(payload, payload_type))
@@ -199,14 +206,52 @@ class _Link:
         return await self.receive(timeout)
 
     async def receive(self, timeout: float) -> Frame | None:
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await self.reader.read(65536)
+        """The next frame within ``timeout`` s; None at the end of the stream.  When the
+        timer runs out, what already came is read first: an EV whose own process was
+        starved finds the answer it was too late to read, not the station's silence."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._next()
+        except TimeoutError:
+            return await self._already_here()
+
+    async def _next(self) -> Frame | None:
+        while not self._frames:
+            data = await self.reader.read(65536)
+            if not data:
+                return None
+            self._frames.extend(self.framer.feed(data))
+        return self._frames.popleft()
+
+    async def _already_here(self) -> Frame | None:
+        """After the timer: the frame that is here already, or TimeoutError."""
+        for _ in range(LATE_TURNS):
+            if self._frames:
+                return self._frames.popleft()
+            if getattr(self.reader, "_buffer", None) or self.reader.at_eof():
+                data = await self.reader.read(65536)  # (at once: buffered, or the end)
                 if not data:
                     return None
-                frames = self.framer.feed(data)
-                if frames:
-                    return frames[0]
+                self._frames.extend(self.framer.feed(data))
+                continue
+            if not self._kernel_waiting():
+                break
+            await asyncio.sleep(0)  # the transport reads (and decrypts) it
+        raise TimeoutError
+
+    def _kernel_waiting(self) -> bool:
+        """Whether octets wait in the socket's receive queue."""
+        import fcntl  # (only when a timer ran out)
+        import termios
+
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            queued = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return False
+        return int.from_bytes(queued, sys.byteorder, signed=True) > 0
 
     def reset(self) -> None:
         """Vanish: close with a TCP reset (SO_LINGER 0), as a car that loses power does."""
@@ -266,10 +311,16 @@ async def run_ev(
     out.cipher = cipher[0] if cipher else None
     out.tls_version = cipher[1] if cipher else None
     step: Outgoing | None = ev.start()
+    # a step's delay runs from the answer before it (as the sans-I/O EV counts it), not
+    # from when this task got round to it: an EV whose process was starved for a while
+    # sends what is due at once, as a car's fixed-cycle controller would
+    answered = loop.time()
     try:
         while step is not None:
             if step.delay > 0:
-                await asyncio.sleep(step.delay)
+                wait = answered + step.delay - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             if step.kind == "vanish":
                 link.reset()
                 out.ended = f"vanished before {step.name}"
@@ -286,15 +337,18 @@ async def run_ev(
             except TimeoutError:
                 why = "" if response_timeout else " (V2G_EVCC_Msg_Timeout)"
                 out.ended = f"no answer to {step.name} within {wait:g} s{why}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             except FramingError as exc:
                 out.ended = f"bad V2GTP frame in answer to {step.name}: {exc}"
                 return out
             except (ConnectionError, OSError, ssl.SSLError) as exc:
                 out.ended = f"connection lost after {step.name}: {exc}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             if frame is None:
                 out.ended = f"station closed the connection after {step.name}"
+                out.outstanding = _outstanding(step.name, sent, loop.time(), t0, out)
                 return out
             if step.schema is Schema.APPHAND:
                 schema = Schema.APPHAND
@@ -331,12 +385,22 @@ async def run_ev(
             if on_step is not None:
                 on_step(record)
             step = ev.receive(message, schema, now)
+            answered = now
         error = getattr(ev, "error", None)
         out.ended = f"EV gave up: {error}" if error else "done"
         return out
     finally:
         if not out.ended.startswith("vanished"):
             await link.close()
+
+
+def _outstanding(name: str, sent: float, now: float, t0: float, out: EvResult) -> str:
+    """The request the EV waited on when the session ended without its answer."""
+    text = f"{name} sent at t={sent - t0:.3f} s, no answer by t={now - t0:.3f} s"
+    if out.steps:
+        last = out.steps[-1]
+        text += f"; the last answer {last.response} came at t={last.at:.3f} s"
+    return text
 
 
 async def run_ev_sdp(

@@ -50,6 +50,7 @@ import logging
 import random
 import socket
 import ssl
+import sys
 from asyncio import sslproto
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -354,6 +355,22 @@ class V2GConnection:
 
     def _extra(self, name: str) -> Any:
         return None if self._transport is None else self._transport.get_extra_info(name)
+
+    def input_waiting(self) -> int:
+        """Octets the EV sent that the station has not read yet: kept by the stream for
+        the read loop, or still in the kernel's receive queue.  The session driver asks
+        when its deadline has passed, to handle a request that already came first (its
+        own lateness is no silence of the EV: :class:`secc.aio.driver.SessionDriver`)."""
+        import fcntl  # (only here, when a deadline ran out: not on the start path)
+        import termios
+
+        waiting = len(self._stream._buffer) if self._stream is not None else 0
+        sock = self._extra("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                queued = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+                waiting += int.from_bytes(queued, sys.byteorder, signed=True)
+        return waiting
 
     async def send(self, payload: bytes, payload_type: int = PayloadType.EXI) -> None:
         """Write one V2GTP message (header + payload) with one write."""

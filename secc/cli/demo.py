@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import shutil
 import sys
@@ -114,12 +115,22 @@ def demo_config(
     )
 
 
-async def _wait_for(predicate: object, timeout: float, what: str) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-    del what
+# how long the demo waits for the simulated station (the 5 % duty, CP C, the session's
+# end): a few ms on an idle machine, generous for a loaded one; a timeout names its wait
+STEP_WAIT = 30.0
+
+
+class DemoError(Exception):
+    """The simulated station did not reach a step of the demo in time."""
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise DemoError(f"no {what} within {timeout:g} s") from None
 
 
 async def _physics(plants: list[Plant]) -> None:
@@ -133,7 +144,19 @@ async def _physics(plants: list[Plant]) -> None:
         last = now
 
 
-async def _session(
+async def _session(title: str, evse: Evse, plant: Plant, **options: Any) -> bool:
+    """One EV session at ``evse`` (:func:`_run_session`); a step the simulated station
+    did not reach in time is a FAILED session with its reason, not a traceback."""
+    try:
+        return await _run_session(title, evse, plant, **options)
+    except DemoError as exc:
+        print(f"  demo: {exc}", flush=True)
+        summary: list[str] = options["summary"]
+        summary.append(f"  {title:<46} EVSE {evse.evse_id}  FAILED: {exc}")
+        return False
+
+
+async def _run_session(
     title: str,
     evse: Evse,
     plant: Plant,
@@ -155,11 +178,11 @@ async def _session(
     t0 = time.monotonic()
     plant.ev_state = CpState.B
     say("  EV plugged in: CP state B")
-    await _wait_for(lambda: plant.duty == Duty.hlc(), 5.0, "5 % duty")
+    await _wait_for(lambda: plant.duty == Duty.hlc(), STEP_WAIT, "5 % duty")
     say(f"  station: 5 % duty (high-level communication), SLAC matched in {_ms(t0)}")
     plant.ev_state = CpState.C
     runner = evse.runner
-    await _wait_for(lambda: runner is None or runner.control.cp is CpState.C, 5.0, "CP C")
+    await _wait_for(lambda: runner is None or runner.control.cp is CpState.C, STEP_WAIT, "CP C")
     say("  EV: CP state C (ready to charge)")
     creds = load_credentials(pki_dir, dt.datetime.now(dt.UTC)) if payment == "pnc" else None
     script: EvScript | Ev20Script = script_for(mode, payment, credentials=creds)
@@ -210,11 +233,16 @@ async def _session(
         return False
     tls = f"{(result.tls_version or 'TLS').replace('v', ' ')} {result.cipher}"
     say(f"  EV: {result.ended}, over {tls if result.tls else 'TCP'}")
-    await _wait_for(lambda: evse.active is None, 5.0, "session end")
+    if result.outstanding:
+        say(f"  EV: outstanding: {result.outstanding}")
+    await _wait_for(lambda: evse.active is None, STEP_WAIT, "session end")
     ended = evse.ended[-1].end if evse.ended else None
     reason = f"{ended.reason.value} {ended.detail}".strip() if ended else "?"
     plant.ev_state = CpState.A
     say(f"  session ended: {reason}; contactors {'closed' if plant.contactor_command else 'open'}")
+    note = _outstanding(evse.ended[-1].trace) if evse.ended else ""
+    if note:
+        say(f"  station: outstanding: {note}")
     energy = f"{plant.energy_wh:.1f} Wh"
     if bpt:
         energy = f"{plant.energy_wh:.1f} Wh to the EV, {plant.energy_export_wh:.1f} Wh back"
@@ -259,6 +287,17 @@ async def _run_ev(
         result=result,
         **options,
     )
+
+
+def _outstanding(trace: Path | None) -> str:
+    """What the station's session waited for when a timer ended it (its trace's end
+    record names the last request and response; secc.aio.driver)."""
+    if trace is None:
+        return ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        end = json.loads(trace.read_text().splitlines()[-1])
+        return str(end.get("outstanding", "")) if end.get("kind") == "end" else ""
+    return ""
 
 
 def _ms(t0: float) -> str:

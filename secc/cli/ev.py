@@ -484,6 +484,8 @@ def main(argv: list[str], prog: str) -> int:
         return 1
     tls = f"{result.tls_version or 'TLS'} {result.cipher}"
     print(f"EV: {result.ended} ({tls if result.tls else 'TCP'})")
+    if result.outstanding:  # the request left without an answer, and when
+        print(f"EV: outstanding: {result.outstanding}")
     ok = result.ended == "done" and result.steps and result.steps[-1].code == "OK"
     return 0 if ok else 1
 
