@@ -5,14 +5,18 @@ The generator puts an identity cache in front of the encoder of the types the ch
 loop sends again and again (``_e_X`` in front of the plain ``_eu_X``: headers, statuses,
 meter info, loop responses, V2G_Message / Body); the writer keeps the bits of short
 ASCII strings (``BitWriter.string``) and builds long unsigned integers as one integer.
-Here every cached type is encoded both ways (the cache swapped out for the plain
-encoder) on the public vectors, on random valid instances and messages (twice: the
-second time from the cache), on invalid field values (the same error at the same
-offset), and a value holding a mutable octet string is never answered from the cache.
+A window encoder (``_ew_X``) keeps a value's bits when it encodes the same value a
+second time in a row (a loop response is new every message when its values change:
+keeping each one cost more than it saved).  Here every cached type is encoded both ways
+(the cache swapped out for the plain encoder) on the public vectors, on random valid
+instances and messages (three times: the third from the cache), on invalid field values
+(the same error at the same offset), and a value holding a mutable octet string is never
+answered from the cache.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from collections.abc import Callable, Iterator
@@ -84,10 +88,13 @@ def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
 
 
 def three_ways(fn: Callable[[], Any]) -> tuple[Any, Any, Any]:
-    """Plain, cached (first time: kept), cached again (answered from the caches)."""
+    """Plain, cached (the first time: seen; the second: kept, the same outcome), cached
+    again (answered from the caches)."""
     with plain():
         slow = outcome(fn)
-    return slow, outcome(fn), outcome(fn)
+    first = outcome(fn)
+    assert outcome(fn) == first
+    return slow, first, outcome(fn)
 
 
 def test_the_loop_types_are_cached() -> None:
@@ -273,3 +280,50 @@ def test_a_lenient_encoding_is_not_answered_to_a_strict_encoder() -> None:
         iso2._e_MeterInfo(BitWriter(), meter)
     with pytest.raises(codec.EncodeError):
         iso2._e_MeterInfo(BitWriter(), meter)
+
+
+def _loop_message(mod: ModuleType, reading: int) -> Any:
+    base = strategies.minimal("iso2", mod.CurrentDemandRes)
+    meter = mod.MeterInfo(meter_id="M1", meter_reading=reading, t_meter=1_700_000_000)
+    return mod.V2G_Message(
+        header=mod.MessageHeader(session_id=bytes(8)),
+        body=mod.Body(body_element=dataclasses.replace(base, meter_info=meter)),
+    )
+
+
+def test_a_value_is_kept_when_encoded_a_second_time() -> None:
+    """Encoded once, a loop response and its message are not kept (nor is a whole
+    stream); encoded again, every level is kept and the third encoding is answered from
+    the caches with the same bytes."""
+    iso2 = codec.schema_module("iso2")
+    msg = _loop_message(iso2, 12345)
+    body = msg.body.body_element
+    caches = [
+        (iso2._EC_V2G_Message, msg),
+        (iso2._EC_Body, msg.body),
+        (iso2._EC_CurrentDemandRes, body),
+        (iso2._EC_MeterInfo, body.meter_info),
+    ]
+    with plain():  # (an equal copy: the plain encoder's sub-calls may keep theirs)
+        want = codec.encode(copy.deepcopy(msg))
+    assert codec.encode(msg) == want
+    assert all(id(v) not in cache for cache, v in caches)
+    assert id(msg) not in codec._STREAMS
+    assert codec.encode(msg) == want
+    assert all(cache[id(v)][0] is v for cache, v in caches)
+    assert codec.encode(msg) == want
+
+
+def test_new_values_every_message_are_not_kept() -> None:
+    """The loop with values changing: a new response, message and meter info each time
+    (each encoded once) leaves the identity caches as they were."""
+    iso2 = codec.schema_module("iso2")
+    caches = (iso2._EC_V2G_Message, iso2._EC_Body, iso2._EC_CurrentDemandRes, iso2._EC_MeterInfo)
+    codec.encode(_loop_message(iso2, 0))
+    before = [dict(c) for c in caches]  # (what other tests left)
+    for reading in range(1, 300):
+        msg = _loop_message(iso2, reading)
+        with plain():
+            want = codec.encode(copy.deepcopy(msg))
+        assert codec.encode(msg) == want
+    assert [dict(c) for c in caches] == before

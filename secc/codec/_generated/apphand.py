@@ -330,7 +330,8 @@ def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SchemaID'
@@ -433,7 +434,8 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     x1 = v.schema_id
     if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
         _b = (i0 << 14) | (x1 << 2)
@@ -546,7 +548,8 @@ def _ds_f2(r: BitReader) -> Any:
 
 
 def _es_f3(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 4) | (_i << 1)
 

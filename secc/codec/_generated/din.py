@@ -1089,7 +1089,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -1250,7 +1251,8 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -1341,7 +1343,8 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptions'
@@ -1482,7 +1485,8 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('PaymentOption', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 3) | (_i << 1)
         _p = None
@@ -1567,7 +1571,8 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
             raise missing('EnergyTransferType', w)
         else:
             st = 3
-            _i = _I_EVSESupportedEnergyTransfer.get(x)
+            try: _i = _I_EVSESupportedEnergyTransfer.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
             w.acc = (w.acc << 7) | (_i << 1)
         _p = None
@@ -1793,7 +1798,8 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
@@ -2132,7 +2138,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
@@ -2426,7 +2433,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 2
-            _i = _I_Value.get(x)
+            try: _i = _I_Value.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('@ValueType', x, 'is not a value of Value', w)
             w.acc = (w.acc << 3) | _i
         _p = 'boolValue'
@@ -2714,7 +2722,8 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            _i = _I_UnitSymbol.get(x)
+            try: _i = _I_UnitSymbol.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'Value'
@@ -2850,7 +2859,8 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -2920,7 +2930,8 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
             raise missing('SelectedPaymentOption', w)
         else:
             st = 1
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
@@ -3179,7 +3190,8 @@ def _eg_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -3247,7 +3259,8 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -3541,7 +3554,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
@@ -3772,7 +3786,8 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -3781,7 +3796,8 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -3876,9 +3892,11 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     x1 = v.evse_processing
-    i1 = _I_EVSEProcessing.get(x1)
+    try: i1 = _I_EVSEProcessing.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     if (i0 is not None) and (i1 is not None):
         _b = (i0 << 6) | (i1 << 2)
         _n = 13
@@ -3933,7 +3951,8 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             raise missing('EVRequestedEnergyTransferType', w)
         else:
             st = 1
-            _i = _I_EVRequestedEnergyTransfer.get(x)
+            try: _i = _I_EVRequestedEnergyTransfer.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVChargeParameter'
@@ -4064,7 +4083,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -4073,7 +4093,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SASchedules'
@@ -4642,7 +4663,8 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
@@ -4819,7 +4841,8 @@ def _eu_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -5331,7 +5354,8 @@ def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 4
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -5645,7 +5669,8 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'AC_EVSEStatus'
@@ -5769,7 +5794,8 @@ def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -5837,7 +5863,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -6126,7 +6153,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
@@ -6517,7 +6545,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
@@ -6803,7 +6832,8 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVErrorCode', w)
-            _i = _I_DC_EVErrorCode.get(x)
+            try: _i = _I_DC_EVErrorCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVRESSSOC'
@@ -6984,7 +7014,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     x1 = v.ev_cabin_conditioning
     x2 = v.evress_conditioning
     x3 = v.ev_error_code
-    i3 = _I_DC_EVErrorCode.get(x3)
+    try: i3 = _I_DC_EVErrorCode.get(x3)
+    except TypeError: i3 = None  # unhashable: the generic error
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
         _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
@@ -7075,7 +7106,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -7093,7 +7125,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -7204,7 +7237,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            _i = _I_IsolationLevel.get(x)
+            try: _i = _I_IsolationLevel.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVSEStatusCode'
@@ -7215,7 +7249,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVSEStatusCode', w)
-            _i = _I_DC_EVSEStatusCode.get(x)
+            try: _i = _I_DC_EVSEStatusCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'NotificationMaxDelay'
@@ -7235,7 +7270,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 4
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -7505,7 +7541,8 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -7912,7 +7949,8 @@ def _eu_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -8291,7 +8329,8 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -9264,7 +9303,8 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             raise missing('costKind', w)
         else:
             st = 1
-            _i = _I_CostKind.get(x)
+            try: _i = _I_CostKind.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
@@ -10544,7 +10584,8 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             raise missing('FaultCode', w)
         else:
             st = 1
-            _i = _I_FaultCode.get(x)
+            try: _i = _I_FaultCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
@@ -11653,7 +11694,8 @@ def _ew_PhysicalValue(v: Any) -> tuple[int, int]:
         return _c[1], _c[2]
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -11689,7 +11731,8 @@ def _ewg_PhysicalValue(v: Any) -> tuple[int, int]:
         pass
     else:
         st = 2
-        _i = _I_UnitSymbol.get(x)
+        try: _i = _I_UnitSymbol.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
     x = v.value
@@ -11717,7 +11760,8 @@ def _ew_DC_EVStatus(v: Any) -> tuple[int, int]:
     x1 = v.ev_cabin_conditioning
     x2 = v.evress_conditioning
     x3 = v.ev_error_code
-    i3 = _I_DC_EVErrorCode.get(x3)
+    try: i3 = _I_DC_EVErrorCode.get(x3)
+    except TypeError: i3 = None  # unhashable: the generic error
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
         _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
@@ -11763,7 +11807,8 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
         elif st == 2: a = (a << 2) | 1; st = 4
         elif st == 3: a <<= 1; st = 4
         else: raise EncodeWindowMiss
-        _i = _I_DC_EVErrorCode.get(x)
+        try: _i = _I_DC_EVErrorCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.evresssoc
@@ -11805,13 +11850,15 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_AC_EVSEStatus[0] is not v: _S_AC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
         _EC_AC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11836,7 +11883,8 @@ def _ew_Body(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+    if _S_Body[0] is not v: _S_Body[0] = v
+    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
         if len(_EC_Body) >= 256: _EC_Body.clear()
         _EC_Body[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11861,7 +11909,8 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
     x = v.evseid
@@ -11940,7 +11989,8 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
         _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12077,7 +12127,8 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
     x = v.dc_evse_status
@@ -12171,7 +12222,8 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif True:
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
         _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12185,7 +12237,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         pass
     else:
         st = 1
-        _i = _I_IsolationLevel.get(x)
+        try: _i = _I_IsolationLevel.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.evse_status_code
@@ -12195,7 +12248,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         if st == 0: a = (a << 2) | 1; st = 2
         elif st == 1: a <<= 1; st = 2
         else: raise EncodeWindowMiss
-        _i = _I_DC_EVSEStatusCode.get(x)
+        try: _i = _I_DC_EVSEStatusCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.notification_max_delay
@@ -12213,13 +12267,15 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 4
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_DC_EVSEStatus[0] is not v: _S_DC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
         _EC_DC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12262,7 +12318,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12356,7 +12413,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12370,7 +12428,8 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_FaultCode.get(x)
+        try: _i = _I_FaultCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     x = v.fault_msg
@@ -12417,14 +12476,23 @@ def _ew_V2G_Message(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+    if _S_V2G_Message[0] is not v: _S_V2G_Message[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
         _EC_V2G_Message[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, ewmiss, ewmiss, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
+_S_AC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_Body: list[Any] = [None]  # the value encoded last
 _M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_S_ChargingStatusRes: list[Any] = [None]  # the value encoded last
+_S_CurrentDemandRes: list[Any] = [None]  # the value encoded last
+_S_DC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
+_S_V2G_Message: list[Any] = [None]  # the value encoded last
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 
 _REPEATED = {'_d_PaymentOptions': {'PaymentOption': 'f0'}, '_dg_PaymentOptions': {'PaymentOption': 'f0'}, '_dx_PaymentOptions': {'PaymentOption': 'f0'}, '_d_ServiceTagList': {'Service': 'f0'}, '_dg_ServiceTagList': {'Service': 'f0'}, '_dx_ServiceTagList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_dx_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_dx_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_dx_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_dx_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f1'}, '_dg_ChargingProfile': {'ProfileEntry': 'f1'}, '_dx_ChargingProfile': {'ProfileEntry': 'f1'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dx_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dx_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dx_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dx_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_dx_ConsumptionCost': {'Cost': 'f1'}}
@@ -13146,7 +13214,8 @@ def _ds_f52(r: BitReader) -> Any:
 
 
 def _es_f56(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVErrorCode.get(x)
+    try: _i = _I_DC_EVErrorCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13241,7 +13310,8 @@ def _ds_f69(r: BitReader) -> Any:
 
 
 def _es_f70(w: BitWriter, x: Any) -> None:
-    _i = _I_EVRequestedEnergyTransfer.get(x)
+    try: _i = _I_EVRequestedEnergyTransfer.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -13310,7 +13380,8 @@ def _ds_f75(r: BitReader) -> Any:
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
-    _i = _I_IsolationLevel.get(x)
+    try: _i = _I_IsolationLevel.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13335,7 +13406,8 @@ def _ds_f76(r: BitReader) -> Any:
 
 
 def _es_f89(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSENotification.get(x)
+    try: _i = _I_EVSENotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13384,7 +13456,8 @@ def _ds_f91(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSEProcessing.get(x)
+    try: _i = _I_EVSEProcessing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -13409,7 +13482,8 @@ def _ds_f94(r: BitReader) -> Any:
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVSEStatusCode.get(x)
+    try: _i = _I_DC_EVSEStatusCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13458,7 +13532,8 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f101(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSESupportedEnergyTransfer.get(x)
+    try: _i = _I_EVSESupportedEnergyTransfer.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13504,7 +13579,8 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    _i = _I_FaultCode.get(x)
+    try: _i = _I_FaultCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14015,7 +14091,8 @@ def _ds_f142(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14166,7 +14243,8 @@ def _ds_f158(r: BitReader) -> Any:
 
 
 def _es_f163(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 7) | (_i << 1)
 
@@ -14379,7 +14457,8 @@ def _ds_f178(r: BitReader) -> Any:
 
 
 def _es_f179(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14404,7 +14483,8 @@ def _ds_f179(r: BitReader) -> Any:
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14429,7 +14509,8 @@ def _ds_f183(r: BitReader) -> Any:
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14655,7 +14736,8 @@ def _ds_f214(r: BitReader) -> Any:
 
 
 def _es_f218(w: BitWriter, x: Any) -> None:
-    _i = _I_UnitSymbol.get(x)
+    try: _i = _I_UnitSymbol.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -14963,7 +15045,8 @@ def _ds_f236(r: BitReader) -> Any:
 
 
 def _es_f237(w: BitWriter, x: Any) -> None:
-    _i = _I_CostKind.get(x)
+    try: _i = _I_CostKind.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
     w.acc = (w.acc << 4) | (_i << 1)
 

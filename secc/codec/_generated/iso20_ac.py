@@ -1437,7 +1437,8 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AC_CPDResEnergyTransferMode'
@@ -1557,7 +1558,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1650,7 +1652,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -2718,7 +2721,8 @@ def _eu_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -2959,7 +2963,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3125,7 +3130,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -10492,7 +10498,8 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 2
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 9) | (_i << 1)
     x = v.evse_status
@@ -10555,7 +10562,8 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    if _S_AC_ChargeLoopRes[0] is not v: _S_AC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
         _EC_AC_ChargeLoopRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11016,7 +11024,8 @@ def _ew_BPT_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Dynamic_AC_CLResControlMode[0] is not v: _S_BPT_Dynamic_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Dynamic_AC_CLResControlMode) >= 256: _EC_BPT_Dynamic_AC_CLResControlMode.clear()
         _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11425,7 +11434,8 @@ def _ew_BPT_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Scheduled_AC_CLResControlMode[0] is not v: _S_BPT_Scheduled_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Scheduled_AC_CLResControlMode) >= 256: _EC_BPT_Scheduled_AC_CLResControlMode.clear()
         _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11977,7 +11987,8 @@ def _ew_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Dynamic_AC_CLResControlMode[0] is not v: _S_Dynamic_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Dynamic_AC_CLResControlMode) >= 256: _EC_Dynamic_AC_CLResControlMode.clear()
         _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11998,13 +12009,15 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EvseNotification.get(x)
+        try: _i = _I_EvseNotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_EVSEStatus[0] is not v: _S_EVSEStatus[0] = v
+    elif True:
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12049,7 +12062,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12179,7 +12193,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_signature is None or type(v.meter_signature) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12576,14 +12591,23 @@ def _ew_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Scheduled_AC_CLResControlMode[0] is not v: _S_Scheduled_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Scheduled_AC_CLResControlMode) >= 256: _EC_Scheduled_AC_CLResControlMode.clear()
         _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_AC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_AC_CLReqControlMode, _ew_BPT_Scheduled_AC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_AC_CLReqControlMode, _ew_Scheduled_AC_CLReqControlMode,)
 _SEW_AC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_AC_CLResControlMode, _ew_BPT_Scheduled_AC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_AC_CLResControlMode, _ew_Scheduled_AC_CLResControlMode,)
+_S_AC_ChargeLoopRes: list[Any] = [None]  # the value encoded last
+_S_BPT_Dynamic_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_BPT_Scheduled_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_Dynamic_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
+_S_Scheduled_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
@@ -12989,7 +13013,8 @@ def _ds_f28(r: BitReader) -> Any:
 
 
 def _es_f67(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -13591,7 +13616,8 @@ def _ds_f120(r: BitReader) -> Any:
 
 
 def _es_f121(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 

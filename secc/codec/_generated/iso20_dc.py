@@ -1481,7 +1481,8 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'DC_CPDResEnergyTransferMode'
@@ -1601,7 +1602,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1694,7 +1696,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -2033,7 +2036,8 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -2042,7 +2046,8 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -2164,7 +2169,8 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPresentVoltage'
@@ -2301,7 +2307,8 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
@@ -3098,7 +3105,8 @@ def _eu_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3460,7 +3468,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3626,7 +3635,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -4474,7 +4484,8 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -4567,7 +4578,8 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
@@ -9909,7 +9921,8 @@ def _ew_BPT_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Dynamic_DC_CLResControlMode[0] is not v: _S_BPT_Dynamic_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()
         _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10198,7 +10211,8 @@ def _ew_BPT_Scheduled_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Scheduled_DC_CLResControlMode[0] is not v: _S_BPT_Scheduled_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
         _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10294,7 +10308,8 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 2
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 9) | (_i << 1)
     x = v.evse_status
@@ -10388,7 +10403,8 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    if _S_DC_ChargeLoopRes[0] is not v: _S_DC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
         _EC_DC_ChargeLoopRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10762,7 +10778,8 @@ def _ew_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Dynamic_DC_CLResControlMode[0] is not v: _S_Dynamic_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
         _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10783,13 +10800,15 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EvseNotification.get(x)
+        try: _i = _I_EvseNotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_EVSEStatus[0] is not v: _S_EVSEStatus[0] = v
+    elif True:
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10834,7 +10853,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10964,7 +10984,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_signature is None or type(v.meter_signature) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11228,14 +11249,23 @@ def _ew_Scheduled_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Scheduled_DC_CLResControlMode[0] is not v: _S_Scheduled_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
         _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_DC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_DC_CLReqControlMode, _ew_BPT_Scheduled_DC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_DC_CLReqControlMode, _ew_Scheduled_DC_CLReqControlMode,)
 _SEW_DC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_DC_CLResControlMode, _ew_BPT_Scheduled_DC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_DC_CLResControlMode, _ew_Scheduled_DC_CLResControlMode,)
+_S_BPT_Dynamic_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_BPT_Scheduled_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_DC_ChargeLoopRes: list[Any] = [None]  # the value encoded last
+_S_Dynamic_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
+_S_Scheduled_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
@@ -11659,7 +11689,8 @@ def _ds_f34(r: BitReader) -> Any:
 
 
 def _es_f53(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -11708,7 +11739,8 @@ def _ds_f54(r: BitReader) -> Any:
 
 
 def _es_f65(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -11757,7 +11789,8 @@ def _ds_f66(r: BitReader) -> Any:
 
 
 def _es_f70(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -12381,7 +12414,8 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 

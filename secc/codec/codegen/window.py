@@ -565,12 +565,18 @@ def emit_window_encoders(em: Emitter) -> None:
         em.lines.append("    _n = a.bit_length() - 1")
         em.lines.append("    _b = a ^ (1 << _n)")
         if cache is not None:
+            # kept when encoded a second time in a row: a loop response, its message
+            # and meter info are new every message when values change, and keeping
+            # each (a tuple, a dict entry, the value held until the cache is cleared)
+            # cost more than encoding the few values that come again
             cond = " and ".join(cache) or "True"
             em.lines += [
-                f"    if {cond}:",
+                f"    if _S_{key}[0] is not v: _S_{key}[0] = v",
+                f"    elif {cond}:",
                 f"        if len(_EC_{key}) >= {em.ENC_CACHE}: _EC_{key}.clear()",
                 f"        _EC_{key}[id(v)] = (v, _b, _n)",
             ]
+            em._ew_tables.append(f"_S_{key}: list[Any] = [None]  # the value encoded last")
         em.lines.append("    return _b, _n")
     for key in sorted(ok):
         if key in ENC_ENTRY and em._has_enc_cache(key):
