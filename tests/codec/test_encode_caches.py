@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secc import codec
-from secc.codec.exi import bits
+from secc.codec.exi import bits, runtime
 from secc.codec.exi.bits import BitWriter
 
 from . import strategies
@@ -245,6 +245,25 @@ def test_unsigned_integers_of_every_length() -> None:
             ref.bits(0, lead)
             ref.raw(_reference_uint(v))
             assert w.getvalue() == ref.getvalue(), (v, lead)
+
+
+def test_window_unsigned_integers_of_every_length() -> None:
+    """The window encoders' ``wuint`` / ``winteger`` (up to five 7-bit groups without a
+    loop) give the reference octets after any bits, at every group-count boundary."""
+    rng = random.Random(18)
+    values = [0, 0x7F, 0x80, 0x3FFF, 0x4000, 0x1FFFFF, 0x200000, 0xFFFFFFF, 0x10000000]
+    values += [0x7FFFFFFFF, 0x800000000, 1_700_000_000, 2**63 - 1, 2**64 - 1, 2**160 + 5]
+    values += [rng.getrandbits(rng.randint(1, 70)) for _ in range(500)]
+    for v in values:
+        for lead in range(8):
+            head = (1 << lead) | (0b1011011 & ((1 << lead) - 1))
+            ref = int.from_bytes(_reference_uint(v), "big")
+            n = len(_reference_uint(v)) * 8
+            assert runtime.wuint(head, v) == (head << n) | ref, (v, lead)
+            for s in (v, -v - 1):
+                sign, mag = (1, -s - 1) if s < 0 else (0, s)
+                want = (((head << 1) | sign) << n) | int.from_bytes(_reference_uint(mag), "big")
+                assert runtime.winteger(head, s) == want, (s, lead)
 
 
 def test_strings_from_the_cache() -> None:

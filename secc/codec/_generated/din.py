@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -11902,8 +11902,169 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
     _c = _EC_ChargingStatusRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_ChargingStatusRes[0]
+    if _r is None:
+        return _ewp_ChargingStatusRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_ChargingStatusRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_ChargingStatusRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        _t = _M_ChargingStatusRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                st = 2
+                a <<= 1
+                if type(x) is EmptyBytes:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
+                    a = wbinary(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_ChargingStatusRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            a <<= 2
+            if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+            if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: a = winteger(a, x)
+            a <<= 1
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_max_current is not _P.evse_max_current:
+        x = v.evse_max_current
+        if x is None or _P.evse_max_current is None: return _ewp_ChargingStatusRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 2)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_ChargingStatusRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_ChargingStatusRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 2) | 1; st = 5
+            elif st == 4: a <<= 2; st = 5
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_ChargingStatusRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            if st == 3: a = (a << 2) | 2; st = 6
+            elif st == 4: a = (a << 2) | 1; st = 6
+            elif st == 5: a <<= 1; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.ac_evse_status is not _P.ac_evse_status:
+        x = v.ac_evse_status
+        if x is None or _P.ac_evse_status is None: return _ewp_ChargingStatusRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not AC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_AC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_AC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_ChargingStatusRes[0] = (v, _b, _n, _E, _S) if type(v.evseid) is not bytearray else None
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_ChargingStatusRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
@@ -11913,6 +12074,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.evseid
     _t = _M_ChargingStatusRes[0]
     if _t[0] is x and _t[1] == st:
@@ -11934,6 +12096,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e2 = a.bit_length(); _s2 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -11944,6 +12107,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
         else: a = winteger(a, x)
         a <<= 1
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_max_current
     if x is None:
         pass
@@ -11954,6 +12118,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 2)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.meter_info
     if x is None:
         pass
@@ -11966,6 +12131,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.receipt_required
     if x is None:
         raise EncodeWindowMiss
@@ -11976,6 +12142,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.ac_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -11986,9 +12153,12 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_AC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e7 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
+    if type(v.evseid) is not bytearray: _R_ChargingStatusRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6))
+    else: _R_ChargingStatusRes[0] = None
     if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
     elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
@@ -12120,8 +12290,204 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
     _c = _EC_CurrentDemandRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_CurrentDemandRes[0]
+    if _r is None:
+        return _ewp_CurrentDemandRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_CurrentDemandRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.dc_evse_status is not _P.dc_evse_status:
+        x = v.dc_evse_status
+        if x is None or _P.dc_evse_status is None: return _ewp_CurrentDemandRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            if type(x) is not DC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_DC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_present_voltage is not _P.evse_present_voltage:
+        x = v.evse_present_voltage
+        if x is None or _P.evse_present_voltage is None: return _ewp_CurrentDemandRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_present_current is not _P.evse_present_current:
+        x = v.evse_present_current
+        if x is None or _P.evse_present_current is None: return _ewp_CurrentDemandRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    if v.evse_current_limit_achieved is not _P.evse_current_limit_achieved:
+        x = v.evse_current_limit_achieved
+        if x is None or _P.evse_current_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 5
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_voltage_limit_achieved is not _P.evse_voltage_limit_achieved:
+        x = v.evse_voltage_limit_achieved
+        if x is None or _P.evse_voltage_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 6
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.evse_power_limit_achieved is not _P.evse_power_limit_achieved:
+        x = v.evse_power_limit_achieved
+        if x is None or _P.evse_power_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    if v.evse_maximum_voltage_limit is not _P.evse_maximum_voltage_limit:
+        x = v.evse_maximum_voltage_limit
+        if x is None or _P.evse_maximum_voltage_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 7: _w = _E[7] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[7])) & ((1 << _w) - 1))
+        st = _S[7]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 8
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[8] + _E[7]
+        if _L: _D = {} if _D is None else _D; _D[8] = _L
+        _q = 8
+    if v.evse_maximum_current_limit is not _P.evse_maximum_current_limit:
+        x = v.evse_maximum_current_limit
+        if x is None or _P.evse_maximum_current_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 8: _w = _E[8] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[8])) & ((1 << _w) - 1))
+        st = _S[8]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 1; st = 9
+            elif st == 8: a <<= 2; st = 9
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[9] + _E[8]
+        if _L: _D = {} if _D is None else _D; _D[9] = _L
+        _q = 9
+    if v.evse_maximum_power_limit is not _P.evse_maximum_power_limit:
+        x = v.evse_maximum_power_limit
+        if x is None or _P.evse_maximum_power_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 9: _w = _E[9] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[9])) & ((1 << _w) - 1))
+        st = _S[9]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 2; st = 10
+            elif st == 8: a = (a << 2) | 1; st = 10
+            elif st == 9: a <<= 2; st = 10
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[10] + _E[9]
+        if _L: _D = {} if _D is None else _D; _D[10] = _L
+        _q = 10
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_CurrentDemandRes[0] = (v, _b, _n, _E, _S)
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif True:
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_CurrentDemandRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
@@ -12131,6 +12497,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.dc_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12141,6 +12508,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_present_voltage
     if x is None:
         raise EncodeWindowMiss
@@ -12151,6 +12519,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_present_current
     if x is None:
         raise EncodeWindowMiss
@@ -12161,6 +12530,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.evse_current_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12168,6 +12538,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 5
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_voltage_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12175,6 +12546,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 6
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.evse_power_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12182,6 +12554,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 7
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e7 = a.bit_length(); _s7 = st
     x = v.evse_maximum_voltage_limit
     if x is None:
         pass
@@ -12192,6 +12565,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e8 = a.bit_length(); _s8 = st
     x = v.evse_maximum_current_limit
     if x is None:
         pass
@@ -12204,6 +12578,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e9 = a.bit_length(); _s9 = st
     x = v.evse_maximum_power_limit
     if x is None:
         pass
@@ -12217,11 +12592,13 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e10 = a.bit_length()
     e = _EE_CurrentDemandRes[st]
     if e is None: raise EncodeWindowMiss
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
+    _R_CurrentDemandRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1, _e8 - 1, _e9 - 1, _e10 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9))
     if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
     elif True:
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
@@ -12485,13 +12862,15 @@ _NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, ewmiss, ewmiss, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
 _S_AC_EVSEStatus: list[Any] = [None]  # the value encoded last
 _S_Body: list[Any] = [None]  # the value encoded last
-_M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
 _S_ChargingStatusRes: list[Any] = [None]  # the value encoded last
+_M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_ChargingStatusRes: list[Any] = [None]  # (value, bits, width, starts, states)
 _S_CurrentDemandRes: list[Any] = [None]  # the value encoded last
+_R_CurrentDemandRes: list[Any] = [None]  # (value, bits, width, starts, states)
 _S_DC_EVSEStatus: list[Any] = [None]  # the value encoded last
 _S_MessageHeader: list[Any] = [None]  # the value encoded last
-_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 _S_MeterInfo: list[Any] = [None]  # the value encoded last
+_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 _S_V2G_Message: list[Any] = [None]  # the value encoded last
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 

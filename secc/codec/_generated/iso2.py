@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -12488,8 +12488,170 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
     _c = _EC_ChargingStatusRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_ChargingStatusRes[0]
+    if _r is None:
+        return _ewp_ChargingStatusRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_ChargingStatusRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_ChargingStatusRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        _t = _M_ChargingStatusRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                st = 2
+                a <<= 1
+                if type(x) is EmptyStr:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+                    a = wstring(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_ChargingStatusRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+            a = (a << 11) | ((x - 1) << 1)
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_max_current is not _P.evse_max_current:
+        x = v.evse_max_current
+        if x is None or _P.evse_max_current is None: return _ewp_ChargingStatusRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 5
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_ChargingStatusRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_ChargingStatusRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 3) | 1; st = 6
+            elif st == 5: a <<= 2; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_ChargingStatusRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 3) | 2; st = 7
+            elif st == 5: a = (a << 2) | 1; st = 7
+            elif st == 6: a <<= 2; st = 7
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.ac_evse_status is not _P.ac_evse_status:
+        x = v.ac_evse_status
+        if x is None or _P.ac_evse_status is None: return _ewp_ChargingStatusRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            if st == 3: a = (a << 3) | 3; st = 4
+            elif st == 5: a = (a << 2) | 2; st = 4
+            elif st == 6: a = (a << 2) | 1; st = 4
+            elif st == 7: a <<= 1; st = 4
+            else: raise EncodeWindowMiss
+            if type(x) is not AC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_AC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_AC_EVSEStatus(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_ChargingStatusRes[0] = (v, _b, _n, _E, _S)
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_ChargingStatusRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
@@ -12499,6 +12661,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.evseid
     _t = _M_ChargingStatusRes[0]
     if _t[0] is x and _t[1] == st:
@@ -12520,6 +12683,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e2 = a.bit_length(); _s2 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -12527,6 +12691,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         st = 3
         if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
         a = (a << 11) | ((x - 1) << 1)
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_max_current
     if x is None:
         pass
@@ -12537,6 +12702,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.meter_info
     if x is None:
         pass
@@ -12549,6 +12715,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.receipt_required
     if x is None:
         pass
@@ -12559,6 +12726,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.ac_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12573,9 +12741,11 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_AC_EVSEStatus(x); a = (a << _n) | _b
+    _e7 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
+    _R_ChargingStatusRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6))
     if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
     elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
@@ -12707,8 +12877,288 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
     _c = _EC_CurrentDemandRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_CurrentDemandRes[0]
+    if _r is None:
+        return _ewp_CurrentDemandRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_CurrentDemandRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.dc_evse_status is not _P.dc_evse_status:
+        x = v.dc_evse_status
+        if x is None or _P.dc_evse_status is None: return _ewp_CurrentDemandRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            if type(x) is not DC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_DC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_present_voltage is not _P.evse_present_voltage:
+        x = v.evse_present_voltage
+        if x is None or _P.evse_present_voltage is None: return _ewp_CurrentDemandRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_present_current is not _P.evse_present_current:
+        x = v.evse_present_current
+        if x is None or _P.evse_present_current is None: return _ewp_CurrentDemandRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    if v.evse_current_limit_achieved is not _P.evse_current_limit_achieved:
+        x = v.evse_current_limit_achieved
+        if x is None or _P.evse_current_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 5
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_voltage_limit_achieved is not _P.evse_voltage_limit_achieved:
+        x = v.evse_voltage_limit_achieved
+        if x is None or _P.evse_voltage_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 6
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.evse_power_limit_achieved is not _P.evse_power_limit_achieved:
+        x = v.evse_power_limit_achieved
+        if x is None or _P.evse_power_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    if v.evse_maximum_voltage_limit is not _P.evse_maximum_voltage_limit:
+        x = v.evse_maximum_voltage_limit
+        if x is None or _P.evse_maximum_voltage_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 7: _w = _E[7] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[7])) & ((1 << _w) - 1))
+        st = _S[7]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 8
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[8] + _E[7]
+        if _L: _D = {} if _D is None else _D; _D[8] = _L
+        _q = 8
+    if v.evse_maximum_current_limit is not _P.evse_maximum_current_limit:
+        x = v.evse_maximum_current_limit
+        if x is None or _P.evse_maximum_current_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 8: _w = _E[8] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[8])) & ((1 << _w) - 1))
+        st = _S[8]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 1; st = 9
+            elif st == 8: a <<= 2; st = 9
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[9] + _E[8]
+        if _L: _D = {} if _D is None else _D; _D[9] = _L
+        _q = 9
+    if v.evse_maximum_power_limit is not _P.evse_maximum_power_limit:
+        x = v.evse_maximum_power_limit
+        if x is None or _P.evse_maximum_power_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 9: _w = _E[9] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[9])) & ((1 << _w) - 1))
+        st = _S[9]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 2; st = 10
+            elif st == 8: a = (a << 2) | 1; st = 10
+            elif st == 9: a <<= 2; st = 10
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[10] + _E[9]
+        if _L: _D = {} if _D is None else _D; _D[10] = _L
+        _q = 10
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_CurrentDemandRes(v)
+        if _q < 10: _w = _E[10] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[10])) & ((1 << _w) - 1))
+        st = _S[10]
+        _L = a.bit_length()
+        _t = _M_CurrentDemandRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                if st == 7: a = (a << 3) | 3; st = 11
+                elif st == 8: a = (a << 2) | 2; st = 11
+                elif st == 9: a = (a << 2) | 1; st = 11
+                elif st == 10: a <<= 1; st = 11
+                else: raise EncodeWindowMiss
+                if type(x) is EmptyStr:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+                    a = wstring(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_CurrentDemandRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[11] + _E[10]
+        if _L: _D = {} if _D is None else _D; _D[11] = _L
+        _q = 11
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_CurrentDemandRes(v)
+        if _q < 11: _w = _E[11] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[11])) & ((1 << _w) - 1))
+        st = _S[11]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 12
+            if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+            a = (a << 11) | ((x - 1) << 1)
+        _L = a.bit_length() - _L - _E[12] + _E[11]
+        if _L: _D = {} if _D is None else _D; _D[12] = _L
+        _q = 12
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_CurrentDemandRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_CurrentDemandRes(v)
+        if _q < 12: _w = _E[12] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[12])) & ((1 << _w) - 1))
+        st = _S[12]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 13
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << (_n + 2)) | _b
+        _L = a.bit_length() - _L - _E[13] + _E[12]
+        if _L: _D = {} if _D is None else _D; _D[13] = _L
+        _q = 13
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_CurrentDemandRes(v)
+        if _q < 13: _w = _E[13] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[13])) & ((1 << _w) - 1))
+        st = _S[13]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 12: a = (a << 2) | 1; st = 14
+            elif st == 13: a <<= 2; st = 14
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[14] + _E[13]
+        if _L: _D = {} if _D is None else _D; _D[14] = _L
+        _q = 14
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_CurrentDemandRes[0] = (v, _b, _n, _E, _S)
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_CurrentDemandRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
@@ -12718,6 +13168,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.dc_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12728,6 +13179,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_present_voltage
     if x is None:
         raise EncodeWindowMiss
@@ -12738,6 +13190,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_present_current
     if x is None:
         raise EncodeWindowMiss
@@ -12748,6 +13201,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.evse_current_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12755,6 +13209,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 5
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_voltage_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12762,6 +13217,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 6
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.evse_power_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12769,6 +13225,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 7
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e7 = a.bit_length(); _s7 = st
     x = v.evse_maximum_voltage_limit
     if x is None:
         pass
@@ -12779,6 +13236,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e8 = a.bit_length(); _s8 = st
     x = v.evse_maximum_current_limit
     if x is None:
         pass
@@ -12791,6 +13249,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e9 = a.bit_length(); _s9 = st
     x = v.evse_maximum_power_limit
     if x is None:
         pass
@@ -12804,6 +13263,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e10 = a.bit_length(); _s10 = st
     x = v.evseid
     _t = _M_CurrentDemandRes[0]
     if _t[0] is x and _t[1] == st:
@@ -12828,6 +13288,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_CurrentDemandRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e11 = a.bit_length(); _s11 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -12835,6 +13296,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 12
         if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
         a = (a << 11) | ((x - 1) << 1)
+    _e12 = a.bit_length(); _s12 = st
     x = v.meter_info
     if x is None:
         pass
@@ -12845,6 +13307,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << (_n + 2)) | _b
+    _e13 = a.bit_length(); _s13 = st
     x = v.receipt_required
     if x is None:
         pass
@@ -12854,11 +13317,13 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e14 = a.bit_length()
     e = _EE_CurrentDemandRes[st]
     if e is None: raise EncodeWindowMiss
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
+    _R_CurrentDemandRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1, _e8 - 1, _e9 - 1, _e10 - 1, _e11 - 1, _e12 - 1, _e13 - 1, _e14 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9, _s10, _s11, _s12, _s13))
     if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
     elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
@@ -13122,14 +13587,16 @@ _NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
 _S_AC_EVSEStatus: list[Any] = [None]  # the value encoded last
 _S_Body: list[Any] = [None]  # the value encoded last
-_M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
 _S_ChargingStatusRes: list[Any] = [None]  # the value encoded last
-_M_CurrentDemandRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_ChargingStatusRes: list[Any] = [None]  # (value, bits, width, starts, states)
 _S_CurrentDemandRes: list[Any] = [None]  # the value encoded last
+_M_CurrentDemandRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_CurrentDemandRes: list[Any] = [None]  # (value, bits, width, starts, states)
 _S_DC_EVSEStatus: list[Any] = [None]  # the value encoded last
 _S_MessageHeader: list[Any] = [None]  # the value encoded last
-_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 _S_MeterInfo: list[Any] = [None]  # the value encoded last
+_M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
 _S_V2G_Message: list[Any] = [None]  # the value encoded last
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 

@@ -1106,7 +1106,7 @@ class Emitter(ValueEmitter):
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
             "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
             "builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, "
-            "ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)"
+            "ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)"
         )
         out.append(
             "from secc.codec.exi.facets import (encode_length, encode_range, length_violation, "
