@@ -5,14 +5,18 @@ The generator puts an identity cache in front of the encoder of the types the ch
 loop sends again and again (``_e_X`` in front of the plain ``_eu_X``: headers, statuses,
 meter info, loop responses, V2G_Message / Body); the writer keeps the bits of short
 ASCII strings (``BitWriter.string``) and builds long unsigned integers as one integer.
-Here every cached type is encoded both ways (the cache swapped out for the plain
-encoder) on the public vectors, on random valid instances and messages (twice: the
-second time from the cache), on invalid field values (the same error at the same
-offset), and a value holding a mutable octet string is never answered from the cache.
+A window encoder (``_ew_X``) keeps a value's bits when it encodes the same value a
+second time in a row (a loop response is new every message when its values change:
+keeping each one cost more than it saved).  Here every cached type is encoded both ways
+(the cache swapped out for the plain encoder) on the public vectors, on random valid
+instances and messages (three times: the third from the cache), on invalid field values
+(the same error at the same offset), and a value holding a mutable octet string is never
+answered from the cache.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 from collections.abc import Callable, Iterator
@@ -25,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from secc import codec
-from secc.codec.exi import bits
+from secc.codec.exi import bits, runtime
 from secc.codec.exi.bits import BitWriter
 
 from . import strategies
@@ -84,10 +88,13 @@ def outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
 
 
 def three_ways(fn: Callable[[], Any]) -> tuple[Any, Any, Any]:
-    """Plain, cached (first time: kept), cached again (answered from the caches)."""
+    """Plain, cached (the first time: seen; the second: kept, the same outcome), cached
+    again (answered from the caches)."""
     with plain():
         slow = outcome(fn)
-    return slow, outcome(fn), outcome(fn)
+    first = outcome(fn)
+    assert outcome(fn) == first
+    return slow, first, outcome(fn)
 
 
 def test_the_loop_types_are_cached() -> None:
@@ -240,6 +247,25 @@ def test_unsigned_integers_of_every_length() -> None:
             assert w.getvalue() == ref.getvalue(), (v, lead)
 
 
+def test_window_unsigned_integers_of_every_length() -> None:
+    """The window encoders' ``wuint`` / ``winteger`` (up to five 7-bit groups without a
+    loop) give the reference octets after any bits, at every group-count boundary."""
+    rng = random.Random(18)
+    values = [0, 0x7F, 0x80, 0x3FFF, 0x4000, 0x1FFFFF, 0x200000, 0xFFFFFFF, 0x10000000]
+    values += [0x7FFFFFFFF, 0x800000000, 1_700_000_000, 2**63 - 1, 2**64 - 1, 2**160 + 5]
+    values += [rng.getrandbits(rng.randint(1, 70)) for _ in range(500)]
+    for v in values:
+        for lead in range(8):
+            head = (1 << lead) | (0b1011011 & ((1 << lead) - 1))
+            ref = int.from_bytes(_reference_uint(v), "big")
+            n = len(_reference_uint(v)) * 8
+            assert runtime.wuint(head, v) == (head << n) | ref, (v, lead)
+            for s in (v, -v - 1):
+                sign, mag = (1, -s - 1) if s < 0 else (0, s)
+                want = (((head << 1) | sign) << n) | int.from_bytes(_reference_uint(mag), "big")
+                assert runtime.winteger(head, s) == want, (s, lead)
+
+
 def test_strings_from_the_cache() -> None:
     words = ["", "a", "DE*ABC*E1234567*1", "x" * 15, "y" * 16, "z" * 63, "w" * 64, "µ"]
     for lead in range(8):
@@ -273,3 +299,50 @@ def test_a_lenient_encoding_is_not_answered_to_a_strict_encoder() -> None:
         iso2._e_MeterInfo(BitWriter(), meter)
     with pytest.raises(codec.EncodeError):
         iso2._e_MeterInfo(BitWriter(), meter)
+
+
+def _loop_message(mod: ModuleType, reading: int) -> Any:
+    base = strategies.minimal("iso2", mod.CurrentDemandRes)
+    meter = mod.MeterInfo(meter_id="M1", meter_reading=reading, t_meter=1_700_000_000)
+    return mod.V2G_Message(
+        header=mod.MessageHeader(session_id=bytes(8)),
+        body=mod.Body(body_element=dataclasses.replace(base, meter_info=meter)),
+    )
+
+
+def test_a_value_is_kept_when_encoded_a_second_time() -> None:
+    """Encoded once, a loop response and its message are not kept (nor is a whole
+    stream); encoded again, every level is kept and the third encoding is answered from
+    the caches with the same bytes."""
+    iso2 = codec.schema_module("iso2")
+    msg = _loop_message(iso2, 12345)
+    body = msg.body.body_element
+    caches = [
+        (iso2._EC_V2G_Message, msg),
+        (iso2._EC_Body, msg.body),
+        (iso2._EC_CurrentDemandRes, body),
+        (iso2._EC_MeterInfo, body.meter_info),
+    ]
+    with plain():  # (an equal copy: the plain encoder's sub-calls may keep theirs)
+        want = codec.encode(copy.deepcopy(msg))
+    assert codec.encode(msg) == want
+    assert all(id(v) not in cache for cache, v in caches)
+    assert id(msg) not in codec._STREAMS
+    assert codec.encode(msg) == want
+    assert all(cache[id(v)][0] is v for cache, v in caches)
+    assert codec.encode(msg) == want
+
+
+def test_new_values_every_message_are_not_kept() -> None:
+    """The loop with values changing: a new response, message and meter info each time
+    (each encoded once) leaves the identity caches as they were."""
+    iso2 = codec.schema_module("iso2")
+    caches = (iso2._EC_V2G_Message, iso2._EC_Body, iso2._EC_CurrentDemandRes, iso2._EC_MeterInfo)
+    codec.encode(_loop_message(iso2, 0))
+    before = [dict(c) for c in caches]  # (what other tests left)
+    for reading in range(1, 300):
+        msg = _loop_message(iso2, reading)
+        with plain():
+            want = codec.encode(copy.deepcopy(msg))
+        assert codec.encode(msg) == want
+    assert [dict(c) for c in caches] == before

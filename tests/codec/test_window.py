@@ -13,6 +13,7 @@ decode and encode the loop's messages themselves (no miss) with the generic resu
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +45,10 @@ LOOP = [
     ("iso20-ac", "AC_ChargeLoopReq", False),
     ("iso20-ac", "AC_ChargeLoopRes", False),
 ]
+
+
+# invalid field values (an unhashable one among them)
+BAD_VALUES = [None, -(10**6), 10**6, 10**30, "x", "\x01", True, 2.5, bytearray(b"OK")]
 
 
 def _entries(mod: ModuleType, prefix: str) -> list[str]:
@@ -137,13 +142,16 @@ def _generic_decode(mod: ModuleType, data: bytes) -> tuple[Any, int]:
     return fn(r), r.pos
 
 
-def _generic_bits(mod: ModuleType, value: Any) -> tuple[int, int]:
+def generic_bits(mod: ModuleType, value: Any) -> tuple[int, int]:
+    """The generic encoder's bits for ``value`` (the octets it moved to the writer's
+    buffer included: a long value flushes whole octets) and their number, as a window
+    encoder returns them."""
     w = BitWriter()
     name = type(value).__name__
     fn = getattr(mod, f"_eu_{name}", None) or getattr(mod, f"_e_{name}")
     fn(w, value)
     n = w.acc.bit_length() - 1
-    return w.acc ^ (1 << n), n
+    return (int.from_bytes(w.buf, "big") << n) | (w.acc ^ (1 << n)), len(w.buf) * 8 + n
 
 
 @pytest.mark.parametrize(("schema", "name", "wrapped"), LOOP)
@@ -164,7 +172,7 @@ def test_window_functions_decode_and_encode_the_loop_messages(
             return
         with generic():
             generic_value, generic_end = _generic_decode(mod, data[1])
-            generic_bits = _generic_bits(mod, value)
+            want_bits = generic_bits(mod, value)
         try:
             got, end = _window_decode(mod, data[1])
         except (WindowMiss, ValueError, IndexError):
@@ -178,7 +186,7 @@ def test_window_functions_decode_and_encode_the_loop_messages(
             pass
         else:
             taken["enc"] += 1
-            assert bits == generic_bits
+            assert bits == want_bits
 
     check()
     # random messages are taken (others: non-ASCII strings, long values, a Signature)
@@ -204,10 +212,10 @@ def test_window_functions_take_the_usual_loop_messages(
     data = codec.encode(value)
     with generic():
         generic_value, generic_end = _generic_decode(mod, data)
-        generic_bits = _generic_bits(mod, value)
+        want_bits = generic_bits(mod, value)
     assert generic_value == value
     assert _window_decode(mod, data) == (generic_value, generic_end)
-    assert getattr(mod, f"_ew_{type(value).__name__}")(value) == generic_bits
+    assert getattr(mod, f"_ew_{type(value).__name__}")(value) == want_bits
 
 
 @pytest.mark.parametrize(("schema", "name", "wrapped"), LOOP)
@@ -240,7 +248,7 @@ def test_loop_messages_decode_and_encode_the_same_both_ways(
         if not names:  # an empty request (ISO-2 ChargingStatusReq)
             return
         field = data.draw(st.sampled_from(names))
-        bad = data.draw(st.sampled_from([None, -(10**6), 10**6, 10**30, "x", "\x01", True, 2.5]))
+        bad = data.draw(st.sampled_from(BAD_VALUES))
         broken = object.__new__(cls)
         for n in names:
             object.__setattr__(broken, n, bad if n == field else getattr(body, n))
@@ -317,3 +325,35 @@ def test_public_vectors_decode_and_encode_the_same_both_ways() -> None:
             assert got == value
             taken += 1
     assert taken > 0
+
+
+@pytest.mark.parametrize("bad", [bytearray(b"OK"), ["OK"], {"OK": 1}])
+def test_an_unhashable_enumeration_value_is_an_encode_error(bad: Any) -> None:
+    """An unhashable value (a bytearray, a list) in an enumeration field is refused with
+    the codec's EncodeError naming the field, as any other value that is not one of the
+    enumeration's, by the window, the fused and the generic encoders alike."""
+    iso2 = codec.schema_module("iso2")
+    body = strategies.minimal("iso2", iso2.CurrentDemandRes)
+    header = iso2.MessageHeader(session_id=bytes(8))
+    pv = iso2.PhysicalValue(multiplier=0, unit=iso2.UnitSymbol.V, value=400)
+    broken_pv = object.__new__(iso2.PhysicalValue)
+    for name in ("multiplier", "unit", "value"):
+        object.__setattr__(broken_pv, name, bad if name == "unit" else getattr(pv, name))
+    cases = [
+        (dataclasses.replace(body, response_code=bad), "ResponseCode"),  # window -> generic
+        (dataclasses.replace(body, evse_present_voltage=broken_pv), "Unit"),  # fused type
+    ]
+    for broken, field in cases:
+        msg = iso2.V2G_Message(header=header, body=iso2.Body(body_element=broken))
+        fast, slow = both(lambda m=msg: codec.encode(m))
+        assert fast == slow
+        assert fast[0] == "error" and field in fast[1] and "is not a value of" in fast[1], fast
+        with pytest.raises(codec.EncodeError, match=field):
+            codec.encode(msg, lenient=True)
+    # the fused encoder alone, and a -20 enumeration
+    with pytest.raises(codec.EncodeError, match="Unit"):
+        iso2._e_PhysicalValue(BitWriter(), broken_pv)
+    dc = codec.schema_module("iso20-dc")
+    res = strategies.minimal("iso20-dc", dc.DC_ChargeLoopRes)
+    with pytest.raises(codec.EncodeError, match="ResponseCode"):
+        codec.encode(dataclasses.replace(res, response_code=bad))

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 
 
@@ -330,7 +330,8 @@ def _eg_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SchemaID'
@@ -433,7 +434,8 @@ def _e_supportedAppProtocolRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     x1 = v.schema_id
     if (i0 is not None) and (type(x1) is int and 0 <= x1 <= 255):
         _b = (i0 << 14) | (x1 << 2)
@@ -546,7 +548,8 @@ def _ds_f2(r: BitReader) -> Any:
 
 
 def _es_f3(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 4) | (_i << 1)
 

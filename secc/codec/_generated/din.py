@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1089,7 +1089,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -1250,7 +1251,8 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -1341,7 +1343,8 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptions'
@@ -1482,7 +1485,8 @@ def _e_PaymentOptions(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('PaymentOption', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 3) | (_i << 1)
         _p = None
@@ -1567,7 +1571,8 @@ def _e_ServiceCharge(w: BitWriter, v: Any) -> None:
             raise missing('EnergyTransferType', w)
         else:
             st = 3
-            _i = _I_EVSESupportedEnergyTransfer.get(x)
+            try: _i = _I_EVSESupportedEnergyTransfer.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
             w.acc = (w.acc << 7) | (_i << 1)
         _p = None
@@ -1793,7 +1798,8 @@ def _e_ServiceTag(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
@@ -2132,7 +2138,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
@@ -2426,7 +2433,8 @@ def _e_Parameter(w: BitWriter, v: Any) -> None:
         else:
             w.acc <<= 1
             st = 2
-            _i = _I_Value.get(x)
+            try: _i = _I_Value.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('@ValueType', x, 'is not a value of Value', w)
             w.acc = (w.acc << 3) | _i
         _p = 'boolValue'
@@ -2714,7 +2722,8 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            _i = _I_UnitSymbol.get(x)
+            try: _i = _I_UnitSymbol.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'Value'
@@ -2850,7 +2859,8 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -2920,7 +2930,8 @@ def _e_ServicePaymentSelectionReq(w: BitWriter, v: Any) -> None:
             raise missing('SelectedPaymentOption', w)
         else:
             st = 1
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
@@ -3179,7 +3190,8 @@ def _eg_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -3247,7 +3259,8 @@ def _e_ServicePaymentSelectionRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -3541,7 +3554,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
@@ -3772,7 +3786,8 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -3781,7 +3796,8 @@ def _eg_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -3876,9 +3892,11 @@ def _e_ContractAuthenticationRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     x1 = v.evse_processing
-    i1 = _I_EVSEProcessing.get(x1)
+    try: i1 = _I_EVSEProcessing.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     if (i0 is not None) and (i1 is not None):
         _b = (i0 << 6) | (i1 << 2)
         _n = 13
@@ -3933,7 +3951,8 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             raise missing('EVRequestedEnergyTransferType', w)
         else:
             st = 1
-            _i = _I_EVRequestedEnergyTransfer.get(x)
+            try: _i = _I_EVRequestedEnergyTransfer.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVChargeParameter'
@@ -4064,7 +4083,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -4073,7 +4093,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SASchedules'
@@ -4642,7 +4663,8 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
@@ -4819,7 +4841,8 @@ def _eu_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -5331,7 +5354,8 @@ def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 4
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -5645,7 +5669,8 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'AC_EVSEStatus'
@@ -5769,7 +5794,8 @@ def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -5837,7 +5863,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -6126,7 +6153,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
@@ -6517,7 +6545,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ContractSignatureCertChain'
@@ -6803,7 +6832,8 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             elif st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVErrorCode', w)
-            _i = _I_DC_EVErrorCode.get(x)
+            try: _i = _I_DC_EVErrorCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVRESSSOC'
@@ -6984,7 +7014,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
     x1 = v.ev_cabin_conditioning
     x2 = v.evress_conditioning
     x3 = v.ev_error_code
-    i3 = _I_DC_EVErrorCode.get(x3)
+    try: i3 = _I_DC_EVErrorCode.get(x3)
+    except TypeError: i3 = None  # unhashable: the generic error
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
         _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
@@ -7075,7 +7106,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -7093,7 +7125,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -7204,7 +7237,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 1
-            _i = _I_IsolationLevel.get(x)
+            try: _i = _I_IsolationLevel.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVSEStatusCode'
@@ -7215,7 +7249,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('EVSEStatusCode', w)
-            _i = _I_DC_EVSEStatusCode.get(x)
+            try: _i = _I_DC_EVSEStatusCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'NotificationMaxDelay'
@@ -7235,7 +7270,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 4
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -7505,7 +7541,8 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -7912,7 +7949,8 @@ def _eu_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -8291,7 +8329,8 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -9264,7 +9303,8 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             raise missing('costKind', w)
         else:
             st = 1
-            _i = _I_CostKind.get(x)
+            try: _i = _I_CostKind.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
@@ -10544,7 +10584,8 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             raise missing('FaultCode', w)
         else:
             st = 1
-            _i = _I_FaultCode.get(x)
+            try: _i = _I_FaultCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
@@ -11653,7 +11694,8 @@ def _ew_PhysicalValue(v: Any) -> tuple[int, int]:
         return _c[1], _c[2]
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -11689,7 +11731,8 @@ def _ewg_PhysicalValue(v: Any) -> tuple[int, int]:
         pass
     else:
         st = 2
-        _i = _I_UnitSymbol.get(x)
+        try: _i = _I_UnitSymbol.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
     x = v.value
@@ -11717,7 +11760,8 @@ def _ew_DC_EVStatus(v: Any) -> tuple[int, int]:
     x1 = v.ev_cabin_conditioning
     x2 = v.evress_conditioning
     x3 = v.ev_error_code
-    i3 = _I_DC_EVErrorCode.get(x3)
+    try: i3 = _I_DC_EVErrorCode.get(x3)
+    except TypeError: i3 = None  # unhashable: the generic error
     x4 = v.evresssoc
     if (type(x0) is bool) and (type(x1) is bool) and (type(x2) is bool) and (i3 is not None) and (type(x4) is int and 0 <= x4 <= 100):
         _b = (x0 << 29) | (x1 << 24) | (x2 << 19) | (i3 << 12) | (x4 << 2)
@@ -11763,7 +11807,8 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
         elif st == 2: a = (a << 2) | 1; st = 4
         elif st == 3: a <<= 1; st = 4
         else: raise EncodeWindowMiss
-        _i = _I_DC_EVErrorCode.get(x)
+        try: _i = _I_DC_EVErrorCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.evresssoc
@@ -11805,13 +11850,15 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_AC_EVSEStatus[0] is not v: _S_AC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
         _EC_AC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11836,7 +11883,8 @@ def _ew_Body(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+    if _S_Body[0] is not v: _S_Body[0] = v
+    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
         if len(_EC_Body) >= 256: _EC_Body.clear()
         _EC_Body[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11854,16 +11902,179 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
     _c = _EC_ChargingStatusRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_ChargingStatusRes[0]
+    if _r is None:
+        return _ewp_ChargingStatusRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_ChargingStatusRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_ChargingStatusRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        _t = _M_ChargingStatusRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                st = 2
+                a <<= 1
+                if type(x) is EmptyBytes:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, (bytes, bytearray)) or len(x) > 32: raise EncodeWindowMiss
+                    a = wbinary(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_ChargingStatusRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            a <<= 2
+            if type(x) is not int or x < -32768 or x > 32767: raise EncodeWindowMiss
+            if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
+            else: a = winteger(a, x)
+            a <<= 1
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_max_current is not _P.evse_max_current:
+        x = v.evse_max_current
+        if x is None or _P.evse_max_current is None: return _ewp_ChargingStatusRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 2)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_ChargingStatusRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_ChargingStatusRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 2) | 1; st = 5
+            elif st == 4: a <<= 2; st = 5
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_ChargingStatusRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            if st == 3: a = (a << 2) | 2; st = 6
+            elif st == 4: a = (a << 2) | 1; st = 6
+            elif st == 5: a <<= 1; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.ac_evse_status is not _P.ac_evse_status:
+        x = v.ac_evse_status
+        if x is None or _P.ac_evse_status is None: return _ewp_ChargingStatusRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not AC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_AC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_AC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_ChargingStatusRes[0] = (v, _b, _n, _E, _S) if type(v.evseid) is not bytearray else None
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_ChargingStatusRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.evseid
     _t = _M_ChargingStatusRes[0]
     if _t[0] is x and _t[1] == st:
@@ -11885,6 +12096,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e2 = a.bit_length(); _s2 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -11895,6 +12107,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if -0x81 < x < 0x80: a = (a << 9) | (x if x >= 0 else 0x100 | (-x - 1))
         else: a = winteger(a, x)
         a <<= 1
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_max_current
     if x is None:
         pass
@@ -11905,6 +12118,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 2)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.meter_info
     if x is None:
         pass
@@ -11917,6 +12131,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.receipt_required
     if x is None:
         raise EncodeWindowMiss
@@ -11927,6 +12142,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.ac_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -11937,10 +12153,14 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_AC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e7 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    if type(v.evseid) is not bytearray: _R_ChargingStatusRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6))
+    else: _R_ChargingStatusRes[0] = None
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.evseid is None or type(v.evseid) is bytes) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
         _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12070,16 +12290,214 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
     _c = _EC_CurrentDemandRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_CurrentDemandRes[0]
+    if _r is None:
+        return _ewp_CurrentDemandRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_CurrentDemandRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.dc_evse_status is not _P.dc_evse_status:
+        x = v.dc_evse_status
+        if x is None or _P.dc_evse_status is None: return _ewp_CurrentDemandRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            if type(x) is not DC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_DC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_present_voltage is not _P.evse_present_voltage:
+        x = v.evse_present_voltage
+        if x is None or _P.evse_present_voltage is None: return _ewp_CurrentDemandRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_present_current is not _P.evse_present_current:
+        x = v.evse_present_current
+        if x is None or _P.evse_present_current is None: return _ewp_CurrentDemandRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    if v.evse_current_limit_achieved is not _P.evse_current_limit_achieved:
+        x = v.evse_current_limit_achieved
+        if x is None or _P.evse_current_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 5
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_voltage_limit_achieved is not _P.evse_voltage_limit_achieved:
+        x = v.evse_voltage_limit_achieved
+        if x is None or _P.evse_voltage_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 6
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.evse_power_limit_achieved is not _P.evse_power_limit_achieved:
+        x = v.evse_power_limit_achieved
+        if x is None or _P.evse_power_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    if v.evse_maximum_voltage_limit is not _P.evse_maximum_voltage_limit:
+        x = v.evse_maximum_voltage_limit
+        if x is None or _P.evse_maximum_voltage_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 7: _w = _E[7] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[7])) & ((1 << _w) - 1))
+        st = _S[7]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 8
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[8] + _E[7]
+        if _L: _D = {} if _D is None else _D; _D[8] = _L
+        _q = 8
+    if v.evse_maximum_current_limit is not _P.evse_maximum_current_limit:
+        x = v.evse_maximum_current_limit
+        if x is None or _P.evse_maximum_current_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 8: _w = _E[8] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[8])) & ((1 << _w) - 1))
+        st = _S[8]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 1; st = 9
+            elif st == 8: a <<= 2; st = 9
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[9] + _E[8]
+        if _L: _D = {} if _D is None else _D; _D[9] = _L
+        _q = 9
+    if v.evse_maximum_power_limit is not _P.evse_maximum_power_limit:
+        x = v.evse_maximum_power_limit
+        if x is None or _P.evse_maximum_power_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 9: _w = _E[9] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[9])) & ((1 << _w) - 1))
+        st = _S[9]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 2; st = 10
+            elif st == 8: a = (a << 2) | 1; st = 10
+            elif st == 9: a <<= 2; st = 10
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[10] + _E[9]
+        if _L: _D = {} if _D is None else _D; _D[10] = _L
+        _q = 10
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_CurrentDemandRes[0] = (v, _b, _n, _E, _S)
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif True:
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_CurrentDemandRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.dc_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12090,6 +12508,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_present_voltage
     if x is None:
         raise EncodeWindowMiss
@@ -12100,6 +12519,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_present_current
     if x is None:
         raise EncodeWindowMiss
@@ -12110,6 +12530,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.evse_current_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12117,6 +12538,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 5
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_voltage_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12124,6 +12546,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 6
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.evse_power_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12131,6 +12554,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 7
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e7 = a.bit_length(); _s7 = st
     x = v.evse_maximum_voltage_limit
     if x is None:
         pass
@@ -12141,6 +12565,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e8 = a.bit_length(); _s8 = st
     x = v.evse_maximum_current_limit
     if x is None:
         pass
@@ -12153,6 +12578,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e9 = a.bit_length(); _s9 = st
     x = v.evse_maximum_power_limit
     if x is None:
         pass
@@ -12166,12 +12592,15 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e10 = a.bit_length()
     e = _EE_CurrentDemandRes[st]
     if e is None: raise EncodeWindowMiss
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    _R_CurrentDemandRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1, _e8 - 1, _e9 - 1, _e10 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9))
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif True:
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
         _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12185,7 +12614,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         pass
     else:
         st = 1
-        _i = _I_IsolationLevel.get(x)
+        try: _i = _I_IsolationLevel.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.evse_status_code
@@ -12195,7 +12625,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         if st == 0: a = (a << 2) | 1; st = 2
         elif st == 1: a <<= 1; st = 2
         else: raise EncodeWindowMiss
-        _i = _I_DC_EVSEStatusCode.get(x)
+        try: _i = _I_DC_EVSEStatusCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.notification_max_delay
@@ -12213,13 +12644,15 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 4
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_DC_EVSEStatus[0] is not v: _S_DC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
         _EC_DC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12262,7 +12695,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12356,7 +12790,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12370,7 +12805,8 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_FaultCode.get(x)
+        try: _i = _I_FaultCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     x = v.fault_msg
@@ -12417,14 +12853,25 @@ def _ew_V2G_Message(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+    if _S_V2G_Message[0] is not v: _S_V2G_Message[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
         _EC_V2G_Message[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, ewmiss, ewmiss, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
+_S_AC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_Body: list[Any] = [None]  # the value encoded last
+_S_ChargingStatusRes: list[Any] = [None]  # the value encoded last
 _M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_ChargingStatusRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_CurrentDemandRes: list[Any] = [None]  # the value encoded last
+_R_CurrentDemandRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_DC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_V2G_Message: list[Any] = [None]  # the value encoded last
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 
 _REPEATED = {'_d_PaymentOptions': {'PaymentOption': 'f0'}, '_dg_PaymentOptions': {'PaymentOption': 'f0'}, '_dx_PaymentOptions': {'PaymentOption': 'f0'}, '_d_ServiceTagList': {'Service': 'f0'}, '_dg_ServiceTagList': {'Service': 'f0'}, '_dx_ServiceTagList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_dx_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_dx_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_dx_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_dx_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f1'}, '_dg_ChargingProfile': {'ProfileEntry': 'f1'}, '_dx_ChargingProfile': {'ProfileEntry': 'f1'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dx_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_dx_PMaxSchedule': {'PMaxScheduleEntry': 'f1'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dx_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dx_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_dx_ConsumptionCost': {'Cost': 'f1'}}
@@ -13146,7 +13593,8 @@ def _ds_f52(r: BitReader) -> Any:
 
 
 def _es_f56(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVErrorCode.get(x)
+    try: _i = _I_DC_EVErrorCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13241,7 +13689,8 @@ def _ds_f69(r: BitReader) -> Any:
 
 
 def _es_f70(w: BitWriter, x: Any) -> None:
-    _i = _I_EVRequestedEnergyTransfer.get(x)
+    try: _i = _I_EVRequestedEnergyTransfer.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVRequestedEnergyTransferType', x, 'is not a value of EVRequestedEnergyTransfer', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -13310,7 +13759,8 @@ def _ds_f75(r: BitReader) -> Any:
 
 
 def _es_f76(w: BitWriter, x: Any) -> None:
-    _i = _I_IsolationLevel.get(x)
+    try: _i = _I_IsolationLevel.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13335,7 +13785,8 @@ def _ds_f76(r: BitReader) -> Any:
 
 
 def _es_f89(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSENotification.get(x)
+    try: _i = _I_EVSENotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13384,7 +13835,8 @@ def _ds_f91(r: BitReader) -> Any:
 
 
 def _es_f94(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSEProcessing.get(x)
+    try: _i = _I_EVSEProcessing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -13409,7 +13861,8 @@ def _ds_f94(r: BitReader) -> Any:
 
 
 def _es_f96(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVSEStatusCode.get(x)
+    try: _i = _I_DC_EVSEStatusCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13458,7 +13911,8 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f101(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSESupportedEnergyTransfer.get(x)
+    try: _i = _I_EVSESupportedEnergyTransfer.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EnergyTransferType', x, 'is not a value of EVSESupportedEnergyTransfer', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13504,7 +13958,8 @@ def _ds_f103(r: BitReader) -> Any:
 
 
 def _es_f104(w: BitWriter, x: Any) -> None:
-    _i = _I_FaultCode.get(x)
+    try: _i = _I_FaultCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14015,7 +14470,8 @@ def _ds_f142(r: BitReader) -> Any:
 
 
 def _es_f145(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14166,7 +14622,8 @@ def _ds_f158(r: BitReader) -> Any:
 
 
 def _es_f163(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 7) | (_i << 1)
 
@@ -14379,7 +14836,8 @@ def _ds_f178(r: BitReader) -> Any:
 
 
 def _es_f179(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14404,7 +14862,8 @@ def _ds_f179(r: BitReader) -> Any:
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14429,7 +14888,8 @@ def _ds_f183(r: BitReader) -> Any:
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14655,7 +15115,8 @@ def _ds_f214(r: BitReader) -> Any:
 
 
 def _es_f218(w: BitWriter, x: Any) -> None:
-    _i = _I_UnitSymbol.get(x)
+    try: _i = _I_UnitSymbol.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -14963,7 +15424,8 @@ def _ds_f236(r: BitReader) -> Any:
 
 
 def _es_f237(w: BitWriter, x: Any) -> None:
-    _i = _I_CostKind.get(x)
+    try: _i = _I_CostKind.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
     w.acc = (w.acc << 4) | (_i << 1)
 

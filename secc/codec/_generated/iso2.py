@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1460,7 +1460,8 @@ def _eg_PhysicalValue(w: BitWriter, v: Any) -> None:
             raise missing('Unit', w)
         else:
             st = 2
-            _i = _I_UnitSymbol.get(x)
+            try: _i = _I_UnitSymbol.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'Value'
@@ -1594,7 +1595,8 @@ def _e_PhysicalValue(w: BitWriter, v: Any) -> None:
         return
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -2048,7 +2050,8 @@ def _e_Cost(w: BitWriter, v: Any) -> None:
             raise missing('costKind', w)
         else:
             st = 1
-            _i = _I_CostKind.get(x)
+            try: _i = _I_CostKind.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'amount'
@@ -2318,7 +2321,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -2444,7 +2448,8 @@ def _eu_AC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'RCD'
@@ -2634,7 +2639,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EVSENotification.get(x)
+            try: _i = _I_EVSENotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEIsolationStatus'
@@ -2643,7 +2649,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 3
-            _i = _I_IsolationLevel.get(x)
+            try: _i = _I_IsolationLevel.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
             w.acc = (w.acc << 7) | (_i << 1)
         _p = 'EVSEStatusCode'
@@ -2654,7 +2661,8 @@ def _eu_DC_EVSEStatus(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVSEStatusCode', w)
-            _i = _I_DC_EVSEStatusCode.get(x)
+            try: _i = _I_DC_EVSEStatusCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -2835,7 +2843,8 @@ def _eg_DC_EVStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVErrorCode', w)
         else:
             st = 2
-            _i = _I_DC_EVErrorCode.get(x)
+            try: _i = _I_DC_EVErrorCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
             w.acc = (w.acc << 7) | (_i << 1)
         _p = 'EVRESSSOC'
@@ -2964,7 +2973,8 @@ def _e_DC_EVStatus(w: BitWriter, v: Any) -> None:
         return
     x0 = v.ev_ready
     x1 = v.ev_error_code
-    i1 = _I_DC_EVErrorCode.get(x1)
+    try: i1 = _I_DC_EVErrorCode.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.evresssoc
     if (type(x0) is bool) and (i1 is not None) and (type(x2) is int and 0 <= x2 <= 100):
         _b = (x0 << 19) | (i1 << 12) | (x2 << 2)
@@ -4223,7 +4233,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -4384,7 +4395,8 @@ def _e_ServiceDiscoveryReq(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 2; st = 2
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -4475,7 +4487,8 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'PaymentOptionList'
@@ -4616,7 +4629,8 @@ def _e_PaymentOptionList(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('PaymentOption', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 3) | (_i << 1)
         if len(v.payment_option) > 2: raise bad_value('PaymentOption', len(v.payment_option), 'occurrences, more than 2', w)
@@ -4712,7 +4726,8 @@ def _e_ChargeService(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
@@ -4942,7 +4957,8 @@ def _e_Service(w: BitWriter, v: Any) -> None:
             if st == 1: w.acc = (w.acc << 2) | 1; st = 3
             elif st == 2: w.acc <<= 1; st = 3
             else: raise not_allowed('ServiceCategory', w)
-            _i = _I_ServiceCategory.get(x)
+            try: _i = _I_ServiceCategory.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'ServiceScope'
@@ -5125,7 +5141,8 @@ def _e_SupportedEnergyTransferMode(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('EnergyTransferMode', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_EnergyTransferMode.get(x)
+            try: _i = _I_EnergyTransferMode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         if len(v.energy_transfer_mode) > 6: raise bad_value('EnergyTransferMode', len(v.energy_transfer_mode), 'occurrences, more than 6', w)
@@ -5388,7 +5405,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'ServiceID'
@@ -5939,7 +5957,8 @@ def _e_PaymentServiceSelectionReq(w: BitWriter, v: Any) -> None:
             raise missing('SelectedPaymentOption', w)
         else:
             st = 1
-            _i = _I_PaymentOption.get(x)
+            try: _i = _I_PaymentOption.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'SelectedServiceList'
@@ -6199,7 +6218,8 @@ def _eg_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -6267,7 +6287,8 @@ def _e_PaymentServiceSelectionRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -6585,7 +6606,8 @@ def _e_PaymentDetailsRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'GenChallenge'
@@ -6818,7 +6840,8 @@ def _eg_AuthorizationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -6827,7 +6850,8 @@ def _eg_AuthorizationRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -6924,9 +6948,11 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     x1 = v.evse_processing
-    i1 = _I_EVSEProcessing.get(x1)
+    try: i1 = _I_EVSEProcessing.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     if (i0 is not None) and (i1 is not None):
         _b = (i0 << 7) | (i1 << 2)
         _n = 14
@@ -6994,7 +7020,8 @@ def _e_ChargeParameterDiscoveryReq(w: BitWriter, v: Any) -> None:
             if st == 0: w.acc = (w.acc << 2) | 1; st = 2
             elif st == 1: w.acc <<= 1; st = 2
             else: raise not_allowed('RequestedEnergyTransferMode', w)
-            _i = _I_EnergyTransferMode.get(x)
+            try: _i = _I_EnergyTransferMode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('RequestedEnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVChargeParameter'
@@ -7121,7 +7148,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -7130,7 +7158,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 2
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SASchedules'
@@ -7286,7 +7315,8 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             raise missing('ChargeProgress', w)
         else:
             st = 1
-            _i = _I_ChargeProgress.get(x)
+            try: _i = _I_ChargeProgress.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SAScheduleTupleID'
@@ -7633,7 +7663,8 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
@@ -8119,7 +8150,8 @@ def _e_MeteringReceiptRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEStatus'
@@ -8217,7 +8249,8 @@ def _eg_SessionStopReq(w: BitWriter, v: Any) -> None:
             raise missing('ChargingSession', w)
         else:
             st = 1
-            _i = _I_ChargingSession.get(x)
+            try: _i = _I_ChargingSession.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -8283,7 +8316,8 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.charging_session
-    i0 = _I_ChargingSession.get(x0)
+    try: i0 = _I_ChargingSession.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 5
@@ -8333,7 +8367,8 @@ def _eg_SessionStopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = None
@@ -8401,7 +8436,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
         w.acc = (w.acc << _c[2]) | _c[1]
         return
     x0 = v.response_code
-    i0 = _I_ResponseCode.get(x0)
+    try: i0 = _I_ResponseCode.get(x0)
+    except TypeError: i0 = None  # unhashable: the generic error
     if (i0 is not None):
         _b = (i0 << 2)
         _n = 9
@@ -8641,7 +8677,8 @@ def _e_CertificateUpdateRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'SAProvisioningCertificateChain'
@@ -9226,7 +9263,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'SAProvisioningCertificateChain'
@@ -9438,7 +9476,8 @@ def _eu_ChargingStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'EVSEID'
@@ -9754,7 +9793,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -9772,7 +9812,8 @@ def _e_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_EVSEProcessing.get(x)
+            try: _i = _I_EVSEProcessing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -9984,7 +10025,8 @@ def _e_PreChargeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -10391,7 +10433,8 @@ def _eu_CurrentDemandRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -10897,7 +10940,8 @@ def _e_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 1
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 8) | (_i << 1)
         _p = 'DC_EVSEStatus'
@@ -11145,7 +11189,8 @@ def _e_Notification(w: BitWriter, v: Any) -> None:
             raise missing('FaultCode', w)
         else:
             st = 1
-            _i = _I_FaultCode.get(x)
+            try: _i = _I_FaultCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'FaultMsg'
@@ -12272,7 +12317,8 @@ def _ew_PhysicalValue(v: Any) -> tuple[int, int]:
         return _c[1], _c[2]
     x0 = v.multiplier
     x1 = v.unit
-    i1 = _I_UnitSymbol.get(x1)
+    try: i1 = _I_UnitSymbol.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.value
     if (type(x0) is int and -3 <= x0 <= 3) and (i1 is not None) and (type(x2) is int and -32768 <= x2 and x2 <= 32767):
         _u = (-x2 - 1 if x2 < 0 else x2)
@@ -12305,7 +12351,8 @@ def _ewg_PhysicalValue(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_UnitSymbol.get(x)
+        try: _i = _I_UnitSymbol.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     x = v.value
@@ -12328,7 +12375,8 @@ def _ew_DC_EVStatus(v: Any) -> tuple[int, int]:
         return _c[1], _c[2]
     x0 = v.ev_ready
     x1 = v.ev_error_code
-    i1 = _I_DC_EVErrorCode.get(x1)
+    try: i1 = _I_DC_EVErrorCode.get(x1)
+    except TypeError: i1 = None  # unhashable: the generic error
     x2 = v.evresssoc
     if (type(x0) is bool) and (i1 is not None) and (type(x2) is int and 0 <= x2 <= 100):
         _b = (x0 << 19) | (i1 << 12) | (x2 << 2)
@@ -12352,7 +12400,8 @@ def _ewg_DC_EVStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_DC_EVErrorCode.get(x)
+        try: _i = _I_DC_EVErrorCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 7) | (_i << 1)
     x = v.evresssoc
@@ -12381,7 +12430,8 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     x = v.rcd
@@ -12393,7 +12443,8 @@ def _ew_AC_EVSEStatus(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_AC_EVSEStatus[0] is not v: _S_AC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_AC_EVSEStatus) >= 256: _EC_AC_EVSEStatus.clear()
         _EC_AC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12418,7 +12469,8 @@ def _ew_Body(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
+    if _S_Body[0] is not v: _S_Body[0] = v
+    elif (v.body_element is None or ((_t := _ECD.get(type(v.body_element))) is not None and (_h := _t.get(id(v.body_element))) is not None and _h[0] is v.body_element)):
         if len(_EC_Body) >= 256: _EC_Body.clear()
         _EC_Body[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12436,16 +12488,180 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
     _c = _EC_ChargingStatusRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_ChargingStatusRes[0]
+    if _r is None:
+        return _ewp_ChargingStatusRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_ChargingStatusRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_ChargingStatusRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        _t = _M_ChargingStatusRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                st = 2
+                a <<= 1
+                if type(x) is EmptyStr:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+                    a = wstring(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_ChargingStatusRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+            a = (a << 11) | ((x - 1) << 1)
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_max_current is not _P.evse_max_current:
+        x = v.evse_max_current
+        if x is None or _P.evse_max_current is None: return _ewp_ChargingStatusRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 5
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_ChargingStatusRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_ChargingStatusRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 3) | 1; st = 6
+            elif st == 5: a <<= 2; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_ChargingStatusRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 3: a = (a << 3) | 2; st = 7
+            elif st == 5: a = (a << 2) | 1; st = 7
+            elif st == 6: a <<= 2; st = 7
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.ac_evse_status is not _P.ac_evse_status:
+        x = v.ac_evse_status
+        if x is None or _P.ac_evse_status is None: return _ewp_ChargingStatusRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            if st == 3: a = (a << 3) | 3; st = 4
+            elif st == 5: a = (a << 2) | 2; st = 4
+            elif st == 6: a = (a << 2) | 1; st = 4
+            elif st == 7: a <<= 1; st = 4
+            else: raise EncodeWindowMiss
+            if type(x) is not AC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_AC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_AC_EVSEStatus(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_ChargingStatusRes[0] = (v, _b, _n, _E, _S)
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
+        _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_ChargingStatusRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.evseid
     _t = _M_ChargingStatusRes[0]
     if _t[0] is x and _t[1] == st:
@@ -12467,6 +12683,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_ChargingStatusRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e2 = a.bit_length(); _s2 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -12474,6 +12691,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         st = 3
         if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
         a = (a << 11) | ((x - 1) << 1)
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_max_current
     if x is None:
         pass
@@ -12484,6 +12702,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.meter_info
     if x is None:
         pass
@@ -12496,6 +12715,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.receipt_required
     if x is None:
         pass
@@ -12506,6 +12726,7 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.ac_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12520,10 +12741,13 @@ def _ew_ChargingStatusRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_AC_EVSEStatus(x); a = (a << _n) | _b
+    _e7 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    _R_ChargingStatusRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6))
+    if _S_ChargingStatusRes[0] is not v: _S_ChargingStatusRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_ChargingStatusRes) >= 256: _EC_ChargingStatusRes.clear()
         _EC_ChargingStatusRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12653,16 +12877,298 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
     _c = _EC_CurrentDemandRes.get(id(v))
     if _c is not None and _c[0] is v:
         return _c[1], _c[2]
+    _r = _R_CurrentDemandRes[0]
+    if _r is None:
+        return _ewp_CurrentDemandRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_CurrentDemandRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 8) | (_i << 1)
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.dc_evse_status is not _P.dc_evse_status:
+        x = v.dc_evse_status
+        if x is None or _P.dc_evse_status is None: return _ewp_CurrentDemandRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            if type(x) is not DC_EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_DC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_present_voltage is not _P.evse_present_voltage:
+        x = v.evse_present_voltage
+        if x is None or _P.evse_present_voltage is None: return _ewp_CurrentDemandRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 3
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    if v.evse_present_current is not _P.evse_present_current:
+        x = v.evse_present_current
+        if x is None or _P.evse_present_current is None: return _ewp_CurrentDemandRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 4
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    if v.evse_current_limit_achieved is not _P.evse_current_limit_achieved:
+        x = v.evse_current_limit_achieved
+        if x is None or _P.evse_current_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 5
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_voltage_limit_achieved is not _P.evse_voltage_limit_achieved:
+        x = v.evse_voltage_limit_achieved
+        if x is None or _P.evse_voltage_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 6
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.evse_power_limit_achieved is not _P.evse_power_limit_achieved:
+        x = v.evse_power_limit_achieved
+        if x is None or _P.evse_power_limit_achieved is None: return _ewp_CurrentDemandRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    if v.evse_maximum_voltage_limit is not _P.evse_maximum_voltage_limit:
+        x = v.evse_maximum_voltage_limit
+        if x is None or _P.evse_maximum_voltage_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 7: _w = _E[7] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[7])) & ((1 << _w) - 1))
+        st = _S[7]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 8
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[8] + _E[7]
+        if _L: _D = {} if _D is None else _D; _D[8] = _L
+        _q = 8
+    if v.evse_maximum_current_limit is not _P.evse_maximum_current_limit:
+        x = v.evse_maximum_current_limit
+        if x is None or _P.evse_maximum_current_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 8: _w = _E[8] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[8])) & ((1 << _w) - 1))
+        st = _S[8]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 1; st = 9
+            elif st == 8: a <<= 2; st = 9
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[9] + _E[8]
+        if _L: _D = {} if _D is None else _D; _D[9] = _L
+        _q = 9
+    if v.evse_maximum_power_limit is not _P.evse_maximum_power_limit:
+        x = v.evse_maximum_power_limit
+        if x is None or _P.evse_maximum_power_limit is None: return _ewp_CurrentDemandRes(v)
+        if _q < 9: _w = _E[9] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[9])) & ((1 << _w) - 1))
+        st = _S[9]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 7: a = (a << 3) | 2; st = 10
+            elif st == 8: a = (a << 2) | 1; st = 10
+            elif st == 9: a <<= 2; st = 10
+            else: raise EncodeWindowMiss
+            if type(x) is not PhysicalValue: raise EncodeWindowMiss
+            _c = _EC_PhysicalValue.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[10] + _E[9]
+        if _L: _D = {} if _D is None else _D; _D[10] = _L
+        _q = 10
+    if v.evseid is not _P.evseid:
+        x = v.evseid
+        if x is None or _P.evseid is None: return _ewp_CurrentDemandRes(v)
+        if _q < 10: _w = _E[10] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[10])) & ((1 << _w) - 1))
+        st = _S[10]
+        _L = a.bit_length()
+        _t = _M_CurrentDemandRes[0]
+        if _t[0] is x and _t[1] == st:
+            a = (a << _t[3]) | _t[2]; st = _t[4]
+        else:
+            _s = st; _l = a.bit_length()
+            if x is None:
+                raise EncodeWindowMiss
+            else:
+                if st == 7: a = (a << 3) | 3; st = 11
+                elif st == 8: a = (a << 2) | 2; st = 11
+                elif st == 9: a = (a << 2) | 1; st = 11
+                elif st == 10: a <<= 1; st = 11
+                else: raise EncodeWindowMiss
+                if type(x) is EmptyStr:
+                    a = (a << 1) | 1; a <<= 3
+                else:
+                    a <<= 1
+                    if not isinstance(x, str) or len(x) > 37: raise EncodeWindowMiss
+                    a = wstring(a, x)
+                    a <<= 1
+            if type(x) is not bytearray:
+                _n = a.bit_length() - _l
+                _M_CurrentDemandRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+        _L = a.bit_length() - _L - _E[11] + _E[10]
+        if _L: _D = {} if _D is None else _D; _D[11] = _L
+        _q = 11
+    if v.sa_schedule_tuple_id is not _P.sa_schedule_tuple_id:
+        x = v.sa_schedule_tuple_id
+        if x is None or _P.sa_schedule_tuple_id is None: return _ewp_CurrentDemandRes(v)
+        if _q < 11: _w = _E[11] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[11])) & ((1 << _w) - 1))
+        st = _S[11]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 12
+            if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
+            a = (a << 11) | ((x - 1) << 1)
+        _L = a.bit_length() - _L - _E[12] + _E[11]
+        if _L: _D = {} if _D is None else _D; _D[12] = _L
+        _q = 12
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_CurrentDemandRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_CurrentDemandRes(v)
+        if _q < 12: _w = _E[12] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[12])) & ((1 << _w) - 1))
+        st = _S[12]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 13
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << (_n + 2)) | _b
+        _L = a.bit_length() - _L - _E[13] + _E[12]
+        if _L: _D = {} if _D is None else _D; _D[13] = _L
+        _q = 13
+    if v.receipt_required is not _P.receipt_required:
+        x = v.receipt_required
+        if x is None or _P.receipt_required is None: return _ewp_CurrentDemandRes(v)
+        if _q < 13: _w = _E[13] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[13])) & ((1 << _w) - 1))
+        st = _S[13]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 12: a = (a << 2) | 1; st = 14
+            elif st == 13: a <<= 2; st = 14
+            else: raise EncodeWindowMiss
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 3) | (x << 1)
+        _L = a.bit_length() - _L - _E[14] + _E[13]
+        if _L: _D = {} if _D is None else _D; _D[14] = _L
+        _q = 14
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_CurrentDemandRes[0] = (v, _b, _n, _E, _S)
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+        if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
+        _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_CurrentDemandRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 8) | (_i << 1)
+    _e1 = a.bit_length(); _s1 = st
     x = v.dc_evse_status
     if x is None:
         raise EncodeWindowMiss
@@ -12673,6 +13179,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_DC_EVSEStatus(x); a = (a << (_n + 1)) | _b
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_present_voltage
     if x is None:
         raise EncodeWindowMiss
@@ -12683,6 +13190,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.evse_present_current
     if x is None:
         raise EncodeWindowMiss
@@ -12693,6 +13201,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 1)) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.evse_current_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12700,6 +13209,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 5
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_voltage_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12707,6 +13217,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 6
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e6 = a.bit_length(); _s6 = st
     x = v.evse_power_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -12714,6 +13225,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 7
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e7 = a.bit_length(); _s7 = st
     x = v.evse_maximum_voltage_limit
     if x is None:
         pass
@@ -12724,6 +13236,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << (_n + 3)) | _b
+    _e8 = a.bit_length(); _s8 = st
     x = v.evse_maximum_current_limit
     if x is None:
         pass
@@ -12736,6 +13249,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e9 = a.bit_length(); _s9 = st
     x = v.evse_maximum_power_limit
     if x is None:
         pass
@@ -12749,6 +13263,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_PhysicalValue(x); a = (a << _n) | _b
+    _e10 = a.bit_length(); _s10 = st
     x = v.evseid
     _t = _M_CurrentDemandRes[0]
     if _t[0] is x and _t[1] == st:
@@ -12773,6 +13288,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if type(x) is not bytearray:
             _n = a.bit_length() - _l
             _M_CurrentDemandRes[0] = (x, _s, a & ((1 << _n) - 1), _n, st)
+    _e11 = a.bit_length(); _s11 = st
     x = v.sa_schedule_tuple_id
     if x is None:
         raise EncodeWindowMiss
@@ -12780,6 +13296,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         st = 12
         if type(x) is not int or not 1 <= x <= 255: raise EncodeWindowMiss
         a = (a << 11) | ((x - 1) << 1)
+    _e12 = a.bit_length(); _s12 = st
     x = v.meter_info
     if x is None:
         pass
@@ -12790,6 +13307,7 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 2)) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << (_n + 2)) | _b
+    _e13 = a.bit_length(); _s13 = st
     x = v.receipt_required
     if x is None:
         pass
@@ -12799,12 +13317,15 @@ def _ew_CurrentDemandRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 3) | (x << 1)
+    _e14 = a.bit_length()
     e = _EE_CurrentDemandRes[st]
     if e is None: raise EncodeWindowMiss
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
+    _R_CurrentDemandRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1, _e8 - 1, _e9 - 1, _e10 - 1, _e11 - 1, _e12 - 1, _e13 - 1, _e14 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9, _s10, _s11, _s12, _s13))
+    if _S_CurrentDemandRes[0] is not v: _S_CurrentDemandRes[0] = v
+    elif (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)):
         if len(_EC_CurrentDemandRes) >= 256: _EC_CurrentDemandRes.clear()
         _EC_CurrentDemandRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12828,7 +13349,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 2
-        _i = _I_EVSENotification.get(x)
+        try: _i = _I_EVSENotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     x = v.evse_isolation_status
@@ -12836,7 +13358,8 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         pass
     else:
         st = 3
-        _i = _I_IsolationLevel.get(x)
+        try: _i = _I_IsolationLevel.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 7) | (_i << 1)
     x = v.evse_status_code
@@ -12846,13 +13369,15 @@ def _ew_DC_EVSEStatus(v: Any) -> tuple[int, int]:
         if st == 2: a = (a << 2) | 1; st = 4
         elif st == 3: a <<= 1; st = 4
         else: raise EncodeWindowMiss
-        _i = _I_DC_EVSEStatusCode.get(x)
+        try: _i = _I_DC_EVSEStatusCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_DC_EVSEStatus[0] is not v: _S_DC_EVSEStatus[0] = v
+    elif True:
         if len(_EC_DC_EVSEStatus) >= 256: _EC_DC_EVSEStatus.clear()
         _EC_DC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12895,7 +13420,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12989,7 +13515,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.sig_meter_reading is None or type(v.sig_meter_reading) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -13003,7 +13530,8 @@ def _ew_Notification(v: Any) -> tuple[int, int]:
         raise EncodeWindowMiss
     else:
         st = 1
-        _i = _I_FaultCode.get(x)
+        try: _i = _I_FaultCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 5) | (_i << 1)
     x = v.fault_msg
@@ -13050,15 +13578,26 @@ def _ew_V2G_Message(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
+    if _S_V2G_Message[0] is not v: _S_V2G_Message[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.body is None or ((_h := _EC_Body.get(id(v.body))) is not None and _h[0] is v.body)):
         if len(_EC_V2G_Message) >= 256: _EC_V2G_Message.clear()
         _EC_V2G_Message[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_Body_body_element = (ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, _ew_ChargingStatusReq, _ew_ChargingStatusRes, _ew_CurrentDemandReq, _ew_CurrentDemandRes, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss, ewmiss,)
+_S_AC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_Body: list[Any] = [None]  # the value encoded last
+_S_ChargingStatusRes: list[Any] = [None]  # the value encoded last
 _M_ChargingStatusRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_ChargingStatusRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_CurrentDemandRes: list[Any] = [None]  # the value encoded last
 _M_CurrentDemandRes: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 1
+_R_CurrentDemandRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_DC_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_V2G_Message: list[Any] = [None]  # the value encoded last
 _EWB_V2G_Message = frozenset({ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes})
 
 _REPEATED = {'_d_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dg_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_dx_SAScheduleList': {'SAScheduleTuple': 'f0'}, '_d_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dg_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_dx_PMaxSchedule': {'PMaxScheduleEntry': 'f0'}, '_d_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dg_SalesTariff': {'SalesTariffEntry': 'f4'}, '_dx_SalesTariff': {'SalesTariffEntry': 'f4'}, '_d_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dg_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_dx_SalesTariffEntry': {'ConsumptionCost': 'f2'}, '_d_ConsumptionCost': {'Cost': 'f1'}, '_dg_ConsumptionCost': {'Cost': 'f1'}, '_dx_ConsumptionCost': {'Cost': 'f1'}, '_d_PaymentOptionList': {'PaymentOption': 'f0'}, '_dg_PaymentOptionList': {'PaymentOption': 'f0'}, '_dx_PaymentOptionList': {'PaymentOption': 'f0'}, '_d_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dg_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_dx_SupportedEnergyTransferMode': {'EnergyTransferMode': 'f0'}, '_d_ServiceList': {'Service': 'f0'}, '_dg_ServiceList': {'Service': 'f0'}, '_dx_ServiceList': {'Service': 'f0'}, '_d_ServiceParameterList': {'ParameterSet': 'f0'}, '_dg_ServiceParameterList': {'ParameterSet': 'f0'}, '_dx_ServiceParameterList': {'ParameterSet': 'f0'}, '_d_ParameterSet': {'Parameter': 'f1'}, '_dg_ParameterSet': {'Parameter': 'f1'}, '_dx_ParameterSet': {'Parameter': 'f1'}, '_d_SelectedServiceList': {'SelectedService': 'f0'}, '_dg_SelectedServiceList': {'SelectedService': 'f0'}, '_dx_SelectedServiceList': {'SelectedService': 'f0'}, '_d_SubCertificates': {'Certificate': 'f0'}, '_dg_SubCertificates': {'Certificate': 'f0'}, '_dx_SubCertificates': {'Certificate': 'f0'}, '_d_ChargingProfile': {'ProfileEntry': 'f0'}, '_dg_ChargingProfile': {'ProfileEntry': 'f0'}, '_dx_ChargingProfile': {'ProfileEntry': 'f0'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
@@ -13496,7 +14035,8 @@ def _ds_f14(r: BitReader) -> Any:
 
 
 def _es_f21(w: BitWriter, x: Any) -> None:
-    _i = _I_ChargeProgress.get(x)
+    try: _i = _I_ChargeProgress.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13618,7 +14158,8 @@ def _ds_f28(r: BitReader) -> Any:
 
 
 def _es_f29(w: BitWriter, x: Any) -> None:
-    _i = _I_ChargingSession.get(x)
+    try: _i = _I_ChargingSession.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -13731,7 +14272,8 @@ def _ds_f52(r: BitReader) -> Any:
 
 
 def _es_f56(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVErrorCode.get(x)
+    try: _i = _I_DC_EVErrorCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of DC_EVErrorCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -13846,7 +14388,8 @@ def _ds_f73(r: BitReader) -> Any:
 
 
 def _es_f74(w: BitWriter, x: Any) -> None:
-    _i = _I_IsolationLevel.get(x)
+    try: _i = _I_IsolationLevel.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationLevel', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -13873,7 +14416,8 @@ def _ds_f74(r: BitReader) -> Any:
 
 
 def _es_f86(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSENotification.get(x)
+    try: _i = _I_EVSENotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EVSENotification', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13922,7 +14466,8 @@ def _ds_f88(r: BitReader) -> Any:
 
 
 def _es_f91(w: BitWriter, x: Any) -> None:
-    _i = _I_EVSEProcessing.get(x)
+    try: _i = _I_EVSEProcessing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of EVSEProcessing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -13949,7 +14494,8 @@ def _ds_f91(r: BitReader) -> Any:
 
 
 def _es_f93(w: BitWriter, x: Any) -> None:
-    _i = _I_DC_EVSEStatusCode.get(x)
+    try: _i = _I_DC_EVSEStatusCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEStatusCode', x, 'is not a value of DC_EVSEStatusCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -14025,7 +14571,8 @@ def _ds_f95(r: BitReader) -> Any:
 
 
 def _es_f99(w: BitWriter, x: Any) -> None:
-    _i = _I_EnergyTransferMode.get(x)
+    try: _i = _I_EnergyTransferMode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -14071,7 +14618,8 @@ def _ds_f101(r: BitReader) -> Any:
 
 
 def _es_f102(w: BitWriter, x: Any) -> None:
-    _i = _I_FaultCode.get(x)
+    try: _i = _I_FaultCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('FaultCode', x, 'is not a value of FaultCode', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14583,7 +15131,8 @@ def _ds_f140(r: BitReader) -> Any:
 
 
 def _es_f143(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('PaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14690,7 +15239,8 @@ def _ds_f156(r: BitReader) -> Any:
 
 
 def _es_f161(w: BitWriter, x: Any) -> None:
-    _i = _I_EnergyTransferMode.get(x)
+    try: _i = _I_EnergyTransferMode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('RequestedEnergyTransferMode', x, 'is not a value of EnergyTransferMode', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -14717,7 +15267,8 @@ def _ds_f161(r: BitReader) -> Any:
 
 
 def _es_f162(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 7) | (_i << 1)
 
@@ -14901,7 +15452,8 @@ def _ds_f178(r: BitReader) -> Any:
 
 
 def _es_f179(w: BitWriter, x: Any) -> None:
-    _i = _I_PaymentOption.get(x)
+    try: _i = _I_PaymentOption.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('SelectedPaymentOption', x, 'is not a value of PaymentOption', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14926,7 +15478,8 @@ def _ds_f179(r: BitReader) -> Any:
 
 
 def _es_f183(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -14951,7 +15504,8 @@ def _ds_f183(r: BitReader) -> Any:
 
 
 def _es_f184(w: BitWriter, x: Any) -> None:
-    _i = _I_ServiceCategory.get(x)
+    try: _i = _I_ServiceCategory.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ServiceCategory', x, 'is not a value of ServiceCategory', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15177,7 +15731,8 @@ def _ds_f211(r: BitReader) -> Any:
 
 
 def _es_f215(w: BitWriter, x: Any) -> None:
-    _i = _I_UnitSymbol.get(x)
+    try: _i = _I_UnitSymbol.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('Unit', x, 'is not a value of UnitSymbol', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -15485,7 +16040,8 @@ def _ds_f233(r: BitReader) -> Any:
 
 
 def _es_f234(w: BitWriter, x: Any) -> None:
-    _i = _I_CostKind.get(x)
+    try: _i = _I_CostKind.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('costKind', x, 'is not a value of CostKind', w)
     w.acc = (w.acc << 4) | (_i << 1)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1437,7 +1437,8 @@ def _e_AC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AC_CPDResEnergyTransferMode'
@@ -1557,7 +1558,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1650,7 +1652,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -2718,7 +2721,8 @@ def _eu_AC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -2959,7 +2963,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3125,7 +3130,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -10475,8 +10481,169 @@ def _ew_AC_ChargeLoopReq(v: Any) -> tuple[int, int]:
 
 
 def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
+    _r = _R_AC_ChargeLoopRes[0]
+    if _r is None:
+        return _ewp_AC_ChargeLoopRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    x = v.header
+    if x is None:
+        if _P.header is not None: return _ewp_AC_ChargeLoopRes(v)
+    else:
+        if _P.header is None: return _ewp_AC_ChargeLoopRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            if type(x) is not MessageHeader: raise EncodeWindowMiss
+            _c = _EC_MessageHeader.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 9) | (_i << 1)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_status is not _P.evse_status:
+        x = v.evse_status
+        if x is None or _P.evse_status is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 3
+            if type(x) is not EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
+            else:
+                _b, _n = _ew_EVSEStatus(x); a = (a << (_n + 4)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_AC_ChargeLoopRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 2: a = (a << 4) | 1; st = 4
+            elif st == 3: a <<= 4; st = 4
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.receipt
+    if x is None:
+        if _P.receipt is not None: return _ewp_AC_ChargeLoopRes(v)
+    else:
+        if _P.receipt is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 2: a = (a << 4) | 2; st = 5
+            elif st == 3: a = (a << 4) | 1; st = 5
+            elif st == 4: a <<= 3; st = 5
+            else: raise EncodeWindowMiss
+            if type(x) is not Receipt: raise EncodeWindowMiss
+            _b, _n = _ew_Receipt(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_target_frequency is not _P.evse_target_frequency:
+        x = v.evse_target_frequency
+        if x is None or _P.evse_target_frequency is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 2: a = (a << 4) | 3; st = 6
+            elif st == 3: a = (a << 4) | 2; st = 6
+            elif st == 4: a = (a << 3) | 1; st = 6
+            elif st == 5: a <<= 3; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not RationalNumber: raise EncodeWindowMiss
+            _c = _EC_RationalNumber.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    x = v.cl_res_control_mode
+    if x is None:
+        if _P.cl_res_control_mode is not None: return _ewp_AC_ChargeLoopRes(v)
+    else:
+        if _P.cl_res_control_mode is None: return _ewp_AC_ChargeLoopRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            m = _SM_AC_ChargeLoopRes_6.get(type(x))
+            if m is None: raise EncodeWindowMiss
+            t = _ET_AC_ChargeLoopRes[st].get((6, m))
+            if t is None: raise EncodeWindowMiss
+            a = (a << t[1]) | t[0]
+            st = t[2]
+            _b, _n = _SEW_AC_ChargeLoopRes_cl_res_control_mode[m](x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_AC_ChargeLoopRes[0] = (v, _b, _n, _E, _S)
+    if _S_AC_ChargeLoopRes[0] is not v: _S_AC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
+        _EC_AC_ChargeLoopRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.header
     if x is None:
         raise EncodeWindowMiss
@@ -10487,14 +10654,17 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+    _e1 = a.bit_length(); _s1 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 2
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 9) | (_i << 1)
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_status
     if x is None:
         pass
@@ -10505,6 +10675,7 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 4)) | _c[1]
         else:
             _b, _n = _ew_EVSEStatus(x); a = (a << (_n + 4)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.meter_info
     if x is None:
         pass
@@ -10517,6 +10688,7 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.receipt
     if x is None:
         pass
@@ -10527,6 +10699,7 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not Receipt: raise EncodeWindowMiss
         _b, _n = _ew_Receipt(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_target_frequency
     if x is None:
         pass
@@ -10541,6 +10714,7 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    _e6 = a.bit_length(); _s6 = st
     x = v.cl_res_control_mode
     if x is None:
         raise EncodeWindowMiss
@@ -10552,10 +10726,13 @@ def _ew_AC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         a = (a << t[1]) | t[0]
         st = t[2]
         _b, _n = _SEW_AC_ChargeLoopRes_cl_res_control_mode[m](x); a = (a << _n) | _b
+    _e7 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    _R_AC_ChargeLoopRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6))
+    if _S_AC_ChargeLoopRes[0] is not v: _S_AC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         if len(_EC_AC_ChargeLoopRes) >= 256: _EC_AC_ChargeLoopRes.clear()
         _EC_AC_ChargeLoopRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11016,7 +11193,8 @@ def _ew_BPT_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Dynamic_AC_CLResControlMode[0] is not v: _S_BPT_Dynamic_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Dynamic_AC_CLResControlMode) >= 256: _EC_BPT_Dynamic_AC_CLResControlMode.clear()
         _EC_BPT_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11425,7 +11603,8 @@ def _ew_BPT_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Scheduled_AC_CLResControlMode[0] is not v: _S_BPT_Scheduled_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Scheduled_AC_CLResControlMode) >= 256: _EC_BPT_Scheduled_AC_CLResControlMode.clear()
         _EC_BPT_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11977,7 +12156,8 @@ def _ew_Dynamic_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Dynamic_AC_CLResControlMode[0] is not v: _S_Dynamic_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Dynamic_AC_CLResControlMode) >= 256: _EC_Dynamic_AC_CLResControlMode.clear()
         _EC_Dynamic_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11998,13 +12178,15 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EvseNotification.get(x)
+        try: _i = _I_EvseNotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_EVSEStatus[0] is not v: _S_EVSEStatus[0] = v
+    elif True:
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12049,7 +12231,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12179,7 +12362,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_signature is None or type(v.meter_signature) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -12576,14 +12760,24 @@ def _ew_Scheduled_AC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Scheduled_AC_CLResControlMode[0] is not v: _S_Scheduled_AC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Scheduled_AC_CLResControlMode) >= 256: _EC_Scheduled_AC_CLResControlMode.clear()
         _EC_Scheduled_AC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_AC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_AC_CLReqControlMode, _ew_BPT_Scheduled_AC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_AC_CLReqControlMode, _ew_Scheduled_AC_CLReqControlMode,)
 _SEW_AC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_AC_CLResControlMode, _ew_BPT_Scheduled_AC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_AC_CLResControlMode, _ew_Scheduled_AC_CLResControlMode,)
+_S_AC_ChargeLoopRes: list[Any] = [None]  # the value encoded last
+_R_AC_ChargeLoopRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_BPT_Dynamic_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_BPT_Scheduled_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_Dynamic_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_Scheduled_AC_CLResControlMode: list[Any] = [None]  # the value encoded last
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
@@ -12989,7 +13183,8 @@ def _ds_f28(r: BitReader) -> Any:
 
 
 def _es_f67(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -13591,7 +13786,8 @@ def _ds_f120(r: BitReader) -> Any:
 
 
 def _es_f121(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -947,7 +947,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -956,7 +957,8 @@ def _e_ACDP_VehiclePositioningRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEPositioningSupport'
@@ -1296,7 +1298,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1389,7 +1392,8 @@ def _e_ACDP_ConnectReq(w: BitWriter, v: Any) -> None:
             raise missing('EVElectricalChargingDeviceStatus', w)
         else:
             st = 2
-            _i = _I_ElectricalChargingDeviceStatus.get(x)
+            try: _i = _I_ElectricalChargingDeviceStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -1480,7 +1484,8 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -1489,7 +1494,8 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEElectricalChargingDeviceStatus'
@@ -1498,7 +1504,8 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEElectricalChargingDeviceStatus', w)
         else:
             st = 4
-            _i = _I_ElectricalChargingDeviceStatus.get(x)
+            try: _i = _I_ElectricalChargingDeviceStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEMechanicalChargingDeviceStatus'
@@ -1507,7 +1514,8 @@ def _e_ACDP_ConnectRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEMechanicalChargingDeviceStatus', w)
         else:
             st = 5
-            _i = _I_MechanicalChargingDeviceStatus.get(x)
+            try: _i = _I_MechanicalChargingDeviceStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -1792,7 +1800,8 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
             elif st == 3: w.acc = (w.acc << 3) | 1; st = 5
             elif st == 4: w.acc <<= 3; st = 5
             else: raise not_allowed('EVCPStatus', w)
-            _i = _I_CpStatus.get(x)
+            try: _i = _I_CpStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVCPStatus', x, 'is not a value of CpStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSOC'
@@ -1816,7 +1825,8 @@ def _e_EVTechnicalStatus(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('EVErrorCode', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_ErrorCode.get(x)
+            try: _i = _I_ErrorCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of ErrorCode', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'EVTimeout'
@@ -2248,7 +2258,8 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEMechanicalChargingDeviceStatus'
@@ -2257,7 +2268,8 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEMechanicalChargingDeviceStatus', w)
         else:
             st = 3
-            _i = _I_MechanicalChargingDeviceStatus.get(x)
+            try: _i = _I_MechanicalChargingDeviceStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEReadyToCharge'
@@ -2274,7 +2286,8 @@ def _e_ACDP_SystemStatusRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEIsolationStatus', w)
         else:
             st = 5
-            _i = _I_IsolationStatus.get(x)
+            try: _i = _I_IsolationStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVSEDisabled'
@@ -2701,7 +2714,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -3313,7 +3327,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3479,7 +3494,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -5275,7 +5291,8 @@ def _ds_f28(r: BitReader) -> Any:
 
 
 def _es_f29(w: BitWriter, x: Any) -> None:
-    _i = _I_CpStatus.get(x)
+    try: _i = _I_CpStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVCPStatus', x, 'is not a value of CpStatus', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -5302,7 +5319,8 @@ def _ds_f29(r: BitReader) -> Any:
 
 
 def _es_f30(w: BitWriter, x: Any) -> None:
-    _i = _I_ElectricalChargingDeviceStatus.get(x)
+    try: _i = _I_ElectricalChargingDeviceStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -5327,7 +5345,8 @@ def _ds_f30(r: BitReader) -> Any:
 
 
 def _es_f31(w: BitWriter, x: Any) -> None:
-    _i = _I_ErrorCode.get(x)
+    try: _i = _I_ErrorCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVErrorCode', x, 'is not a value of ErrorCode', w)
     w.acc = (w.acc << 6) | (_i << 1)
 
@@ -5562,7 +5581,8 @@ def _ds_f42(r: BitReader) -> Any:
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
-    _i = _I_ElectricalChargingDeviceStatus.get(x)
+    try: _i = _I_ElectricalChargingDeviceStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEElectricalChargingDeviceStatus', x, 'is not a value of ElectricalChargingDeviceStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -5609,7 +5629,8 @@ def _ds_f44(r: BitReader) -> Any:
 
 
 def _es_f45(w: BitWriter, x: Any) -> None:
-    _i = _I_IsolationStatus.get(x)
+    try: _i = _I_IsolationStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEIsolationStatus', x, 'is not a value of IsolationStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -5656,7 +5677,8 @@ def _ds_f46(r: BitReader) -> Any:
 
 
 def _es_f47(w: BitWriter, x: Any) -> None:
-    _i = _I_MechanicalChargingDeviceStatus.get(x)
+    try: _i = _I_MechanicalChargingDeviceStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEMechanicalChargingDeviceStatus', x, 'is not a value of MechanicalChargingDeviceStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -5683,7 +5705,8 @@ def _ds_f47(r: BitReader) -> Any:
 
 
 def _es_f48(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -5732,7 +5755,8 @@ def _ds_f49(r: BitReader) -> Any:
 
 
 def _es_f50(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -6424,7 +6448,8 @@ def _ds_f97(r: BitReader) -> Any:
 
 
 def _es_f98(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 

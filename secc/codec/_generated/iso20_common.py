@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1617,7 +1617,8 @@ def _e_SessionSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEID'
@@ -1742,7 +1743,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1892,7 +1894,8 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'AuthorizationServices'
@@ -1901,7 +1904,8 @@ def _e_AuthorizationSetupRes(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('AuthorizationServices', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_Authorization.get(x)
+            try: _i = _I_Authorization.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
             w.acc = (w.acc << 3) | (_i << 1)
         if len(v.authorization_services) > 2: raise bad_value('AuthorizationServices', len(v.authorization_services), 'occurrences, more than 2', w)
@@ -2296,7 +2300,8 @@ def _e_AuthorizationReq(w: BitWriter, v: Any) -> None:
             raise missing('SelectedAuthorizationService', w)
         else:
             st = 2
-            _i = _I_Authorization.get(x)
+            try: _i = _I_Authorization.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'EIM_AReqAuthorizationMode'
@@ -2727,7 +2732,8 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -2736,7 +2742,8 @@ def _e_AuthorizationRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -3014,7 +3021,8 @@ def _e_ServiceDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceRenegotiationSupported'
@@ -3439,7 +3447,8 @@ def _e_ServiceDetailRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ServiceID'
@@ -4450,7 +4459,8 @@ def _e_ServiceSelectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -5819,7 +5829,8 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -5828,7 +5839,8 @@ def _e_ScheduleExchangeRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'GoToPause'
@@ -8940,7 +8952,8 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ChargeProgress'
@@ -8949,7 +8962,8 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             raise missing('ChargeProgress', w)
         else:
             st = 3
-            _i = _I_ChargeProgress.get(x)
+            try: _i = _I_ChargeProgress.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPowerProfile'
@@ -8969,7 +8983,8 @@ def _e_PowerDeliveryReq(w: BitWriter, v: Any) -> None:
             if st == 3: w.acc = (w.acc << 2) | 1; st = 5
             elif st == 4: w.acc <<= 2; st = 5
             else: raise not_allowed('BPT_ChannelSelection', w)
-            _i = _I_ChannelSelection.get(x)
+            try: _i = _I_ChannelSelection.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
             w.acc = (w.acc << 3) | (_i << 1)
         _p = None
@@ -9306,7 +9321,8 @@ def _e_Scheduled_EVPPTControlMode(w: BitWriter, v: Any) -> None:
             pass
         else:
             st = 2
-            _i = _I_PowerToleranceAcceptance.get(x)
+            try: _i = _I_PowerToleranceAcceptance.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -9473,7 +9489,8 @@ def _e_PowerDeliveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -9592,7 +9609,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -10866,7 +10884,8 @@ def _e_MeteringConfirmationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -10961,7 +10980,8 @@ def _e_SessionStopReq(w: BitWriter, v: Any) -> None:
             raise missing('ChargingSession', w)
         else:
             st = 2
-            _i = _I_ChargingSession.get(x)
+            try: _i = _I_ChargingSession.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVTerminationCode'
@@ -11121,7 +11141,8 @@ def _e_SessionStopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -11607,7 +11628,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -11616,7 +11638,8 @@ def _e_CertificateInstallationRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CPSCertificateChain'
@@ -11917,7 +11940,8 @@ def _e_SignedInstallationData(w: BitWriter, v: Any) -> None:
             raise missing('ECDHCurve', w)
         else:
             st = 3
-            _i = _I_EcdhCurve.get(x)
+            try: _i = _I_EcdhCurve.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'DHPublicKey'
@@ -12156,7 +12180,8 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCheckInStatus', w)
         else:
             st = 2
-            _i = _I_EvCheckInStatus.get(x)
+            try: _i = _I_EvCheckInStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ParkingMethod'
@@ -12165,7 +12190,8 @@ def _e_VehicleCheckInReq(w: BitWriter, v: Any) -> None:
             raise missing('ParkingMethod', w)
         else:
             st = 3
-            _i = _I_ParkingMethod.get(x)
+            try: _i = _I_ParkingMethod.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VehicleFrame'
@@ -12410,7 +12436,8 @@ def _e_VehicleCheckInRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'ParkingSpace'
@@ -12624,7 +12651,8 @@ def _e_VehicleCheckOutReq(w: BitWriter, v: Any) -> None:
             raise missing('EVCheckOutStatus', w)
         else:
             st = 2
-            _i = _I_EvCheckOutStatus.get(x)
+            try: _i = _I_EvCheckOutStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'CheckOutTime'
@@ -12755,7 +12783,8 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSECheckOutStatus'
@@ -12764,7 +12793,8 @@ def _e_VehicleCheckOutRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSECheckOutStatus', w)
         else:
             st = 3
-            _i = _I_EvseCheckOutStatus.get(x)
+            try: _i = _I_EvseCheckOutStatus.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = None
@@ -12939,7 +12969,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -13551,7 +13582,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -14784,7 +14816,8 @@ def _ds_f9(r: BitReader) -> Any:
 
 
 def _es_f12(w: BitWriter, x: Any) -> None:
-    _i = _I_Authorization.get(x)
+    try: _i = _I_Authorization.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('AuthorizationServices', x, 'is not a value of Authorization', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14809,7 +14842,8 @@ def _ds_f12(r: BitReader) -> Any:
 
 
 def _es_f16(w: BitWriter, x: Any) -> None:
-    _i = _I_ChannelSelection.get(x)
+    try: _i = _I_ChannelSelection.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('BPT_ChannelSelection', x, 'is not a value of ChannelSelection', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -14984,7 +15018,8 @@ def _ds_f29(r: BitReader) -> Any:
 
 
 def _es_f30(w: BitWriter, x: Any) -> None:
-    _i = _I_ChargeProgress.get(x)
+    try: _i = _I_ChargeProgress.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ChargeProgress', x, 'is not a value of ChargeProgress', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15058,7 +15093,8 @@ def _ds_f32(r: BitReader) -> Any:
 
 
 def _es_f34(w: BitWriter, x: Any) -> None:
-    _i = _I_ChargingSession.get(x)
+    try: _i = _I_ChargingSession.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ChargingSession', x, 'is not a value of ChargingSession', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15306,7 +15342,8 @@ def _ds_f49(r: BitReader) -> Any:
 
 
 def _es_f54(w: BitWriter, x: Any) -> None:
-    _i = _I_EcdhCurve.get(x)
+    try: _i = _I_EcdhCurve.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ECDHCurve', x, 'is not a value of EcdhCurve', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -15371,7 +15408,8 @@ def _ds_f59(r: BitReader) -> Any:
 
 
 def _es_f60(w: BitWriter, x: Any) -> None:
-    _i = _I_EvCheckInStatus.get(x)
+    try: _i = _I_EvCheckInStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVCheckInStatus', x, 'is not a value of EvCheckInStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15398,7 +15436,8 @@ def _ds_f60(r: BitReader) -> Any:
 
 
 def _es_f61(w: BitWriter, x: Any) -> None:
-    _i = _I_EvCheckOutStatus.get(x)
+    try: _i = _I_EvCheckOutStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVCheckOutStatus', x, 'is not a value of EvCheckOutStatus', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15425,7 +15464,8 @@ def _ds_f61(r: BitReader) -> Any:
 
 
 def _es_f78(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -15452,7 +15492,8 @@ def _ds_f78(r: BitReader) -> Any:
 
 
 def _es_f79(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseCheckOutStatus.get(x)
+    try: _i = _I_EvseCheckOutStatus.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSECheckOutStatus', x, 'is not a value of EvseCheckOutStatus', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -15497,7 +15538,8 @@ def _ds_f80(r: BitReader) -> Any:
 
 
 def _es_f81(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -15524,7 +15566,8 @@ def _ds_f81(r: BitReader) -> Any:
 
 
 def _es_f82(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -16327,7 +16370,8 @@ def _ds_f147(r: BitReader) -> Any:
 
 
 def _es_f148(w: BitWriter, x: Any) -> None:
-    _i = _I_ParkingMethod.get(x)
+    try: _i = _I_ParkingMethod.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ParkingMethod', x, 'is not a value of ParkingMethod', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -16400,7 +16444,8 @@ def _ds_f150(r: BitReader) -> Any:
 
 
 def _es_f161(w: BitWriter, x: Any) -> None:
-    _i = _I_PowerToleranceAcceptance.get(x)
+    try: _i = _I_PowerToleranceAcceptance.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('PowerToleranceAcceptance', x, 'is not a value of PowerToleranceAcceptance', w)
     w.acc = (w.acc << 3) | (_i << 1)
 
@@ -16704,7 +16749,8 @@ def _ds_f186(r: BitReader) -> Any:
 
 
 def _es_f187(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 
@@ -16818,7 +16864,8 @@ def _ds_f201(r: BitReader) -> Any:
 
 
 def _es_f202(w: BitWriter, x: Any) -> None:
-    _i = _I_Authorization.get(x)
+    try: _i = _I_Authorization.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('SelectedAuthorizationService', x, 'is not a value of Authorization', w)
     w.acc = (w.acc << 3) | (_i << 1)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -1481,7 +1481,8 @@ def _e_DC_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'DC_CPDResEnergyTransferMode'
@@ -1601,7 +1602,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -1694,7 +1696,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -2033,7 +2036,8 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -2042,7 +2046,8 @@ def _e_DC_CableCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -2164,7 +2169,8 @@ def _e_DC_PreChargeReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPresentVoltage'
@@ -2301,7 +2307,8 @@ def _e_DC_PreChargeRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
@@ -3098,7 +3105,8 @@ def _eu_DC_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3460,7 +3468,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -3626,7 +3635,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -4474,7 +4484,8 @@ def _e_DC_WeldingDetectionReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = None
@@ -4567,7 +4578,8 @@ def _e_DC_WeldingDetectionRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEPresentVoltage'
@@ -9909,7 +9921,8 @@ def _ew_BPT_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Dynamic_DC_CLResControlMode[0] is not v: _S_BPT_Dynamic_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Dynamic_DC_CLResControlMode) >= 256: _EC_BPT_Dynamic_DC_CLResControlMode.clear()
         _EC_BPT_Dynamic_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10198,7 +10211,8 @@ def _ew_BPT_Scheduled_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_BPT_Scheduled_DC_CLResControlMode[0] is not v: _S_BPT_Scheduled_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_BPT_Scheduled_DC_CLResControlMode) >= 256: _EC_BPT_Scheduled_DC_CLResControlMode.clear()
         _EC_BPT_Scheduled_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10277,8 +10291,232 @@ def _ew_DC_ChargeLoopReq(v: Any) -> tuple[int, int]:
 
 
 def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
+    _r = _R_DC_ChargeLoopRes[0]
+    if _r is None:
+        return _ewp_DC_ChargeLoopRes(v)
+    _P, _A, _T, _E, _S = _r
+    a = 1
+    _q = 0
+    _D = None
+    x = v.header
+    if x is None:
+        if _P.header is not None: return _ewp_DC_ChargeLoopRes(v)
+    else:
+        if _P.header is None: return _ewp_DC_ChargeLoopRes(v)
+        st = _S[0]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 1
+            if type(x) is not MessageHeader: raise EncodeWindowMiss
+            _c = _EC_MessageHeader.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[1] + _E[0]
+        if _L: _D = {} if _D is None else _D; _D[1] = _L
+        _q = 1
+    if v.response_code is not _P.response_code:
+        x = v.response_code
+        if x is None or _P.response_code is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 1: _w = _E[1] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[1])) & ((1 << _w) - 1))
+        st = _S[1]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 2
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
+            if _i is None: raise EncodeWindowMiss
+            a = (a << 9) | (_i << 1)
+        _L = a.bit_length() - _L - _E[2] + _E[1]
+        if _L: _D = {} if _D is None else _D; _D[2] = _L
+        _q = 2
+    if v.evse_status is not _P.evse_status:
+        x = v.evse_status
+        if x is None or _P.evse_status is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 2: _w = _E[2] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[2])) & ((1 << _w) - 1))
+        st = _S[2]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            st = 4
+            if type(x) is not EVSEStatus: raise EncodeWindowMiss
+            _c = _EC_EVSEStatus.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
+            else:
+                _b, _n = _ew_EVSEStatus(x); a = (a << (_n + 3)) | _b
+        _L = a.bit_length() - _L - _E[3] + _E[2]
+        if _L: _D = {} if _D is None else _D; _D[3] = _L
+        _q = 3
+    x = v.meter_info
+    if x is None:
+        if _P.meter_info is not None: return _ewp_DC_ChargeLoopRes(v)
+    else:
+        if _P.meter_info is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 3: _w = _E[3] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[3])) & ((1 << _w) - 1))
+        st = _S[3]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 2: a = (a << 3) | 1; st = 5
+            elif st == 4: a <<= 2; st = 5
+            else: raise EncodeWindowMiss
+            if type(x) is not MeterInfo: raise EncodeWindowMiss
+            _c = _EC_MeterInfo.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[4] + _E[3]
+        if _L: _D = {} if _D is None else _D; _D[4] = _L
+        _q = 4
+    x = v.receipt
+    if x is None:
+        if _P.receipt is not None: return _ewp_DC_ChargeLoopRes(v)
+    else:
+        if _P.receipt is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 4: _w = _E[4] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[4])) & ((1 << _w) - 1))
+        st = _S[4]
+        _L = a.bit_length()
+        if x is None:
+            pass
+        else:
+            if st == 2: a = (a << 3) | 2; st = 6
+            elif st == 4: a = (a << 2) | 1; st = 6
+            elif st == 5: a <<= 2; st = 6
+            else: raise EncodeWindowMiss
+            if type(x) is not Receipt: raise EncodeWindowMiss
+            _b, _n = _ew_Receipt(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[5] + _E[4]
+        if _L: _D = {} if _D is None else _D; _D[5] = _L
+        _q = 5
+    if v.evse_present_current is not _P.evse_present_current:
+        x = v.evse_present_current
+        if x is None or _P.evse_present_current is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 5: _w = _E[5] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[5])) & ((1 << _w) - 1))
+        st = _S[5]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            if st == 2: a = (a << 3) | 3; st = 3
+            elif st == 4: a = (a << 2) | 2; st = 3
+            elif st == 5: a = (a << 2) | 1; st = 3
+            elif st == 6: a <<= 1; st = 3
+            else: raise EncodeWindowMiss
+            if type(x) is not RationalNumber: raise EncodeWindowMiss
+            _c = _EC_RationalNumber.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
+            else:
+                _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[6] + _E[5]
+        if _L: _D = {} if _D is None else _D; _D[6] = _L
+        _q = 6
+    if v.evse_present_voltage is not _P.evse_present_voltage:
+        x = v.evse_present_voltage
+        if x is None or _P.evse_present_voltage is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 6: _w = _E[6] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[6])) & ((1 << _w) - 1))
+        st = _S[6]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 7
+            if type(x) is not RationalNumber: raise EncodeWindowMiss
+            _c = _EC_RationalNumber.get(id(x))
+            if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
+            else:
+                _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+        _L = a.bit_length() - _L - _E[7] + _E[6]
+        if _L: _D = {} if _D is None else _D; _D[7] = _L
+        _q = 7
+    if v.evse_power_limit_achieved is not _P.evse_power_limit_achieved:
+        x = v.evse_power_limit_achieved
+        if x is None or _P.evse_power_limit_achieved is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 7: _w = _E[7] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[7])) & ((1 << _w) - 1))
+        st = _S[7]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 8
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[8] + _E[7]
+        if _L: _D = {} if _D is None else _D; _D[8] = _L
+        _q = 8
+    if v.evse_current_limit_achieved is not _P.evse_current_limit_achieved:
+        x = v.evse_current_limit_achieved
+        if x is None or _P.evse_current_limit_achieved is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 8: _w = _E[8] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[8])) & ((1 << _w) - 1))
+        st = _S[8]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 9
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[9] + _E[8]
+        if _L: _D = {} if _D is None else _D; _D[9] = _L
+        _q = 9
+    if v.evse_voltage_limit_achieved is not _P.evse_voltage_limit_achieved:
+        x = v.evse_voltage_limit_achieved
+        if x is None or _P.evse_voltage_limit_achieved is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 9: _w = _E[9] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[9])) & ((1 << _w) - 1))
+        st = _S[9]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            st = 10
+            if type(x) is not bool: raise EncodeWindowMiss
+            a = (a << 4) | (x << 1)
+        _L = a.bit_length() - _L - _E[10] + _E[9]
+        if _L: _D = {} if _D is None else _D; _D[10] = _L
+        _q = 10
+    x = v.cl_res_control_mode
+    if x is None:
+        if _P.cl_res_control_mode is not None: return _ewp_DC_ChargeLoopRes(v)
+    else:
+        if _P.cl_res_control_mode is None: return _ewp_DC_ChargeLoopRes(v)
+        if _q < 10: _w = _E[10] - _E[_q]; a = (a << _w) | ((_A >> (_T - _E[10])) & ((1 << _w) - 1))
+        st = _S[10]
+        _L = a.bit_length()
+        if x is None:
+            raise EncodeWindowMiss
+        else:
+            m = _SM_DC_ChargeLoopRes_10.get(type(x))
+            if m is None: raise EncodeWindowMiss
+            t = _ET_DC_ChargeLoopRes[st].get((10, m))
+            if t is None: raise EncodeWindowMiss
+            a = (a << t[1]) | t[0]
+            st = t[2]
+            _b, _n = _SEW_DC_ChargeLoopRes_cl_res_control_mode[m](x); a = (a << _n) | _b
+        _L = a.bit_length() - _L - _E[11] + _E[10]
+        if _L: _D = {} if _D is None else _D; _D[11] = _L
+        _q = 11
+    _w = _T - _E[_q]
+    a = (a << _w) | (_A & ((1 << _w) - 1))
+    _n = a.bit_length() - 1
+    _b = a ^ (1 << _n)
+    if _D is not None: _E = wstarts(_E, _D)
+    _R_DC_ChargeLoopRes[0] = (v, _b, _n, _E, _S)
+    if _S_DC_ChargeLoopRes[0] is not v: _S_DC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+        if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
+        _EC_DC_ChargeLoopRes[id(v)] = (v, _b, _n)
+    return _b, _n
+
+
+def _ewp_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
     a = 1
     st = 0
+    _e0 = a.bit_length(); _s0 = st
     x = v.header
     if x is None:
         raise EncodeWindowMiss
@@ -10289,14 +10527,17 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_MessageHeader(x); a = (a << (_n + 1)) | _b
+    _e1 = a.bit_length(); _s1 = st
     x = v.response_code
     if x is None:
         raise EncodeWindowMiss
     else:
         st = 2
-        _i = _I_ResponseCode.get(x)
+        try: _i = _I_ResponseCode.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 9) | (_i << 1)
+    _e2 = a.bit_length(); _s2 = st
     x = v.evse_status
     if x is None:
         pass
@@ -10307,6 +10548,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 3)) | _c[1]
         else:
             _b, _n = _ew_EVSEStatus(x); a = (a << (_n + 3)) | _b
+    _e3 = a.bit_length(); _s3 = st
     x = v.meter_info
     if x is None:
         pass
@@ -10319,6 +10561,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_MeterInfo(x); a = (a << _n) | _b
+    _e4 = a.bit_length(); _s4 = st
     x = v.receipt
     if x is None:
         pass
@@ -10329,6 +10572,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         else: raise EncodeWindowMiss
         if type(x) is not Receipt: raise EncodeWindowMiss
         _b, _n = _ew_Receipt(x); a = (a << _n) | _b
+    _e5 = a.bit_length(); _s5 = st
     x = v.evse_present_current
     if x is None:
         raise EncodeWindowMiss
@@ -10343,6 +10587,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << _c[2]) | _c[1]
         else:
             _b, _n = _ew_RationalNumber(x); a = (a << _n) | _b
+    _e6 = a.bit_length(); _s6 = st
     x = v.evse_present_voltage
     if x is None:
         raise EncodeWindowMiss
@@ -10353,6 +10598,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         if _c is not None and _c[0] is x: a = (a << (_c[2] + 1)) | _c[1]
         else:
             _b, _n = _ew_RationalNumber(x); a = (a << (_n + 1)) | _b
+    _e7 = a.bit_length(); _s7 = st
     x = v.evse_power_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -10360,6 +10606,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         st = 8
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e8 = a.bit_length(); _s8 = st
     x = v.evse_current_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -10367,6 +10614,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         st = 9
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e9 = a.bit_length(); _s9 = st
     x = v.evse_voltage_limit_achieved
     if x is None:
         raise EncodeWindowMiss
@@ -10374,6 +10622,7 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         st = 10
         if type(x) is not bool: raise EncodeWindowMiss
         a = (a << 4) | (x << 1)
+    _e10 = a.bit_length(); _s10 = st
     x = v.cl_res_control_mode
     if x is None:
         raise EncodeWindowMiss
@@ -10385,10 +10634,13 @@ def _ew_DC_ChargeLoopRes(v: Any) -> tuple[int, int]:
         a = (a << t[1]) | t[0]
         st = t[2]
         _b, _n = _SEW_DC_ChargeLoopRes_cl_res_control_mode[m](x); a = (a << _n) | _b
+    _e11 = a.bit_length()
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
+    _R_DC_ChargeLoopRes[0] = (v, _b, _n, (_e0 - 1, _e1 - 1, _e2 - 1, _e3 - 1, _e4 - 1, _e5 - 1, _e6 - 1, _e7 - 1, _e8 - 1, _e9 - 1, _e10 - 1, _e11 - 1,), (_s0, _s1, _s2, _s3, _s4, _s5, _s6, _s7, _s8, _s9, _s10))
+    if _S_DC_ChargeLoopRes[0] is not v: _S_DC_ChargeLoopRes[0] = v
+    elif (v.header is None or ((_h := _EC_MessageHeader.get(id(v.header))) is not None and _h[0] is v.header)) and (v.meter_info is None or ((_h := _EC_MeterInfo.get(id(v.meter_info))) is not None and _h[0] is v.meter_info)) and v.receipt is None and (v.cl_res_control_mode is None or ((_t := _ECD.get(type(v.cl_res_control_mode))) is not None and (_h := _t.get(id(v.cl_res_control_mode))) is not None and _h[0] is v.cl_res_control_mode)):
         if len(_EC_DC_ChargeLoopRes) >= 256: _EC_DC_ChargeLoopRes.clear()
         _EC_DC_ChargeLoopRes[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10762,7 +11014,8 @@ def _ew_Dynamic_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Dynamic_DC_CLResControlMode[0] is not v: _S_Dynamic_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Dynamic_DC_CLResControlMode) >= 256: _EC_Dynamic_DC_CLResControlMode.clear()
         _EC_Dynamic_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10783,13 +11036,15 @@ def _ew_EVSEStatus(v: Any) -> tuple[int, int]:
     if x is None:
         raise EncodeWindowMiss
     else:
-        _i = _I_EvseNotification.get(x)
+        try: _i = _I_EvseNotification.get(x)
+        except TypeError: _i = None
         if _i is None: raise EncodeWindowMiss
         a = (a << 6) | (_i << 1)
     a <<= 1
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_EVSEStatus[0] is not v: _S_EVSEStatus[0] = v
+    elif True:
         if len(_EC_EVSEStatus) >= 256: _EC_EVSEStatus.clear()
         _EC_EVSEStatus[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10834,7 +11089,8 @@ def _ew_MessageHeader(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
+    if _S_MessageHeader[0] is not v: _S_MessageHeader[0] = v
+    elif (v.session_id is None or type(v.session_id) is bytes) and v.signature is None:
         if len(_EC_MessageHeader) >= 256: _EC_MessageHeader.clear()
         _EC_MessageHeader[id(v)] = (v, _b, _n)
     return _b, _n
@@ -10964,7 +11220,8 @@ def _ew_MeterInfo(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if (v.meter_signature is None or type(v.meter_signature) is bytes):
+    if _S_MeterInfo[0] is not v: _S_MeterInfo[0] = v
+    elif (v.meter_signature is None or type(v.meter_signature) is bytes):
         if len(_EC_MeterInfo) >= 256: _EC_MeterInfo.clear()
         _EC_MeterInfo[id(v)] = (v, _b, _n)
     return _b, _n
@@ -11228,14 +11485,24 @@ def _ew_Scheduled_DC_CLResControlMode(v: Any) -> tuple[int, int]:
     a = (a << e[1]) | e[0]
     _n = a.bit_length() - 1
     _b = a ^ (1 << _n)
-    if True:
+    if _S_Scheduled_DC_CLResControlMode[0] is not v: _S_Scheduled_DC_CLResControlMode[0] = v
+    elif True:
         if len(_EC_Scheduled_DC_CLResControlMode) >= 256: _EC_Scheduled_DC_CLResControlMode.clear()
         _EC_Scheduled_DC_CLResControlMode[id(v)] = (v, _b, _n)
     return _b, _n
 _NOMEMO = object()  # no value is this one
 _SEW_DC_ChargeLoopReq_cl_req_control_mode = (_ew_BPT_Dynamic_DC_CLReqControlMode, _ew_BPT_Scheduled_DC_CLReqControlMode, _ew_CLReqControlMode, _ew_Dynamic_DC_CLReqControlMode, _ew_Scheduled_DC_CLReqControlMode,)
 _SEW_DC_ChargeLoopRes_cl_res_control_mode = (_ew_BPT_Dynamic_DC_CLResControlMode, _ew_BPT_Scheduled_DC_CLResControlMode, _ew_CLResControlMode, _ew_Dynamic_DC_CLResControlMode, _ew_Scheduled_DC_CLResControlMode,)
+_S_BPT_Dynamic_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_BPT_Scheduled_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_DC_ChargeLoopRes: list[Any] = [None]  # the value encoded last
+_R_DC_ChargeLoopRes: list[Any] = [None]  # (value, bits, width, starts, states)
+_S_Dynamic_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
+_S_EVSEStatus: list[Any] = [None]  # the value encoded last
+_S_MessageHeader: list[Any] = [None]  # the value encoded last
+_S_MeterInfo: list[Any] = [None]  # the value encoded last
 _M_MeterInfo: list[tuple[Any, ...]] = [(_NOMEMO, -1, 0, 0, 0)] * 2
+_S_Scheduled_DC_CLResControlMode: list[Any] = [None]  # the value encoded last
 
 _REPEATED = {'_d_Receipt': {'TaxCosts': 'f5'}, '_dg_Receipt': {'TaxCosts': 'f5'}, '_dx_Receipt': {'TaxCosts': 'f5'}, '_d_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dg_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}, '_dx_ListOfRootCertificateIDs': {'RootCertificateID': 'f0'}}
 
@@ -11659,7 +11926,8 @@ def _ds_f34(r: BitReader) -> Any:
 
 
 def _es_f53(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -11708,7 +11976,8 @@ def _ds_f54(r: BitReader) -> Any:
 
 
 def _es_f65(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -11757,7 +12026,8 @@ def _ds_f66(r: BitReader) -> Any:
 
 
 def _es_f70(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -12381,7 +12651,8 @@ def _ds_f114(r: BitReader) -> Any:
 
 
 def _es_f115(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 

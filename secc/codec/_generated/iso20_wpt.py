@@ -10,7 +10,7 @@ from typing import Any
 
 from secc.codec.errors import CodecError
 from secc.codec.exi.meta import FieldInfo, RootInfo
-from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)
+from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)
 from secc.codec.exi.facets import (encode_length, encode_range, length_violation, range_violation)
 from secc.codec._generated.xmldsig import (
     Signature,
@@ -847,7 +847,8 @@ def _e_WPT_FinePositioningSetupReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVDeviceFinePositioningMethodList'
@@ -1354,7 +1355,8 @@ def _e_WPT_FinePositioningMethodList(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('WPT_FinePositioningMethod', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_WPT_FinePositioningMethod.get(x)
+            try: _i = _I_WPT_FinePositioningMethod.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
             w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_fine_positioning_method) > 8: raise bad_value('WPT_FinePositioningMethod', len(v.wpt_fine_positioning_method), 'occurrences, more than 8', w)
@@ -1427,7 +1429,8 @@ def _e_WPT_PairingMethodList(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('WPT_PairingMethod', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_WPT_PairingMethod.get(x)
+            try: _i = _I_WPT_PairingMethod.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
             w.acc = (w.acc << 5) | (_i << 1)
         if len(v.wpt_pairing_method) > 8: raise bad_value('WPT_PairingMethod', len(v.wpt_pairing_method), 'occurrences, more than 8', w)
@@ -1500,7 +1503,8 @@ def _e_WPT_AlignmentCheckMethodList(w: BitWriter, v: Any) -> None:
             if t is None: raise not_allowed('WPT_AlignmentCheckMethod', w)
             w.acc = (w.acc << t[1]) | t[0]
             st = t[2]
-            _i = _I_WPT_AlignmentCheckMethod.get(x)
+            try: _i = _I_WPT_AlignmentCheckMethod.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
             w.acc = (w.acc << 4) | (_i << 1)
         if len(v.wpt_alignment_check_method) > 8: raise bad_value('WPT_AlignmentCheckMethod', len(v.wpt_alignment_check_method), 'occurrences, more than 8', w)
@@ -2611,7 +2615,8 @@ def _e_WPT_FinePositioningSetupRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PrimaryDeviceFinePositioningMethodList'
@@ -2869,7 +2874,8 @@ def _e_V2GResponse(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -2964,7 +2970,8 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVResultCode'
@@ -2973,7 +2980,8 @@ def _e_WPT_FinePositioningReq(w: BitWriter, v: Any) -> None:
             raise missing('EVResultCode', w)
         else:
             st = 3
-            _i = _I_WPT_EVResult.get(x)
+            try: _i = _I_WPT_EVResult.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
@@ -3808,7 +3816,8 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -3817,7 +3826,8 @@ def _e_WPT_FinePositioningRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
@@ -3999,7 +4009,8 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
@@ -4021,7 +4032,8 @@ def _e_WPT_PairingReq(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVResultCode', w)
-            _i = _I_WPT_EVResult.get(x)
+            try: _i = _I_WPT_EVResult.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
@@ -4208,7 +4220,8 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -4217,7 +4230,8 @@ def _e_WPT_PairingRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'ObservedIDCode'
@@ -4974,7 +4988,8 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'PDInputPowerClass'
@@ -4983,7 +4998,8 @@ def _e_WPT_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('PDInputPowerClass', w)
         else:
             st = 3
-            _i = _I_WPT_PowerClass.get(x)
+            try: _i = _I_WPT_PowerClass.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'SDMinOutputPower'
@@ -5306,7 +5322,8 @@ def _e_ChargeParameterDiscoveryRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = None
@@ -5401,7 +5418,8 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
             raise missing('EVProcessing', w)
         else:
             st = 2
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'TargetCoilCurrent'
@@ -5421,7 +5439,8 @@ def _e_WPT_AlignmentCheckReq(w: BitWriter, v: Any) -> None:
             if st == 2: w.acc = (w.acc << 2) | 1; st = 4
             elif st == 3: w.acc <<= 1; st = 4
             else: raise not_allowed('EVResultCode', w)
-            _i = _I_WPT_EVResult.get(x)
+            try: _i = _I_WPT_EVResult.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
             w.acc = (w.acc << 4) | (_i << 1)
         _p = 'VendorSpecificDataContainer'
@@ -5592,7 +5611,8 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEProcessing'
@@ -5601,7 +5621,8 @@ def _e_WPT_AlignmentCheckRes(w: BitWriter, v: Any) -> None:
             raise missing('EVSEProcessing', w)
         else:
             st = 3
-            _i = _I_Processing.get(x)
+            try: _i = _I_Processing.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'PowerTransmitted'
@@ -5842,7 +5863,8 @@ def _e_WPT_ChargeLoopReq(w: BitWriter, v: Any) -> None:
             raise missing('EVPCChargeDiagnostics', w)
         else:
             st = 6
-            _i = _I_WPT_EVPCChargeDiagnostics.get(x)
+            try: _i = _I_WPT_EVPCChargeDiagnostics.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
             w.acc = (w.acc << 5) | (_i << 1)
         _p = 'EVPCOperatingFrequency'
@@ -6720,7 +6742,8 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -6799,7 +6822,8 @@ def _e_WPT_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('SPCChargeDiagnostics', w)
         else:
             st = 10
-            _i = _I_WPT_SPCChargeDiagnostics.get(x)
+            try: _i = _I_WPT_SPCChargeDiagnostics.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = 'SPCOperatingFrequency'
@@ -7101,7 +7125,8 @@ def _e_ChargeLoopRes(w: BitWriter, v: Any) -> None:
             raise missing('ResponseCode', w)
         else:
             st = 2
-            _i = _I_ResponseCode.get(x)
+            try: _i = _I_ResponseCode.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
             w.acc = (w.acc << 9) | (_i << 1)
         _p = 'EVSEStatus'
@@ -7267,7 +7292,8 @@ def _eu_EVSEStatus(w: BitWriter, v: Any) -> None:
             raise missing('EVSENotification', w)
         else:
             st = 2
-            _i = _I_EvseNotification.get(x)
+            try: _i = _I_EvseNotification.get(x)
+            except TypeError: _i = None
             if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
             w.acc = (w.acc << 6) | (_i << 1)
         _p = None
@@ -9224,7 +9250,8 @@ def _ds_f22(r: BitReader) -> Any:
 
 
 def _es_f30(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_EVPCChargeDiagnostics.get(x)
+    try: _i = _I_WPT_EVPCChargeDiagnostics.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVPCChargeDiagnostics', x, 'is not a value of WPT_EVPCChargeDiagnostics', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -9271,7 +9298,8 @@ def _ds_f34(r: BitReader) -> Any:
 
 
 def _es_f42(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -9298,7 +9326,8 @@ def _ds_f42(r: BitReader) -> Any:
 
 
 def _es_f43(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_EVResult.get(x)
+    try: _i = _I_WPT_EVResult.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVResultCode', x, 'is not a value of WPT_EVResult', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -9325,7 +9354,8 @@ def _ds_f43(r: BitReader) -> Any:
 
 
 def _es_f44(w: BitWriter, x: Any) -> None:
-    _i = _I_EvseNotification.get(x)
+    try: _i = _I_EvseNotification.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSENotification', x, 'is not a value of EvseNotification', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -9352,7 +9382,8 @@ def _ds_f44(r: BitReader) -> Any:
 
 
 def _es_f45(w: BitWriter, x: Any) -> None:
-    _i = _I_Processing.get(x)
+    try: _i = _I_Processing.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('EVSEProcessing', x, 'is not a value of Processing', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -9962,7 +9993,8 @@ def _ds_f87(r: BitReader) -> Any:
 
 
 def _es_f88(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_PowerClass.get(x)
+    try: _i = _I_WPT_PowerClass.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('PDInputPowerClass', x, 'is not a value of WPT_PowerClass', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -10298,7 +10330,8 @@ def _ds_f115(r: BitReader) -> Any:
 
 
 def _es_f116(w: BitWriter, x: Any) -> None:
-    _i = _I_ResponseCode.get(x)
+    try: _i = _I_ResponseCode.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('ResponseCode', x, 'is not a value of ResponseCode', w)
     w.acc = (w.acc << 8) | (_i << 1)
 
@@ -10482,7 +10515,8 @@ def _ds_f126(r: BitReader) -> Any:
 
 
 def _es_f129(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_SPCChargeDiagnostics.get(x)
+    try: _i = _I_WPT_SPCChargeDiagnostics.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('SPCChargeDiagnostics', x, 'is not a value of WPT_SPCChargeDiagnostics', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -10799,7 +10833,8 @@ def _ds_f163(r: BitReader) -> Any:
 
 
 def _es_f164(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_AlignmentCheckMethod.get(x)
+    try: _i = _I_WPT_AlignmentCheckMethod.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('WPT_AlignmentCheckMethod', x, 'is not a value of WPT_AlignmentCheckMethod', w)
     w.acc = (w.acc << 4) | (_i << 1)
 
@@ -10826,7 +10861,8 @@ def _ds_f164(r: BitReader) -> Any:
 
 
 def _es_f171(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_FinePositioningMethod.get(x)
+    try: _i = _I_WPT_FinePositioningMethod.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('WPT_FinePositioningMethod', x, 'is not a value of WPT_FinePositioningMethod', w)
     w.acc = (w.acc << 5) | (_i << 1)
 
@@ -10853,7 +10889,8 @@ def _ds_f171(r: BitReader) -> Any:
 
 
 def _es_f180(w: BitWriter, x: Any) -> None:
-    _i = _I_WPT_PairingMethod.get(x)
+    try: _i = _I_WPT_PairingMethod.get(x)
+    except TypeError: _i = None
     if _i is None: raise bad_value('WPT_PairingMethod', x, 'is not a value of WPT_PairingMethod', w)
     w.acc = (w.acc << 5) | (_i << 1)
 

@@ -826,7 +826,8 @@ class Emitter(ValueEmitter):
                 conds.append(f"type(x{i}) is int and {vc.lo} <= x{i} <= {vc.hi}")
                 val = f"(x{i} - {vc.lo})" if vc.lo else f"x{i}"
             elif vc.kind == "enum":
-                out.append(f"    i{i} = _I_{vc.enum_cls}.get(x{i})")
+                out.append(f"    try: i{i} = _I_{vc.enum_cls}.get(x{i})")
+                out.append(f"    except TypeError: i{i} = None  # unhashable: the generic error")
                 conds.append(f"i{i} is not None")
                 val = f"i{i}"
             elif vc.kind == "bool":
@@ -1105,7 +1106,7 @@ class Emitter(ValueEmitter):
             "from secc.codec.exi.runtime import (BitReader, BitWriter, EmptyBytes, EmptyStr, "
             "EncodeError, bad_value, empty_value, ev, ev_special, expect_ee, expect_ee_failed, "
             "builders, missing, not_allowed, unexpected, WMISS, WindowMiss, EncodeWindowMiss, "
-            "ewmiss, wascii, wbinary, winteger, wint, wmiss, wstring, wuint)"
+            "ewmiss, wascii, wbinary, winteger, wint, wmiss, wstarts, wstring, wuint)"
         )
         out.append(
             "from secc.codec.exi.facets import (encode_length, encode_range, length_violation, "

@@ -119,7 +119,9 @@ class ValueEmitter:
             )
             out.append(f"{ind}w.{'string' if vc.kind == 'str' else 'binary'}({x})")
         elif vc.kind == "enum":
-            out.append(f"{ind}_i = _I_{vc.enum_cls}.get({x})")
+            # an unhashable value (a list, a bytearray) is no value of it either
+            out.append(f"{ind}try: _i = _I_{vc.enum_cls}.get({x})")
+            out.append(f"{ind}except TypeError: _i = None")
             out.append(
                 f"{ind}if _i is None: raise bad_value({label!r}, {x}, "
                 f"'is not a value of {vc.enum_cls}', w)"

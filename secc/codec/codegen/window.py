@@ -558,19 +558,32 @@ def emit_window_encoders(em: Emitter) -> None:
                 "    if _c is not None and _c[0] is v:",
                 "        return _c[1], _c[2]",
             ]
-        if key in MEMO_TYPES:
-            em.lines += _ew_memo(em, cg, out_fns[key])
-        else:
-            em.lines += out_fns[key]
-        em.lines.append("    _n = a.bit_length() - 1")
-        em.lines.append("    _b = a ^ (1 << _n)")
+        keep: list[str] = []
         if cache is not None:
+            # kept when encoded a second time in a row: a loop response, its message
+            # and meter info are new every message when values change, and keeping
+            # each (a tuple, a dict entry, the value held until the cache is cleared)
+            # cost more than encoding the few values that come again
             cond = " and ".join(cache) or "True"
-            em.lines += [
-                f"    if {cond}:",
+            keep = [
+                f"    if _S_{key}[0] is not v: _S_{key}[0] = v",
+                f"    elif {cond}:",
                 f"        if len(_EC_{key}) >= {em.ENC_CACHE}: _EC_{key}.clear()",
                 f"        _EC_{key}[id(v)] = (v, _b, _n)",
             ]
+            em._ew_tables.append(f"_S_{key}: list[Any] = [None]  # the value encoded last")
+        lines = _ew_memo(em, cg, out_fns[key]) if key in MEMO_TYPES else out_fns[key]
+        run = _ew_run(em, cg, lines, keep) if key in RUN_TYPES else None
+        if run is not None:
+            fast, plain = run
+            em.lines += fast
+            em.lines += ["", "", f"def _ewp_{key}(v: Any) -> tuple[int, int]:"]
+            em.lines += plain
+            continue
+        em.lines += lines
+        em.lines.append("    _n = a.bit_length() - 1")
+        em.lines.append("    _b = a ^ (1 << _n)")
+        em.lines += keep
         em.lines.append("    return _b, _n")
     for key in sorted(ok):
         if key in ENC_ENTRY and em._has_enc_cache(key):
@@ -583,6 +596,153 @@ def emit_window_encoders(em: Emitter) -> None:
 MEMO_TYPES = frozenset(
     {"CurrentDemandRes", "ChargingStatusRes", "DC_ChargeLoopRes", "AC_ChargeLoopRes", "MeterInfo"}
 )
+
+
+_FIELD = re.compile(r"^    x = v\.(\w+)$")
+_TAIL = re.compile(r"^    (e = _EE_|a <<= |a = \(a << )")
+
+
+def _ew_run(
+    em: Emitter, g: TypeGrammar, lines: list[str], keep: list[str]
+) -> tuple[list[str], list[str]] | None:
+    """The run memo of a loop response's window encoder: the lines of ``_ew_X`` and of
+    ``_ewp_X`` (the plain encoder, which also keeps the value, its bits, where each
+    field's bits start and the grammar state there in ``_R_X``), or None.
+
+    ``_ew_X`` compares each field with the kept value's: a run of fields that are the
+    same objects (immutable values: their bits cannot have changed) is taken from the
+    kept bits in one shift; a field that is another object is encoded after the state
+    kept for it (one encoded to another width moves the kept starts after it).  The rest
+    goes to ``_ewp_X``: no value kept, a field appearing or disappearing (the event
+    codes after it change).  ``tests/codec/test_window_run.py`` compares
+    both with the generic encoder."""
+    key = g.key
+    head: list[str] = []
+    blocks: list[tuple[str, list[str]]] = []
+    tail: list[str] = []
+    for ln in lines:
+        m = _FIELD.match(ln)
+        if m is not None and not tail:
+            blocks.append((m.group(1), []))
+        elif not blocks:
+            head.append(ln)
+        elif tail or _TAIL.match(ln):
+            tail.append(ln)
+        else:
+            blocks[-1][1].append(ln)
+    fields = {f.name: f for f in g.fields}
+    if not blocks or [b[0] for b in blocks] != [f.name for f in g.fields] or not tail:
+        return None
+    has_st = "    st = 0" in head
+    n = len(blocks)
+    table = f"_R_{key}"
+    # the plain encoder: where each field starts (and the state there), then kept
+    plain = list(head)
+    for k, (name, body) in enumerate(blocks):
+        plain.append(f"    _e{k} = a.bit_length()" + (f"; _s{k} = st" if has_st else ""))
+        plain.append(f"    x = v.{name}")
+        plain += body
+    plain.append(f"    _e{n} = a.bit_length()")
+    plain += tail
+    plain += ["    _n = a.bit_length() - 1", "    _b = a ^ (1 << _n)"]
+    mutable = [
+        f"type(v.{f.name}) is not bytearray"
+        for f in g.fields
+        if _run_kind(em, f) == "ident" and _is_bytes(em, f)
+    ]
+    starts = ", ".join(f"_e{k} - 1" for k in range(n + 1))
+    states = ", ".join(f"_s{k}" for k in range(n)) if has_st else ""
+    record = f"{table}[0] = (v, _b, _n, ({starts},), ({states}{',' if n == 1 else ''}))"
+    if mutable:  # an octet string given as a bytearray may change in place: not kept
+        plain.append(f"    if {' and '.join(mutable)}: {record}")
+        plain.append(f"    else: {table}[0] = None")
+    else:
+        plain.append(f"    {record}")
+    plain += keep
+    plain.append("    return _b, _n")
+    # the run memo
+    fast = [
+        f"    _r = {table}[0]",
+        "    if _r is None:",
+        f"        return _ewp_{key}(v)",
+        "    _P, _A, _T, _E, _S = _r",
+        "    a = 1",
+        "    _q = 0",
+        "    _D = None",
+    ]
+    for k, (name, body) in enumerate(blocks):
+        f = fields[name]
+        enc = []
+        if k:  # the unchanged fields before this one: their kept bits in one shift
+            enc.append(
+                f"if _q < {k}: _w = _E[{k}] - _E[_q]; "
+                f"a = (a << _w) | ((_A >> (_T - _E[{k}])) & ((1 << _w) - 1))"
+            )
+        if has_st:
+            enc.append(f"st = _S[{k}]")
+        enc.append("_L = a.bit_length()")
+        enc += [ln[4:] for ln in body]
+        enc += [  # another width: the kept starts after it move (wstarts at the end)
+            f"_L = a.bit_length() - _L - _E[{k + 1}] + _E[{k}]",
+            f"if _L: _D = {{}} if _D is None else _D; _D[{k + 1}] = _L",
+            f"_q = {k + 1}",
+        ]
+        if _run_kind(em, f) == "ident":
+            fast += [
+                f"    if v.{name} is not _P.{name}:",
+                f"        x = v.{name}",
+                f"        if x is None or _P.{name} is None: return _ewp_{key}(v)",
+            ]
+            fast += ["        " + ln for ln in enc]
+        else:  # a mutable value: encoded whenever present (its own caches apply)
+            fast += [
+                f"    x = v.{name}",
+                "    if x is None:",
+                f"        if _P.{name} is not None: return _ewp_{key}(v)",
+                "    else:",
+                f"        if _P.{name} is None: return _ewp_{key}(v)",
+            ]
+            fast += ["        " + ln for ln in enc]
+    fast += [
+        "    _w = _T - _E[_q]",
+        "    a = (a << _w) | (_A & ((1 << _w) - 1))",
+        "    _n = a.bit_length() - 1",
+        "    _b = a ^ (1 << _n)",
+        "    if _D is not None: _E = wstarts(_E, _D)",
+        f"    {table}[0] = (v, _b, _n, _E, _S)",
+    ]
+    if mutable:
+        fast[-1] = f"    {table}[0] = (v, _b, _n, _E, _S) if {' and '.join(mutable)} else None"
+    fast += keep
+    fast.append("    return _b, _n")
+    em._ew_tables.append(f"{table}: list[Any] = [None]  # (value, bits, width, starts, states)")
+    return fast, plain
+
+
+def _is_bytes(em: Emitter, f: Field) -> bool:
+    t: Any = f.simple if f.kind == "attr" else f.decls[0].simple
+    return t is not None and em.value_codec(t).kind == "bytes"
+
+
+def _run_kind(em: Emitter, f: Field) -> str:
+    """ "ident": the same object has the same bits (an immutable value); "always": the
+    field is encoded whenever present (a repeated field, a group, a mutable complex
+    value)."""
+    if f.repeated or f.kind not in ("elem", "attr"):
+        return "always"
+    if f.kind == "attr":
+        return "ident"
+    if len(f.decls) != 1:
+        return "always"
+    d = f.decls[0]
+    if d.simple is not None:
+        return "ident"
+    return "ident" if em._immutable(em.cls(d.complex)) else "always"  # type: ignore[arg-type]
+
+
+# the loop responses: most of their fields are the previous response's objects (a
+# MeterInfo is not: its reading and time are new numbers, its other fields mostly absent)
+RUN_TYPES = MEMO_TYPES - {"MeterInfo"}
 
 
 def _memo_keep(em: Emitter, g: TypeGrammar, f: Field) -> str | None:

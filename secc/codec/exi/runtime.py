@@ -35,6 +35,7 @@ __all__ = [
     "wint",
     "winteger",
     "wmiss",
+    "wstarts",
     "wstring",
     "wuint",
 ]
@@ -231,9 +232,39 @@ def ewmiss(v: Any) -> tuple[int, int]:
 
 
 def wuint(a: int, value: int) -> int:
-    """``a`` followed by an Unsigned Integer (7-bit groups, least significant first)."""
+    """``a`` followed by an Unsigned Integer (7-bit groups, least significant first).
+    Up to five groups (35 bits: meter readings, Unix times) computed without a loop."""
     if value < 0x80:
         return (a << 8) | value
+    if value < 0x4000:
+        return (a << 16) | ((value & 0x7F) << 8) | 0x8000 | (value >> 7)
+    if value < 0x200000:
+        return (
+            (a << 24)
+            | ((value & 0x7F) << 16)
+            | 0x808000
+            | (((value >> 7) & 0x7F) << 8)
+            | (value >> 14)
+        )
+    if value < 0x10000000:
+        return (
+            (a << 32)
+            | ((value & 0x7F) << 24)
+            | (((value >> 7) & 0x7F) << 16)
+            | (((value >> 14) & 0x7F) << 8)
+            | (value >> 21)
+            | 0x80808000
+        )
+    if value < 0x800000000:
+        return (
+            (a << 40)
+            | ((value & 0x7F) << 32)
+            | (((value >> 7) & 0x7F) << 24)
+            | (((value >> 14) & 0x7F) << 16)
+            | (((value >> 21) & 0x7F) << 8)
+            | (value >> 28)
+            | 0x8080808000
+        )
     b = 0
     n = 0
     while value >= 0x80:
@@ -248,6 +279,18 @@ def winteger(a: int, value: int) -> int:
     if value < 0:
         return wuint((a << 1) | 1, -value - 1)
     return wuint(a << 1, value)
+
+
+def wstarts(starts: tuple[int, ...], moved: dict[int, int]) -> tuple[int, ...]:
+    """A run memo's field starts (``codegen/window.py`` ``_ew_run``) after some fields
+    were encoded to another width: ``moved`` maps the index of the field after each of
+    them to its change; every start after it moves by that much."""
+    out = []
+    d = 0
+    for j, e in enumerate(starts):
+        d += moved.get(j, 0)
+        out.append(e + d)
+    return tuple(out)
 
 
 def wstring(a: int, value: str) -> int:
