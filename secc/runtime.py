@@ -906,13 +906,13 @@ class Evse:
             self._poke.set()
 
     async def _fault_loop(self) -> None:
-        from secc.core.events import EvseFault
-
         assert self.runner is not None
         while True:
             fault = await self.runner.faults.get()
             if self.active is not None:
-                await self.active.feed(EvseFault(fault.fault.value, fault.detail))
+                if not _core_bound:  # (the core's events: not before SDP-ready)
+                    _bind_core()
+                await self.active.feed(_EvseFault(fault.fault.value, fault.detail))
 
     async def _token_loop(self) -> None:
         """Tokens from the board's reader (RFID) go to the backend (OCPP C01: Authorize)."""
