@@ -122,7 +122,8 @@ class OutputNotSafeError(HalError):
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 HANDOVER_WAIT_S = 10.0  # Evse.attach_backend: the longest wait for the bridge's link
 
-Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
+if TYPE_CHECKING:  # (a runtime alias with a forward reference compiles it: issue 17)
+    Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
 
 
 @record

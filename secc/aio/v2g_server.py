@@ -90,8 +90,9 @@ log = logging.getLogger(__name__)
 # they load after SDP-ready (tests/station/test_startup.py; ~15M instructions of the
 # start, issue 17).  _bind() binds the names below once: when the driver imports
 # PAYLOAD_TYPES (``secc run``'s post-ready settle step), or at the latest when the first
-# V2GConnection is made, or when a name is read from outside (module __getattr__).  The
-# per-message path reads them as plain module globals (no import, no check per message).
+# connection is accepted or a V2GConnection made (one check per connection), or when a
+# table is read from outside (module __getattr__).  The per-message path reads them as
+# plain module globals (no import, no check per message).
 _bound = False
 PROTOCOL_SCHEMAS: dict[str, Schema]  # supportedAppProtocol namespace -> first schema
 # the V2GTP payload type each schema's messages travel in (ISO 15118-20 Table 13)
@@ -105,6 +106,7 @@ _DecodeError: type[DecodeError]
 _ConnectionLost: type[ConnectionLost]
 # RequestReceived per request, without the frozen dataclass's keyword __init__
 _received: Callable[[Any, Schema, Any, str], RequestReceived]
+_AlertingSSLProtocol: type[Any] | None  # (_alerting_ssl_protocol(): for TLS connections)
 _LAZY = frozenset({"PROTOCOL_SCHEMAS", "PAYLOAD_TYPES", "ISO20_SCHEMAS"})
 
 
@@ -113,6 +115,7 @@ def _bind() -> None:
     idempotent, safe in the settle thread while the loop runs."""
     global PROTOCOL_SCHEMAS, PAYLOAD_TYPES, ISO20_SCHEMAS, _APPHAND, _NAMES
     global _decode_checked, _encode, _DecodeError, _ConnectionLost, _received, _bound
+    global _AlertingSSLProtocol
     from secc import codec
     from secc.core.construct import builder
     from secc.core.events import ConnectionLost, RequestReceived, Schema
@@ -140,6 +143,7 @@ def _bind() -> None:
     _decode_checked, _encode, _DecodeError = codec.decode_checked, codec.encode, codec.DecodeError
     _ConnectionLost = ConnectionLost
     _received = builder(RequestReceived, "message", "schema", "violations", "element")
+    _AlertingSSLProtocol = _alerting_ssl_protocol()
     _bound = True
 
 
@@ -192,7 +196,8 @@ class SessionHandler(Protocol):
     ) -> None: ...
 
 
-HandlerFactory = Callable[["V2GConnection"], SessionHandler]
+if TYPE_CHECKING:  # (a runtime alias with a forward reference compiles it: issue 17)
+    HandlerFactory = Callable[["V2GConnection"], SessionHandler]
 
 
 class V2GStream(asyncio.Protocol):
@@ -485,9 +490,6 @@ def _alerting_ssl_protocol() -> type[Any] | None:
     return AlertingSSLProtocol
 
 
-_AlertingSSLProtocol = _alerting_ssl_protocol()
-
-
 async def _readable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
@@ -776,6 +778,8 @@ class V2GServer:
         return stream, selection, hello
 
     async def _serve(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        if not _bound:  # (a connection before the post-ready binding: once)
+            _bind()
         try:
             stream, selection, hello = await self._open(sock, peer)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:

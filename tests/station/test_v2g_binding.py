@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from asyncio import sslproto
 
 import pytest
 
@@ -137,6 +138,8 @@ def test_the_bound_names_are_the_generic_objects() -> None:
     assert v._DecodeError is codec.DecodeError
     assert v._ConnectionLost is ConnectionLost
     assert v._APPHAND is Schema.APPHAND
+    assert v._AlertingSSLProtocol is not None
+    assert issubclass(v._AlertingSSLProtocol, sslproto.SSLProtocol)
     assert {s: s.value for s in Schema} == v._NAMES
     assert v.PROTOCOL_SCHEMAS == {
         "urn:iso:15118:2:2013:MsgDef": Schema.ISO2,
