@@ -116,6 +116,8 @@ def _bind() -> None:
     global PROTOCOL_SCHEMAS, PAYLOAD_TYPES, ISO20_SCHEMAS, _APPHAND, _NAMES
     global _decode_checked, _encode, _DecodeError, _ConnectionLost, _received, _bound
     global _AlertingSSLProtocol
+    if _bound:
+        return
     from secc import codec
     from secc.core.construct import builder
     from secc.core.events import ConnectionLost, RequestReceived, Schema

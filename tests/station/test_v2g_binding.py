@@ -132,7 +132,10 @@ def test_the_bound_names_are_the_generic_objects() -> None:
     from secc.core.events import ConnectionLost, RequestReceived
     from secc.v2gtp import PayloadType
 
-    v._bind()  # idempotent: again, the same objects
+    v._bind()  # (bound already in this process, or now: once)
+    before = {name: getattr(v, name) for name in ("_received", "_AlertingSSLProtocol")}
+    v._bind()
+    assert {name: getattr(v, name) for name in before} == before
     assert v._decode_checked is codec.decode_checked
     assert v._encode is codec.encode
     assert v._DecodeError is codec.DecodeError
