@@ -122,7 +122,8 @@ class OutputNotSafeError(HalError):
 HISTORY = 16  # ended sessions an EVSE remembers (tests, demo, status)
 HANDOVER_WAIT_S = 10.0  # Evse.attach_backend: the longest wait for the bridge's link
 
-Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
+if TYPE_CHECKING:  # (a runtime alias with a forward reference compiles it: issue 17)
+    Observer = Callable[[str, "Record"], None]  # (evse_id, trace record)
 
 
 @record
@@ -906,13 +907,13 @@ class Evse:
             self._poke.set()
 
     async def _fault_loop(self) -> None:
-        from secc.core.events import EvseFault
-
         assert self.runner is not None
         while True:
             fault = await self.runner.faults.get()
             if self.active is not None:
-                await self.active.feed(EvseFault(fault.fault.value, fault.detail))
+                if not _core_bound:  # (the core's events: not before SDP-ready)
+                    _bind_core()
+                await self.active.feed(_EvseFault(fault.fault.value, fault.detail))
 
     async def _token_loop(self) -> None:
         """Tokens from the board's reader (RFID) go to the backend (OCPP C01: Authorize)."""

@@ -47,7 +47,7 @@ import asyncio
 import contextlib
 import errno
 import logging
-import random
+import os
 import socket
 import ssl
 import sys
@@ -55,7 +55,6 @@ from asyncio import sslproto
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from secc import codec
 from secc.aio.admission import Admission, Ticket, duplicate, send_alert
 from secc.aio.clienthello import (
     MAX_HELLO,
@@ -66,12 +65,13 @@ from secc.aio.clienthello import (
 )
 from secc.aio.logbudget import BudgetedLog, LogBudget
 from secc.aio.tls import Selection, TlsSelector, verified_chain, without_anchor
-from secc.core.construct import builder
-from secc.core.events import ConnectionLost, RequestReceived, Schema
 from secc.v2gtp import DEFAULT_MAX_PAYLOAD, Framer, FramingError, PayloadType, encode_frame
 
 if TYPE_CHECKING:  # annotations only (issue 17: no cryptography before SDP-ready)
     from cryptography import x509
+
+    from secc.codec import Decoded, DecodeError
+    from secc.core.events import ConnectionLost, RequestReceived, Schema
 
 __all__ = [
     "ISO20_SCHEMAS",
@@ -86,27 +86,77 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_SCHEMAS: dict[str, Schema] = {
-    "urn:iso:15118:2:2013:MsgDef": Schema.ISO2,
-    "urn:din:70121:2012:MsgDef": Schema.DIN,
-    # ISO 15118-20: whatever family was chosen, the session starts with CommonMessages
-    "urn:iso:std:iso:15118:-20:AC": Schema.ISO20_COMMON,
-    "urn:iso:std:iso:15118:-20:DC": Schema.ISO20_COMMON,
-}
+# The codec and the session core's events are not needed before the first connection:
+# they load after SDP-ready (tests/station/test_startup.py; ~15M instructions of the
+# start, issue 17).  _bind() binds the names below once: when the driver imports
+# PAYLOAD_TYPES (``secc run``'s post-ready settle step), or at the latest when the first
+# connection is accepted or a V2GConnection made (one check per connection), or when a
+# table is read from outside (module __getattr__).  The per-message path reads them as
+# plain module globals (no import, no check per message).
+_bound = False
+PROTOCOL_SCHEMAS: dict[str, Schema]  # supportedAppProtocol namespace -> first schema
 # the V2GTP payload type each schema's messages travel in (ISO 15118-20 Table 13)
-PAYLOAD_TYPES: dict[Schema, PayloadType] = {
-    Schema.APPHAND: PayloadType.EXI,
-    Schema.ISO2: PayloadType.EXI,
-    Schema.DIN: PayloadType.EXI,
-    Schema.ISO20_COMMON: PayloadType.ISO20_COMMON,
-    Schema.ISO20_AC: PayloadType.ISO20_AC,
-    Schema.ISO20_DC: PayloadType.ISO20_DC,
-    Schema.ISO20_ACDP: PayloadType.ISO20_ACDP,
-    Schema.ISO20_WPT: PayloadType.ISO20_WPT,
-}
-ISO20_SCHEMAS: dict[int, Schema] = {
-    int(t): s for s, t in PAYLOAD_TYPES.items() if t is not PayloadType.EXI
-}
+PAYLOAD_TYPES: dict[Schema, PayloadType]
+ISO20_SCHEMAS: dict[int, Schema]  # -20 payload type -> the schema its frames are in
+_APPHAND: Schema
+_NAMES: dict[Schema, str]  # (an Enum's .value is two Python calls)
+_decode_checked: Callable[[bytes, str], Decoded]
+_encode: Callable[[object], bytes]
+_DecodeError: type[DecodeError]
+_ConnectionLost: type[ConnectionLost]
+# RequestReceived per request, without the frozen dataclass's keyword __init__
+_received: Callable[[Any, Schema, Any, str], RequestReceived]
+_AlertingSSLProtocol: type[Any] | None  # (_alerting_ssl_protocol(): for TLS connections)
+_LAZY = frozenset({"PROTOCOL_SCHEMAS", "PAYLOAD_TYPES", "ISO20_SCHEMAS"})
+
+
+def _bind() -> None:
+    """Import the codec and the core's events and bind the module's names (see above);
+    idempotent, safe in the settle thread while the loop runs."""
+    global PROTOCOL_SCHEMAS, PAYLOAD_TYPES, ISO20_SCHEMAS, _APPHAND, _NAMES
+    global _decode_checked, _encode, _DecodeError, _ConnectionLost, _received, _bound
+    global _AlertingSSLProtocol
+    if _bound:
+        return
+    from secc import codec
+    from secc.core.construct import builder
+    from secc.core.events import ConnectionLost, RequestReceived, Schema
+
+    PROTOCOL_SCHEMAS = {
+        "urn:iso:15118:2:2013:MsgDef": Schema.ISO2,
+        "urn:din:70121:2012:MsgDef": Schema.DIN,
+        # ISO 15118-20: whatever family was chosen, the session starts with CommonMessages
+        "urn:iso:std:iso:15118:-20:AC": Schema.ISO20_COMMON,
+        "urn:iso:std:iso:15118:-20:DC": Schema.ISO20_COMMON,
+    }
+    PAYLOAD_TYPES = {
+        Schema.APPHAND: PayloadType.EXI,
+        Schema.ISO2: PayloadType.EXI,
+        Schema.DIN: PayloadType.EXI,
+        Schema.ISO20_COMMON: PayloadType.ISO20_COMMON,
+        Schema.ISO20_AC: PayloadType.ISO20_AC,
+        Schema.ISO20_DC: PayloadType.ISO20_DC,
+        Schema.ISO20_ACDP: PayloadType.ISO20_ACDP,
+        Schema.ISO20_WPT: PayloadType.ISO20_WPT,
+    }
+    ISO20_SCHEMAS = {int(t): s for s, t in PAYLOAD_TYPES.items() if t is not PayloadType.EXI}
+    _APPHAND = Schema.APPHAND
+    _NAMES = {s: s.value for s in Schema}
+    _decode_checked, _encode, _DecodeError = codec.decode_checked, codec.encode, codec.DecodeError
+    _ConnectionLost = ConnectionLost
+    _received = builder(RequestReceived, "message", "schema", "violations", "element")
+    _AlertingSSLProtocol = _alerting_ssl_protocol()
+    _bound = True
+
+
+def __getattr__(name: str) -> Any:
+    """PROTOCOL_SCHEMAS, PAYLOAD_TYPES, ISO20_SCHEMAS read before :func:`_bind` ran."""
+    if name in _LAZY:
+        _bind()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 READ_SIZE = 65536
 # Requests up to this size are decoded on the event loop (every charging-loop message is
 # a few hundred octets); larger ones in a worker thread, so that no input the V2GTP
@@ -115,9 +165,6 @@ READ_SIZE = 65536
 # ScheduleExchangeReq / PowerDeliveryReq with schedules of up to 1024 entries (beyond
 # 64 kB at the schemas' bounds, bench/request_bound.py).  Dense 4 kB: about 8 ms here.
 INLINE_DECODE_MAX = 4096
-# RequestReceived per request, without the frozen dataclass's keyword __init__
-_received = builder(RequestReceived, "message", "schema", "violations", "element")
-_NAMES = {s: s.value for s in Schema}  # (an Enum's .value is two Python calls)
 _EXI_ONLY = frozenset({int(PayloadType.EXI)})
 _ISO20_TYPES = frozenset(
     int(t) for t in (PayloadType.ISO20_COMMON, PayloadType.ISO20_AC, PayloadType.ISO20_DC,
@@ -128,6 +175,8 @@ _ISO20_TYPES = frozenset(
 def negotiated_schema(request: Any, response: Any) -> Schema | None:
     """The schema a ``supportedAppProtocolRes`` selected from its request, or ``None``
     (Failed_NoNegotiation, no SchemaID, or a protocol this stack does not decode)."""
+    if not _bound:
+        _bind()
     if str(getattr(response, "response_code", "")).startswith("Failed"):
         return None
     schema_id = getattr(response, "schema_id", None)
@@ -145,11 +194,12 @@ class SessionHandler(Protocol):
     async def connection_lost(self, conn: V2GConnection, event: ConnectionLost) -> None: ...
 
     async def undecodable(
-        self, conn: V2GConnection, payload: bytes, error: codec.DecodeError
+        self, conn: V2GConnection, payload: bytes, error: DecodeError
     ) -> None: ...
 
 
-HandlerFactory = Callable[["V2GConnection"], SessionHandler]
+if TYPE_CHECKING:  # (a runtime alias with a forward reference compiles it: issue 17)
+    HandlerFactory = Callable[["V2GConnection"], SessionHandler]
 
 
 class V2GStream(asyncio.Protocol):
@@ -301,12 +351,14 @@ class V2GConnection:
         hello: ClientHello | None,
         log_budget: LogBudget | None = None,
     ) -> None:
+        if not _bound:  # (a connection before the post-ready binding: once)
+            _bind()
         self._stream = stream
         self._transport = stream.transport if stream is not None else None
         self.peer = peer
         self.selection = selection  # the TLS chain served, None on plain TCP
         self.client_hello = hello  # the peeked ClientHello, if the server looked at it
-        self.schema = Schema.APPHAND  # the schema the next request is decoded with
+        self.schema: Schema = _APPHAND  # the schema the next request is decoded with
         self.closed = False
         self.close_reason = ""
         self.last_payload = b""  # the EXI payload of the request being handled (traces)
@@ -389,7 +441,7 @@ class V2GConnection:
         """Encode ``message`` with the codec and send it (with the payload type of
         ``schema``, 0x8001 when not given); a supportedAppProtocolRes switches
         :attr:`schema` to the negotiated protocol."""
-        payload = codec.encode(message)
+        payload = _encode(message)
         if type(message).__name__ == "supportedAppProtocolRes":
             negotiated = negotiated_schema(self._last_sap_request, message)
             if negotiated is not None:
@@ -440,9 +492,6 @@ def _alerting_ssl_protocol() -> type[Any] | None:
     return AlertingSSLProtocol
 
 
-_AlertingSSLProtocol = _alerting_ssl_protocol()
-
-
 async def _readable(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[None] = loop.create_future()
@@ -488,18 +537,28 @@ _PORT_TRIES = 64
 
 def _listen_socket(host: str, port: int, interface: str | None) -> socket.socket:
     if port:
-        return _bind(host, port, interface)
-    rng = random.SystemRandom()
+        return _bind_port(host, port, interface)
     for _ in range(_PORT_TRIES):
         try:
-            return _bind(host, rng.choice(DYNAMIC_PORTS), interface)
+            return _bind_port(host, _random_port(), interface)
         except OSError as e:
             if e.errno != errno.EADDRINUSE:
                 raise
     raise OSError(errno.EADDRINUSE, f"no free port in {DYNAMIC_PORTS} after {_PORT_TRIES} tries")
 
 
-def _bind(host: str, port: int, interface: str | None) -> socket.socket:
+def _random_port() -> int:
+    """A port of DYNAMIC_PORTS, each equally likely (os.urandom, rejection sampling:
+    no ``random`` module before SDP-ready)."""
+    n = len(DYNAMIC_PORTS)
+    bits = (n - 1).bit_length()
+    while True:
+        r = int.from_bytes(os.urandom((bits + 7) // 8), "big") >> (-bits % 8)
+        if r < n:
+            return DYNAMIC_PORTS[r]
+
+
+def _bind_port(host: str, port: int, interface: str | None) -> socket.socket:
     # (bytes: a str host is IDNA-encoded, which imports encodings.idna and stringprep)
     infos = socket.getaddrinfo(host.encode(), port, socket.AF_INET6, socket.SOCK_STREAM)
     sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
@@ -721,6 +780,8 @@ class V2GServer:
         return stream, selection, hello
 
     async def _serve(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        if not _bound:  # (a connection before the post-ready binding: once)
+            _bind()
         try:
             stream, selection, hello = await self._open(sock, peer)
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
@@ -776,7 +837,7 @@ class V2GServer:
             self.connections.discard(conn)
             if conn._mark_closed(reason):
                 await conn._shutdown()
-                await asyncio.shield(handler.connection_lost(conn, ConnectionLost(reason)))
+                await asyncio.shield(handler.connection_lost(conn, _ConnectionLost(reason)))
 
     async def _read_loop(
         self, conn: V2GConnection, handler: SessionHandler, stream: V2GStream
@@ -824,16 +885,16 @@ class V2GServer:
         conn.last_payload_type = payload_type
         try:
             if len(payload) <= INLINE_DECODE_MAX:
-                root, message, violations = codec.decode_checked(payload, _NAMES[schema])
+                root, message, violations = _decode_checked(payload, _NAMES[schema])
             else:  # a large request: decoded off the loop (the loop runs every 5 ms)
                 loop = asyncio.get_running_loop()
                 root, message, violations = await loop.run_in_executor(
-                    None, codec.decode_checked, payload, schema.value
+                    None, _decode_checked, payload, schema.value
                 )
-        except codec.DecodeError as exc:
+        except _DecodeError as exc:
             conn.log.warning("%s: undecodable %s payload: %s", conn.peer[0], schema.value, exc)
             await handler.undecodable(conn, payload, exc)
             return
-        if schema is Schema.APPHAND:
+        if schema is _APPHAND:
             conn._last_sap_request = message
         await handler.request_received(conn, _received(message, schema, violations, root.local))

@@ -86,6 +86,12 @@ DEFERRED = (
     "hashlib",
     # a plain station file is read without tomllib (secc.configload.read_plain_toml)
     "tomllib",
+    # the V2G server binds the codec and the core's events once, after ready or at the
+    # first connection (secc.aio.v2g_server._bind), and picks its port with os.urandom
+    "secc.codec",
+    "secc.core.events",
+    "secc.core.construct",
+    "random",
 )
 
 
