@@ -6,12 +6,13 @@ The EV here runs on its own event loop in another thread (a car is another compu
 talks ISO 15118-2 DC over TCP: the sans-I/O EV simulator sets the session up to the
 charge loop; then the test's own rules take over.
 
-- After the station announced a stop (EVSENotification=StopCharging, ISO 15118-2
-  [V2G2-680]: the EV should answer with PowerDelivery Stop), a misbehaving EV keeps
-  sending CurrentDemandReq: one after each response, or several pipelined.  The station
-  is starved past its stop deadline (``stop_grace``) while requests wait; it answers at
-  most the one request it reads first (counted as come before the deadline), then its
-  stop timer ends the session, DC output off and contactors open.
+- After the station announced a stop (EVSENotification=StopCharging: by ISO 15118-2
+  the EV is to stop with PowerDelivery Stop), a misbehaving EV keeps sending
+  CurrentDemandReq: one after each response, or several pipelined.  The station is
+  starved past its stop deadline (``stop_grace``) while requests wait (or, with 8
+  pipelined, just flooded); it answers at most the one request it reads first (counted
+  as come before the deadline), then its stop timer ends the session, DC output off and
+  contactors open.
 - An EV that sends its next request only after V2G_SECC_Sequence_Timeout has run out on
   an idle station gets no answer: the session ended with ``sequence_timeout``.
 - The session clock's lag (``SessionDriver._lag``) grows only by the station's own
